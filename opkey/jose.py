@@ -1,0 +1,276 @@
+"""Strict JOSE encoding helpers: base64url, JSON and compact JWS splitting.
+
+Everything that reaches the cryptography goes through these functions first, so that
+malformed input is rejected as a :class:`~opkey.errors.FormatError` *before* any key lookup or
+signature check (DESIGN.md §4):
+
+* base64url must be canonical: the URL-safe alphabet, no padding, no non-zero trailing bits.
+  Python's decoder accepts several encodings of the same bytes; a token that can be written two
+  ways invites confusion between what was verified and what is stored.
+* JSON must be UTF-8, free of duplicate member names, ``NaN``/``Infinity``, lone surrogates and
+  huge integers, and within a size and nesting budget.
+* Protected headers must not use ``crit``, ``b64``, ``enc``, ``zip`` or key-carrying members
+  (``jwk``, ``jku``, ``x5u``, ``x5c``): keys come only from the pinned issuer's JWKS.
+
+``go_json`` reproduces Go's ``encoding/json`` output for maps, which OpenPubkey hashes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from opkey.errors import FormatError
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_TOKEN_LENGTH",
+    "CompactJWS",
+    "b64url_decode",
+    "b64url_encode",
+    "check_protected_header",
+    "freeze_json",
+    "go_json",
+    "parse_compact",
+    "parse_json",
+    "parse_json_object",
+    "thaw_json",
+]
+
+#: Largest token or document (in characters) accepted anywhere. Real ID tokens are under 4 KiB,
+#: GQ-signed PK tokens under 16 KiB; 256 KiB leaves room while bounding parsing work.
+MAX_TOKEN_LENGTH = 256 * 1024
+#: Deepest JSON nesting accepted. ID tokens nest two or three levels.
+MAX_JSON_DEPTH = 16
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+# Members that carry or point to keys, or change how the signature is computed.
+_FORBIDDEN_HEADER_MEMBERS = ("crit", "b64", "enc", "zip", "jwk", "jku", "x5u", "x5c")
+
+
+def b64url_encode(data: bytes) -> str:
+    """Encode ``data`` as unpadded base64url (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str, *, what: str = "value") -> bytes:
+    """Decode canonical unpadded base64url, rejecting every other spelling of the same bytes."""
+    if not isinstance(text, str):
+        raise FormatError(f"{what}: expected a base64url string, found {type(text).__name__}")
+    if len(text) > MAX_TOKEN_LENGTH * 2:
+        raise FormatError(f"{what}: {len(text)} characters is larger than allowed")
+    if _B64URL.fullmatch(text) is None:
+        raise FormatError(
+            f"{what}: not unpadded base64url (only A-Z a-z 0-9 - _ are allowed, no '=' padding)"
+        )
+    remainder = len(text) % 4
+    if remainder == 1:
+        raise FormatError(f"{what}: base64url length {len(text)} is impossible")
+    if remainder:
+        # The unused low bits of the last character must be zero (RFC 4648 §3.5).
+        unused_mask = 0b1111 if remainder == 2 else 0b11
+        if _INDEX[text[-1]] & unused_mask:
+            raise FormatError(f"{what}: non-canonical base64url (non-zero trailing bits)")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:  # pragma: no cover - excluded by the checks above
+        raise FormatError(f"{what}: invalid base64url: {exc}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise FormatError(f"JSON constant {name} is not allowed")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise FormatError(f"duplicate JSON member name {key!r}")
+            seen.add(key)
+    return result
+
+
+def _check_tree(value: Any, what: str) -> None:
+    """Bound the nesting depth and reject strings that are not valid Unicode scalar values."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > MAX_JSON_DEPTH:
+                raise FormatError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            for key, item in node.items():
+                _check_str(key, what)
+                if isinstance(item, (dict, list)):
+                    stack.append((item, depth + 1))
+                elif isinstance(item, str):
+                    _check_str(item, what)
+        elif isinstance(node, list):
+            if depth > MAX_JSON_DEPTH:
+                raise FormatError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            for item in node:
+                if isinstance(item, (dict, list)):
+                    stack.append((item, depth + 1))
+                elif isinstance(item, str):
+                    _check_str(item, what)
+
+
+def _check_str(text: str, what: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormatError(f"{what}: JSON string contains a lone surrogate") from None
+
+
+def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
+    """Parse JSON strictly (UTF-8, no duplicates, no NaN, bounded size and depth)."""
+    if len(data) > MAX_TOKEN_LENGTH:
+        raise FormatError(
+            f"{what}: {len(data)} bytes is larger than the {MAX_TOKEN_LENGTH} allowed"
+        )
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError(f"{what}: not valid UTF-8") from None
+    else:
+        text = data
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except FormatError as exc:
+        raise FormatError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise FormatError(f"{what}: JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and int() beyond the digit limit
+        raise FormatError(f"{what}: invalid JSON ({exc})") from None
+    _check_tree(value, what)
+    return value
+
+
+def parse_json_object(data: bytes | str, *, what: str = "JSON") -> dict[str, Any]:
+    """Parse strict JSON that must be an object."""
+    value = parse_json(data, what=what)
+    if not isinstance(value, dict):
+        raise FormatError(f"{what}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+_GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def go_json(value: Any) -> bytes:
+    """Serialize like Go's ``json.Marshal`` of a map: sorted keys, compact, HTML-escaped.
+
+    OpenPubkey hashes this encoding (commitments, PK token hash), so it must match byte for byte.
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.translate(_GO_ESCAPES).encode("utf-8")
+
+
+def freeze_json(value: Any) -> Any:
+    """Return a read-only deep copy of parsed JSON: objects become mappings, arrays tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: freeze_json(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze_json(v) for v in value)
+    return value
+
+
+def thaw_json(value: Any) -> Any:
+    """The inverse of :func:`freeze_json`: plain dicts and lists, for serialization."""
+    if isinstance(value, Mapping):
+        return {k: thaw_json(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw_json(v) for v in value]
+    return value
+
+
+def check_protected_header(header: Mapping[str, Any], *, what: str) -> str:
+    """Validate members every protected header must satisfy and return its ``alg``."""
+    for member in _FORBIDDEN_HEADER_MEMBERS:
+        if member in header:
+            raise FormatError(
+                f"{what}: protected header member {member!r} is not allowed",
+                found=member,
+            )
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg:
+        raise FormatError(f"{what}: protected header needs a string 'alg'", found=alg)
+    for member in ("typ", "kid"):
+        if member in header and not isinstance(header[member], str):
+            raise FormatError(f"{what}: header {member!r} must be a string")
+    return alg
+
+
+@dataclass(frozen=True, slots=True)
+class CompactJWS:
+    """A compact JWS ``header.payload.signature`` split into verified-well-formed parts.
+
+    ``protected_b64`` and ``payload_b64`` are kept byte-exact: they are the signing input.
+    """
+
+    protected_b64: str
+    payload_b64: str
+    signature_b64: str
+    header: Mapping[str, Any]
+    signature: bytes
+
+    @property
+    def signing_input(self) -> bytes:
+        """The bytes the signature covers: ``protected_b64 '.' payload_b64``."""
+        return f"{self.protected_b64}.{self.payload_b64}".encode("ascii")
+
+    @property
+    def alg(self) -> str:
+        """The protected ``alg`` (already checked to be a non-empty string)."""
+        alg: str = self.header["alg"]
+        return alg
+
+    def payload(self) -> bytes:
+        """The decoded payload bytes."""
+        return b64url_decode(self.payload_b64, what="JWS payload")
+
+    def compact(self) -> str:
+        """The token as ``header.payload.signature``."""
+        return f"{self.protected_b64}.{self.payload_b64}.{self.signature_b64}"
+
+
+def parse_compact(token: str, *, what: str = "JWS") -> CompactJWS:
+    """Split and strictly decode a compact JWS (three parts; a five-part JWE is rejected)."""
+    if not isinstance(token, str):
+        raise FormatError(f"{what}: expected a string, found {type(token).__name__}")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise FormatError(f"{what}: {len(token)} characters is larger than allowed")
+    parts = token.split(".")
+    if len(parts) == 5:
+        raise FormatError(f"{what}: five-part token is a JWE; only signed JWS is accepted")
+    if len(parts) != 3:
+        raise FormatError(f"{what}: expected 3 dot-separated parts, found {len(parts)}")
+    protected_b64, payload_b64, signature_b64 = parts
+    header = parse_json_object(
+        b64url_decode(protected_b64, what=f"{what} protected header"),
+        what=f"{what} protected header",
+    )
+    check_protected_header(header, what=what)
+    # The payload is decoded to check its encoding now; callers parse it as they need.
+    b64url_decode(payload_b64, what=f"{what} payload")
+    signature = b64url_decode(signature_b64, what=f"{what} signature")
+    return CompactJWS(
+        protected_b64=protected_b64,
+        payload_b64=payload_b64,
+        signature_b64=signature_b64,
+        header=MappingProxyType(header),
+        signature=signature,
+    )

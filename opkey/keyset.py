@@ -1,0 +1,124 @@
+"""A provider's published keys (JWKS) as data, and lookup by ``kid`` or ``jkt``.
+
+Parsing is pure: bytes in, :class:`KeySet` out. Keys of types opkey cannot use (symmetric
+``oct`` keys, other curves) are skipped, because real JWKS mix key types; keys that are
+*malformed* or carry private members make the whole document invalid, because a provider
+publishing them is broken or compromised. Lookup is exact and never falls back to trying other
+keys: a missing ``kid`` resolves only when the set holds exactly one key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opkey.errors import FormatError, KeyNotFoundError
+from opkey.jose import parse_json_object
+from opkey.keys import PublicJWK
+
+__all__ = ["KeySet"]
+
+_MAX_KEYS = 100
+_SKIPPED_KTY = frozenset({"oct"})
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """The validated public keys of one issuer."""
+
+    keys: tuple[PublicJWK, ...]
+    _by_kid: Mapping[str, tuple[PublicJWK, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _by_jkt: Mapping[str, PublicJWK] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        by_kid: dict[str, list[PublicJWK]] = {}
+        by_jkt: dict[str, PublicJWK] = {}
+        for key in self.keys:
+            if key.kid is not None:
+                by_kid.setdefault(key.kid, []).append(key)
+            by_jkt[key.thumbprint()] = key
+        object.__setattr__(self, "_by_kid", {k: tuple(v) for k, v in by_kid.items()})
+        object.__setattr__(self, "_by_jkt", by_jkt)
+
+    @classmethod
+    def from_json(cls, data: bytes | str, *, what: str = "JWKS") -> KeySet:
+        """Parse a JWKS document (``{"keys": [...]}``)."""
+        return cls.from_dict(parse_json_object(data, what=what), what=what)
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any], *, what: str = "JWKS") -> KeySet:
+        """Validate a decoded JWKS document."""
+        keys = document.get("keys")
+        if not isinstance(keys, list):
+            raise FormatError(f"{what}: expected a 'keys' array")
+        if len(keys) > _MAX_KEYS:
+            raise FormatError(f"{what}: {len(keys)} keys is more than the {_MAX_KEYS} allowed")
+        parsed: list[PublicJWK] = []
+        for index, jwk in enumerate(keys):
+            if isinstance(jwk, Mapping) and jwk.get("kty") in _SKIPPED_KTY:
+                continue
+            if (
+                isinstance(jwk, Mapping)
+                and jwk.get("kty") in ("EC", "OKP")
+                and jwk.get("crv") not in ("P-256", "Ed25519")
+            ):
+                continue  # a curve opkey does not verify with: unusable, not malformed
+            parsed.append(PublicJWK.from_dict(jwk, what=f"{what} key {index}"))
+        return cls(tuple(parsed))
+
+    def __iter__(self) -> Iterator[PublicJWK]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def by_kid(self, kid: str | None) -> PublicJWK:
+        """The key with exactly this ``kid``; with no ``kid``, the only key of a one-key set."""
+        if kid is None:
+            if len(self.keys) == 1:
+                return self.keys[0]
+            raise KeyNotFoundError(
+                f"token has no kid and the JWKS holds {len(self.keys)} keys; refusing to guess"
+            )
+        matches = self._by_kid.get(kid, ())
+        if len(matches) > 1:
+            raise KeyNotFoundError(f"JWKS holds {len(matches)} keys with kid {kid!r}; ambiguous")
+        if not matches:
+            raise KeyNotFoundError(f"no key with kid {kid!r} in the JWKS", found=kid)
+        return matches[0]
+
+    def by_jkt(self, jkt: str) -> PublicJWK:
+        """The key whose RFC 7638 thumbprint is ``jkt``."""
+        key = self._by_jkt.get(jkt)
+        if key is None:
+            raise KeyNotFoundError(f"no key with thumbprint {jkt!r} in the JWKS", found=jkt)
+        return key
+
+    def find(self, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """Look a key up by ``kid``, then by ``jkt``; when both are given they must agree."""
+        if kid is not None and kid in self._by_kid:
+            key = self.by_kid(kid)
+            if jkt is not None and key.thumbprint() != jkt:
+                raise KeyNotFoundError(
+                    f"key {kid!r} has thumbprint {key.thumbprint()!r}, token names {jkt!r}",
+                    expected=jkt,
+                    found=key.thumbprint(),
+                )
+            return key
+        if jkt is not None:
+            key = self.by_jkt(jkt)
+            if kid is not None and key.kid is not None and key.kid != kid:
+                raise KeyNotFoundError(
+                    f"key with thumbprint {jkt!r} has kid {key.kid!r}, token names {kid!r}"
+                )
+            return key
+        return self.by_kid(kid)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JWKS document of these keys."""
+        return {"keys": [key.to_dict() for key in self.keys]}

@@ -1,0 +1,234 @@
+"""Pure PK token verification: signatures, commitment and expiry against data the caller gives.
+
+:func:`verify_pktoken` takes a parsed :class:`~opkey.pktoken.PKToken`, the trusted issuer's
+configuration (:class:`IssuerConfig`), that issuer's keys (:class:`~opkey.keyset.KeySet`) and
+``now``. It performs no I/O and reads no clock. Steps, in order:
+
+1. the payload ``iss`` equals the configured issuer exactly (before any key is looked up);
+2. the OP ``alg`` is one the *verifier* allows (GQ256 only, when GQ is required);
+3. the key is found in that issuer's keys by exact ``kid`` (and ``jkt`` for GQ256);
+4. the OP signature verifies (RS256, PS256, ES256, EdDSA or GQ256);
+5. the CIC signature verifies under ``upk`` with the CIC ``alg``;
+6. the commitment matches, where the issuer puts it (``nonce``, ``aud`` or the GQ ``cic``);
+7. the audience rule holds (client id for nonce commitments, prefix for GQ-bound);
+8. the expiry policy accepts the token at ``now``.
+
+A COS (cosigner) signature, if present, is not verified and grants nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from opkey import gq
+from opkey.errors import CommitmentError, ConfigError, FormatError, KeyNotFoundError, SignatureError
+from opkey.expiry import ExpiryPolicy, timestamp
+from opkey.keys import ALL_OP_ALGORITHMS, PublicJWK, verify_signature
+from opkey.keyset import KeySet
+from opkey.pktoken import PKToken
+
+__all__ = [
+    "GQ_AUDIENCE_PREFIX",
+    "CommitmentType",
+    "IssuerConfig",
+    "VerifiedPKToken",
+    "find_op_key",
+    "verify_pktoken",
+]
+
+#: ``aud`` prefix that GQ-bound ID tokens (GitLab CI) must carry, as in OpenPubkey.
+GQ_AUDIENCE_PREFIX = "OPENPUBKEY-PKTOKEN:"
+
+
+class CommitmentType(enum.Enum):
+    """Where the identity provider carries the CIC commitment."""
+
+    NONCE = "nonce"
+    AUD = "aud"
+    GQ_BOUND = "gq-bound"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerConfig:
+    """What a verifier trusts about one issuer. The token never overrides any of it.
+
+    ``client_id`` is the audience a ``nonce``-committed ID token must be issued to; ``aud`` and
+    GQ-bound commitments use ``aud`` for other purposes and need none.
+    """
+
+    issuer: str
+    commitment: CommitmentType
+    algorithms: frozenset[str] = frozenset({"RS256"})
+    require_gq: bool = False
+    expiry: ExpiryPolicy = field(default_factory=lambda: ExpiryPolicy.max_age_of(24 * 3600))
+    client_id: str | None = None
+    gq_audience_prefix: str = GQ_AUDIENCE_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.issuer:
+            raise ConfigError("issuer must be a non-empty string")
+        algorithms = frozenset(self.algorithms)
+        object.__setattr__(self, "algorithms", algorithms)
+        unknown = algorithms - ALL_OP_ALGORITHMS
+        if unknown:
+            raise ConfigError(
+                f"unsupported algorithms {sorted(unknown)}; choose from {sorted(ALL_OP_ALGORITHMS)}"
+            )
+        if not algorithms:
+            raise ConfigError("at least one OP algorithm must be allowed")
+        if self.require_gq and algorithms != {"GQ256"}:
+            raise ConfigError("require_gq allows only GQ256; set algorithms to {'GQ256'}")
+        if self.commitment is CommitmentType.GQ_BOUND and not self.require_gq:
+            raise ConfigError("GQ-bound commitments need require_gq=True")
+        if self.commitment is CommitmentType.NONCE and not self.client_id:
+            raise ConfigError(f"issuer {self.issuer}: nonce commitments need a client_id")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedPKToken:
+    """A PK token that passed :func:`verify_pktoken`, with what was verified."""
+
+    pktoken: PKToken
+    issuer: str
+    subject: str
+    claims: Mapping[str, Any]
+    op_algorithm: str
+    op_key: PublicJWK
+    upk: PublicJWK
+    commitment: CommitmentType
+    pktoken_hash: str
+
+    @property
+    def op_key_thumbprint(self) -> str:
+        """RFC 7638 thumbprint of the provider key that vouched for the token."""
+        return self.op_key.thumbprint()
+
+
+def find_op_key(pktoken: PKToken, keys: KeySet) -> PublicJWK:
+    """The key in ``keys`` the OP signature names (by ``kid``, and ``jkt`` for GQ256)."""
+    header = pktoken.op.header
+    if pktoken.op.alg == "GQ256":
+        original = gq.original_header(pktoken.op.jws(pktoken.payload_b64))
+        jkt = header.get("jkt")
+        if not isinstance(jkt, str):
+            raise FormatError("GQ256 header needs the provider key thumbprint 'jkt'")
+        kid = original.header.get("kid")
+        return keys.find(kid=kid if isinstance(kid, str) else None, jkt=jkt)
+    kid = header.get("kid")
+    return keys.by_kid(kid if isinstance(kid, str) else None)
+
+
+def check_op_algorithm(pktoken: PKToken, config: IssuerConfig) -> str:
+    """The OP ``alg``, if the verifier allows it for this issuer."""
+    alg = pktoken.op.alg
+    if pktoken.op.header.get("typ") == "dpop+id_token":
+        raise SignatureError("key-bound (dpop+id_token) ID tokens are not supported")
+    if alg not in config.algorithms:
+        detail = " (GQ256 is required)" if config.require_gq else ""
+        raise SignatureError(
+            f"OP signature algorithm {alg!r} is not allowed for {config.issuer}; "
+            f"allowed: {', '.join(sorted(config.algorithms))}{detail}",
+            expected=sorted(config.algorithms),
+            found=alg,
+        )
+    return alg
+
+
+def verify_op_signature(pktoken: PKToken, alg: str, key: PublicJWK) -> None:
+    """Verify the provider's signature (or GQ proof) over the payload."""
+    jws = pktoken.op.jws(pktoken.payload_b64)
+    if alg == "GQ256":
+        gq.verify_jwt(jws, key)
+    else:
+        verify_signature(alg, key, jws.signing_input, jws.signature)
+
+
+def check_commitment(pktoken: PKToken, config: IssuerConfig) -> None:
+    """The ID token commits to this PK token's CIC, where ``config`` says it does."""
+    commitment = pktoken.cic_claims.commitment()
+    claims = pktoken.claims
+    if config.commitment is CommitmentType.NONCE:
+        found: Any = claims.get("nonce")
+        where = "nonce"
+    elif config.commitment is CommitmentType.AUD:
+        found = claims.get("aud")
+        where = "aud"
+    else:
+        found = pktoken.op.header.get("cic") if pktoken.op.alg == "GQ256" else None
+        where = "GQ header cic"
+    if found != commitment:
+        raise CommitmentError(
+            f"the ID token's {where} does not commit to this PK token's key",
+            expected=commitment,
+            found=found,
+        )
+    if (
+        pktoken.op.alg == "GQ256"
+        and config.commitment is not CommitmentType.GQ_BOUND
+        and "cic" in pktoken.op.header
+    ):
+        raise CommitmentError("GQ header carries a cic but the issuer does not use GQ-bound")
+
+
+def check_audience(claims: Mapping[str, Any], config: IssuerConfig) -> None:
+    """The audience rule: client id for nonce commitments, prefix for GQ-bound ones."""
+    aud = claims["aud"]
+    audiences = list(aud) if isinstance(aud, (list, tuple)) else [aud]
+    if config.commitment is CommitmentType.NONCE:
+        if config.client_id not in audiences:
+            raise CommitmentError(
+                f"ID token audience {aud!r} does not include client id {config.client_id!r}",
+                expected=config.client_id,
+                found=aud,
+            )
+    elif config.commitment is CommitmentType.GQ_BOUND and not any(
+        a.startswith(config.gq_audience_prefix) for a in audiences
+    ):
+        raise CommitmentError(
+            f"GQ-bound ID token audience must start with {config.gq_audience_prefix!r}",
+            expected=config.gq_audience_prefix,
+            found=aud,
+        )
+
+
+def verify_pktoken(
+    pktoken: PKToken,
+    config: IssuerConfig,
+    keys: KeySet,
+    *,
+    now: datetime,
+) -> VerifiedPKToken:
+    """Verify ``pktoken`` against ``config`` and ``keys`` as of ``now``; see the module doc."""
+    now_ts = timestamp(now)
+    issuer = pktoken.claims["iss"]
+    if issuer != config.issuer:
+        raise KeyNotFoundError(
+            f"PK token issuer {issuer!r} is not the trusted issuer {config.issuer!r}",
+            expected=config.issuer,
+            found=issuer,
+        )
+    alg = check_op_algorithm(pktoken, config)
+    key = find_op_key(pktoken, keys)
+    verify_op_signature(pktoken, alg, key)
+    cic = pktoken.cic_claims
+    verify_signature(
+        cic.alg, cic.upk, pktoken.cic.jws(pktoken.payload_b64).signing_input, pktoken.cic.signature
+    )
+    check_commitment(pktoken, config)
+    check_audience(pktoken.claims, config)
+    config.expiry.check(pktoken.claims, now_ts)
+    return VerifiedPKToken(
+        pktoken=pktoken,
+        issuer=issuer,
+        subject=pktoken.claims["sub"],
+        claims=pktoken.claims,
+        op_algorithm=alg,
+        op_key=key,
+        upk=cic.upk,
+        commitment=config.commitment,
+        pktoken_hash=pktoken.hash(),
+    )
