@@ -135,9 +135,7 @@ def _check_str(text: str, what: str) -> None:
 def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
     """Parse JSON strictly (UTF-8, no duplicates, no NaN, bounded size and depth)."""
     if len(data) > MAX_TOKEN_LENGTH:
-        raise FormatError(
-            f"{what}: {len(data)} bytes is larger than the {MAX_TOKEN_LENGTH} allowed"
-        )
+        raise FormatError(f"{what}: {len(data)} bytes is more than the {MAX_TOKEN_LENGTH} allowed")
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")

@@ -121,6 +121,9 @@ class PublicJWK:
         use = jwk.get("use")
         if use is not None and use != "sig":
             raise FormatError(f"{what}: key use {use!r} is not 'sig'")
+        key_ops = jwk.get("key_ops")
+        if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+            raise FormatError(f"{what}: key_ops {key_ops!r} does not allow 'verify'")
         key = _load_public_key(kty, jwk, what)
         return cls(
             kty=kty,
