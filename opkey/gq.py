@@ -57,24 +57,27 @@ _Convert = Callable[[int], Any]
 
 
 class _Backend:
-    """The big-integer implementation: ``name``, ``powmod``, ``mpz`` (int → native)."""
+    """The big-integer implementation: ``powmod``, ``invert`` and ``mpz`` (int to native)."""
 
-    def __init__(self, name: str, powmod: _PowMod, mpz: _Convert) -> None:
+    def __init__(
+        self, name: str, powmod: _PowMod, invert: Callable[[Any, Any], Any], mpz: _Convert
+    ) -> None:
         self.name = name
         self.powmod = powmod
+        self.invert = invert
         self.mpz = mpz
 
 
 def _python_backend() -> _Backend:
-    return _Backend("python", pow, int)
+    return _Backend("python", pow, lambda x, n: pow(x, -1, n), int)
 
 
 def _gmpy2_backend() -> _Backend | None:
     try:
-        import gmpy2
+        import gmpy2  # noqa: PLC0415 - optional, and slow to import: only when GQ is used
     except ImportError:
         return None
-    return _Backend("gmpy2", gmpy2.powmod, gmpy2.mpz)
+    return _Backend("gmpy2", gmpy2.powmod, gmpy2.invert, gmpy2.mpz)
 
 
 _backend: _Backend | None = None
@@ -247,7 +250,9 @@ def sign_jwt(
     sigma = int.from_bytes(jws.signature, "big")
     # Q = σ⁻¹ mod n, blinded so the inverse is never computed on σ itself.
     blind = randbelow(params.n - 1) + 1
-    q = (pow(sigma * blind % params.n, -1, params.n) * blind) % params.n
+    be = _current()
+    n = be.mpz(params.n)
+    q = int((be.invert(be.mpz(sigma * blind % params.n), n) * blind) % n)
     message = f"{header_b64}.{jws.payload_b64}".encode("ascii")
     signature = _sign(params, q, message, randbelow)
     return f"{header_b64}.{jws.payload_b64}.{b64url_encode(signature)}"

@@ -100,36 +100,39 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _check_tree(value: Any, what: str) -> None:
-    """Bound the nesting depth and reject strings that are not valid Unicode scalar values."""
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_tree(value: Any, text: str, what: str) -> None:
+    """Bound the nesting depth and reject lone surrogates (``\\ud800`` escapes).
+
+    Both walks are skipped when the text cannot contain the problem: fewer brackets than the
+    depth limit, or no surrogate escape at all (valid UTF-8 text holds no surrogates itself).
+    """
+    deep = text.count("{") + text.count("[") > MAX_JSON_DEPTH
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    if not (deep or surrogates):
+        return
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict):
-            if depth > MAX_JSON_DEPTH:
-                raise FormatError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-            for key, item in node.items():
+        if depth > MAX_JSON_DEPTH:
+            raise FormatError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
+        for key, item in items:
+            if surrogates and key is not None:
                 _check_str(key, what)
-                if isinstance(item, (dict, list)):
-                    stack.append((item, depth + 1))
-                elif isinstance(item, str):
-                    _check_str(item, what)
-        elif isinstance(node, list):
-            if depth > MAX_JSON_DEPTH:
-                raise FormatError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-            for item in node:
-                if isinstance(item, (dict, list)):
-                    stack.append((item, depth + 1))
-                elif isinstance(item, str):
-                    _check_str(item, what)
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1))
+            elif surrogates and isinstance(item, str):
+                _check_str(item, what)
 
 
 def _check_str(text: str, what: str) -> None:
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise FormatError(f"{what}: JSON string contains a lone surrogate") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError(f"{what}: JSON string contains a lone surrogate") from None
 
 
 def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
@@ -151,7 +154,10 @@ def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
         raise FormatError(f"{what}: JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, and int() beyond the digit limit
         raise FormatError(f"{what}: invalid JSON ({exc})") from None
-    _check_tree(value, what)
+    if isinstance(value, (dict, list)):
+        _check_tree(value, text, what)
+    elif isinstance(value, str) and _SURROGATE_ESCAPE.search(text):
+        _check_str(value, what)
     return value
 
 
@@ -168,19 +174,32 @@ _GO_ESCAPES = str.maketrans(
 )
 
 
+_GO_ESCAPED = re.compile("[<>&\u2028\u2029]")
+
+
 def go_json(value: Any) -> bytes:
     """Serialize like Go's ``json.Marshal`` of a map: sorted keys, compact, HTML-escaped.
 
     OpenPubkey hashes this encoding (commitments, PK token hash), so it must match byte for byte.
     """
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.translate(_GO_ESCAPES).encode("utf-8")
+    if _GO_ESCAPED.search(text):
+        text = text.translate(_GO_ESCAPES)
+    return text.encode("utf-8")
 
 
 def freeze_json(value: Any) -> Any:
-    """Return a read-only deep copy of parsed JSON: objects become mappings, arrays tuples."""
+    """Return a read-only view of parsed JSON: objects become mappings, arrays tuples.
+
+    Takes ownership of ``value`` (a freshly parsed document): flat objects are wrapped, not
+    copied, which keeps this off the verification profile.
+    """
     if isinstance(value, dict):
-        return MappingProxyType({k: freeze_json(v) for k, v in value.items()})
+        if any(isinstance(v, (dict, list)) for v in value.values()):
+            value = {
+                k: freeze_json(v) if isinstance(v, (dict, list)) else v for k, v in value.items()
+            }
+        return MappingProxyType(value)
     if isinstance(value, list):
         return tuple(freeze_json(v) for v in value)
     return value

@@ -1,0 +1,1 @@
+"""opkey benchmarks: ratios against primitive floors or peers, measured in one run."""
