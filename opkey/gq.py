@@ -74,7 +74,7 @@ def _python_backend() -> _Backend:
 
 def _gmpy2_backend() -> _Backend | None:
     try:
-        import gmpy2  # noqa: PLC0415 - optional, and slow to import: only when GQ is used
+        import gmpy2
     except ImportError:
         return None
     return _Backend("gmpy2", gmpy2.powmod, gmpy2.invert, gmpy2.mpz)

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from opkey.errors import FormatError, KeyNotFoundError
 from opkey.jose import parse_json_object
 from opkey.keys import PublicJWK
 
-__all__ = ["KeySet"]
+__all__ = ["KeyLookup", "KeySet"]
 
 _MAX_KEYS = 100
 _SKIPPED_KTY = frozenset({"oct"})
+
+
+class KeyLookup(Protocol):
+    """Finds one issuer's key by ``kid`` and/or ``jkt`` (exactly; never by trying keys)."""
+
+    def find(self, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """The key named; :class:`KeyNotFoundError` if there is none or it is ambiguous."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Pure PK token verification: signatures, commitment and expiry against data the caller gives.
 
 :func:`verify_pktoken` takes a parsed :class:`~opkey.pktoken.PKToken`, the trusted issuer's
-configuration (:class:`IssuerConfig`), that issuer's keys (:class:`~opkey.keyset.KeySet`) and
-``now``. It performs no I/O and reads no clock. Steps, in order:
+configuration (:class:`IssuerConfig`), that issuer's keys (a :class:`~opkey.keyset.KeySet` or
+another key lookup) and ``now``. It performs no I/O and reads no clock. Steps, in order:
 
 1. the payload ``iss`` equals the configured issuer exactly (before any key is looked up);
 2. the OP ``alg`` is one the *verifier* allows (GQ256 only, when GQ is required);
@@ -28,7 +28,7 @@ from opkey import gq
 from opkey.errors import CommitmentError, ConfigError, FormatError, KeyNotFoundError, SignatureError
 from opkey.expiry import ExpiryPolicy, timestamp
 from opkey.keys import ALL_OP_ALGORITHMS, PublicJWK, verify_signature
-from opkey.keyset import KeySet
+from opkey.keyset import KeyLookup
 from opkey.pktoken import PKToken
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "IssuerConfig",
     "VerifiedPKToken",
     "find_op_key",
+    "op_key_id",
     "verify_pktoken",
 ]
 
@@ -108,8 +109,12 @@ class VerifiedPKToken:
         return self.op_key.thumbprint()
 
 
-def find_op_key(pktoken: PKToken, keys: KeySet) -> PublicJWK:
-    """The key in ``keys`` the OP signature names (by ``kid``, and ``jkt`` for GQ256)."""
+def op_key_id(pktoken: PKToken) -> tuple[str | None, str | None]:
+    """The ``(kid, jkt)`` that name the provider key of the OP signature.
+
+    For GQ256 the ``kid`` is the original header's (carried in the GQ ``kid``) and ``jkt`` the
+    GQ header's thumbprint, which is required; other algorithms name only a ``kid``.
+    """
     header = pktoken.op.header
     if pktoken.op.alg == "GQ256":
         original = gq.original_header(pktoken.op.jws(pktoken.payload_b64))
@@ -117,9 +122,15 @@ def find_op_key(pktoken: PKToken, keys: KeySet) -> PublicJWK:
         if not isinstance(jkt, str):
             raise FormatError("GQ256 header needs the provider key thumbprint 'jkt'")
         kid = original.header.get("kid")
-        return keys.find(kid=kid if isinstance(kid, str) else None, jkt=jkt)
+        return (kid if isinstance(kid, str) else None), jkt
     kid = header.get("kid")
-    return keys.by_kid(kid if isinstance(kid, str) else None)
+    return (kid if isinstance(kid, str) else None), None
+
+
+def find_op_key(pktoken: PKToken, keys: KeyLookup) -> PublicJWK:
+    """The key in ``keys`` the OP signature names (by ``kid``, and ``jkt`` for GQ256)."""
+    kid, jkt = op_key_id(pktoken)
+    return keys.find(kid=kid, jkt=jkt)
 
 
 def check_op_algorithm(pktoken: PKToken, config: IssuerConfig) -> str:
@@ -198,11 +209,15 @@ def check_audience(claims: Mapping[str, Any], config: IssuerConfig) -> None:
 def verify_pktoken(
     pktoken: PKToken,
     config: IssuerConfig,
-    keys: KeySet,
+    keys: KeyLookup,
     *,
     now: datetime,
 ) -> VerifiedPKToken:
-    """Verify ``pktoken`` against ``config`` and ``keys`` as of ``now``; see the module doc."""
+    """Verify ``pktoken`` against ``config`` and ``keys`` as of ``now``; see the module doc.
+
+    ``keys`` holds the keys of ``config.issuer`` only (a :class:`~opkey.keyset.KeySet`, or
+    any :class:`~opkey.keyset.KeyLookup` such as a verifier's issuer-bound key source).
+    """
     now_ts = timestamp(now)
     issuer = pktoken.claims["iss"]
     if issuer != config.issuer:

@@ -1,0 +1,152 @@
+"""Where a verifier gets an issuer's keys: pinned JWKS, live discovery, the JWKS archive.
+
+A :class:`KeySource` answers "which key of *this issuer* has this ``kid``/``jkt``?" and names
+itself, so a verified identity can say which source vouched for the key. Sources are tried in
+order by :class:`FallbackKeys`: the usual chain is the live JWKS (fresh keys) and then the
+archive (keys that have since been rotated out). Only a :class:`KeyNotFoundError` falls through
+to the next source; any other failure is reported, unless a later source finds the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from opkey.errors import FormatError, KeyNotFoundError, OpkeyError
+from opkey.keys import PublicJWK
+from opkey.keyset import KeySet
+
+__all__ = [
+    "ArchiveKeys",
+    "FallbackKeys",
+    "IssuerKeys",
+    "KeySource",
+    "LiveKeys",
+    "PinnedKeys",
+]
+
+
+class KeySource(Protocol):
+    """Finds an issuer's key by exact ``kid``/``jkt``."""
+
+    @property
+    def name(self) -> str:
+        """Short name reported with verified identities (``pinned``, ``live``, ``archive``)."""
+        ...
+
+    def find(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """The key; :class:`KeyNotFoundError` if this source has none."""
+        ...
+
+
+class _FindsKey(Protocol):
+    def find_key(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> PublicJWK: ...
+
+
+class _ArchiveLike(Protocol):
+    def find(self, issuer: str, *, kid: str | None = None, jkt: str | None = None) -> PublicJWK: ...
+
+
+@dataclass(frozen=True)
+class PinnedKeys:
+    """Keys given as data (a JWKS file the user pinned), per issuer."""
+
+    keysets: Mapping[str, KeySet]
+    name: str = "pinned"
+
+    @classmethod
+    def from_file(cls, issuer: str, path: str | Path) -> PinnedKeys:
+        """One issuer's JWKS read from a file."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise FormatError(f"cannot read JWKS file {path}: {exc.strerror or exc}") from None
+        return cls({issuer: KeySet.from_json(data, what=f"JWKS file {path}")})
+
+    def find(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """See :class:`KeySource`."""
+        keyset = self.keysets.get(issuer)
+        if keyset is None:
+            raise KeyNotFoundError(f"no pinned keys for issuer {issuer!r}")
+        return keyset.find(kid=kid, jkt=jkt)
+
+
+@dataclass(frozen=True)
+class LiveKeys:
+    """The issuer's current JWKS, through a JWKS client (discovery, cache, rate limits)."""
+
+    client: _FindsKey
+    name: str = "live"
+
+    def find(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """See :class:`KeySource`."""
+        return self.client.find_key(issuer, kid=kid, jkt=jkt)
+
+
+@dataclass(frozen=True)
+class ArchiveKeys:
+    """Every key ever observed for the issuer, from the JWKS archive."""
+
+    archive: _ArchiveLike
+    name: str = "archive"
+
+    def find(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """See :class:`KeySource`."""
+        return self.archive.find(issuer, kid=kid, jkt=jkt)
+
+
+@dataclass(frozen=True)
+class FallbackKeys:
+    """Try sources in order; the first that finds the key wins."""
+
+    sources: Sequence[KeySource]
+
+    @property
+    def name(self) -> str:
+        """The names of the sources, joined with ``+``."""
+        return "+".join(source.name for source in self.sources)
+
+    def find_with_source(
+        self, issuer: str, *, kid: str | None, jkt: str | None = None
+    ) -> tuple[PublicJWK, str]:
+        """The key and the name of the source that had it."""
+        errors: list[OpkeyError] = []
+        for source in self.sources:
+            try:
+                return source.find(issuer, kid=kid, jkt=jkt), source.name
+            except KeyNotFoundError as exc:
+                errors.append(exc)
+            except OpkeyError as exc:  # e.g. the live JWKS is unreachable: try the archive
+                errors.append(exc)
+        if not errors:
+            raise KeyNotFoundError(f"no key source configured for issuer {issuer!r}")
+        hard = [e for e in errors if not isinstance(e, KeyNotFoundError)]
+        if hard:
+            first = hard[0]
+            raise type(first)(
+                f"{first} (and no other key source has the key)",
+                expected=first.expected,
+                found=first.found,
+            )
+        detail = "; ".join(f"{s.name}: {e}" for s, e in zip(self.sources, errors, strict=True))
+        raise KeyNotFoundError(f"no trusted key for issuer {issuer!r} ({detail})", found=kid)
+
+    def find(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """See :class:`KeySource`."""
+        return self.find_with_source(issuer, kid=kid, jkt=jkt)[0]
+
+
+@dataclass
+class IssuerKeys:
+    """A :class:`~opkey.keyset.KeyLookup` bound to one issuer; remembers which source answered."""
+
+    issuer: str
+    source: FallbackKeys
+    used: str = ""
+
+    def find(self, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """The issuer's key; records the answering source's name in :attr:`used`."""
+        key, self.used = self.source.find_with_source(self.issuer, kid=kid, jkt=jkt)
+        return key

@@ -1,0 +1,88 @@
+"""Issuer presets: how the common identity providers carry commitments and sign tokens.
+
+These are the verification settings OpenPubkey uses for each provider; a verifier or a policy
+file can start from them and pin more. Presets for *signature* verification default to the
+``never`` expiry policy because verifying an artifact long after its ID token expired is the
+normal case (see ``spec/time.md``); pass another :class:`~opkey.expiry.ExpiryPolicy` to bound
+the age of accepted PK tokens.
+"""
+
+from __future__ import annotations
+
+from opkey.expiry import ExpiryPolicy
+from opkey.verify import CommitmentType, IssuerConfig
+
+__all__ = [
+    "GITHUB_ACTIONS_ISSUER",
+    "GITLAB_ISSUER",
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_ISSUER",
+    "MICROSOFT_CLIENT_ID",
+    "MICROSOFT_ISSUER",
+    "github_actions",
+    "gitlab_ci",
+    "google",
+    "microsoft",
+]
+
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+GITLAB_ISSUER = "https://gitlab.com"
+GOOGLE_ISSUER = "https://accounts.google.com"
+MICROSOFT_ISSUER = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+#: OpenPubkey's public client ids, so PK tokens from OpenPubkey clients verify by default.
+GOOGLE_CLIENT_ID = "206584157355-7cbe4s640tvm7naoludob4ut1emii7sf.apps.googleusercontent.com"
+MICROSOFT_CLIENT_ID = "096ce0a3-5e72-4da8-9c86-12924b294a01"
+
+
+def github_actions(
+    *, issuer: str = GITHUB_ACTIONS_ISSUER, expiry: ExpiryPolicy | None = None
+) -> IssuerConfig:
+    """GitHub Actions: ``aud`` commitment, GQ256 required (GitHub signs RS256)."""
+    return IssuerConfig(
+        issuer=issuer,
+        commitment=CommitmentType.AUD,
+        algorithms=frozenset({"GQ256"}),
+        require_gq=True,
+        expiry=expiry or ExpiryPolicy.never(),
+    )
+
+
+def gitlab_ci(*, issuer: str = GITLAB_ISSUER, expiry: ExpiryPolicy | None = None) -> IssuerConfig:
+    """GitLab CI: GQ-bound commitment, ``aud`` prefixed ``OPENPUBKEY-PKTOKEN:``."""
+    return IssuerConfig(
+        issuer=issuer,
+        commitment=CommitmentType.GQ_BOUND,
+        algorithms=frozenset({"GQ256"}),
+        require_gq=True,
+        expiry=expiry or ExpiryPolicy.never(),
+    )
+
+
+def _nonce(
+    issuer: str, client_id: str, expiry: ExpiryPolicy | None, allow_gq: bool
+) -> IssuerConfig:
+    return IssuerConfig(
+        issuer=issuer,
+        commitment=CommitmentType.NONCE,
+        algorithms=frozenset({"RS256", "GQ256"} if allow_gq else {"RS256"}),
+        client_id=client_id,
+        expiry=expiry or ExpiryPolicy.never(),
+    )
+
+
+def google(
+    *, client_id: str = GOOGLE_CLIENT_ID, expiry: ExpiryPolicy | None = None, allow_gq: bool = True
+) -> IssuerConfig:
+    """Google accounts: ``nonce`` commitment, RS256 (or its GQ256 form)."""
+    return _nonce(GOOGLE_ISSUER, client_id, expiry, allow_gq)
+
+
+def microsoft(
+    *,
+    client_id: str = MICROSOFT_CLIENT_ID,
+    issuer: str = MICROSOFT_ISSUER,
+    expiry: ExpiryPolicy | None = None,
+    allow_gq: bool = True,
+) -> IssuerConfig:
+    """Microsoft Entra ID (personal accounts tenant by default): ``nonce`` commitment."""
+    return _nonce(issuer, client_id, expiry, allow_gq)
