@@ -74,7 +74,7 @@ def _python_backend() -> _Backend:
 
 def _gmpy2_backend() -> _Backend | None:
     try:
-        import gmpy2
+        import gmpy2  # optional and slow to import: loaded only when GQ is used
     except ImportError:
         return None
     return _Backend("gmpy2", gmpy2.powmod, gmpy2.invert, gmpy2.mpz)

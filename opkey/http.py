@@ -162,7 +162,7 @@ class RequestsTransport:
 
     def _get_session(self) -> requests.Session:
         if self._session is None:
-            import requests
+            import requests  # heavy: imported only when the network is used
 
             session = requests.Session()
             session.headers["User-Agent"] = self.user_agent

@@ -1,0 +1,73 @@
+"""Helpers shared by the CLI subcommands: input files, time arguments, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from opkey.errors import ConfigError, FormatError
+
+__all__ = ["emit_json", "parse_time", "read_input", "time_argument"]
+
+#: Largest input file the CLI reads (bundles and PK tokens are a few KiB).
+MAX_INPUT = 1024 * 1024
+
+
+def read_input(path: str) -> bytes:
+    """The bytes of ``path`` (``-`` for standard input), bounded in size."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_INPUT + 1)
+    except OSError as exc:
+        raise FormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_INPUT:
+        raise FormatError(f"{path} is larger than {MAX_INPUT} bytes; not a bundle or PK token")
+    return data
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time (``2026-01-02T03:04:05Z``) or seconds since the epoch."""
+    value = text.strip()
+    try:
+        if value.isdigit():
+            return datetime.fromtimestamp(int(value), timezone.utc)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        raise ConfigError(
+            f"invalid time {text!r}: use RFC 3339 (2026-01-02T03:04:05Z) or epoch seconds"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ConfigError(f"time {text!r} needs a timezone (e.g. a trailing Z for UTC)")
+    return parsed
+
+
+def time_argument(text: str) -> datetime:
+    """argparse type for times; errors become usage errors."""
+    try:
+        return parse_time(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as indented JSON on standard output."""
+    print(json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False))
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file readable only by its owner (mode 0600)."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
