@@ -568,9 +568,9 @@ _NUMERIC_ID = re.compile(r"[1-9][0-9]*")
 _GIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
-def _check_preset_value(kind: str, name: str, value: str, rules: Mapping[str, str]) -> None:
-    what = f"{kind}.{name}"
+def _check_preset_value(what: str, name: str, value: object, rules: Mapping[str, str]) -> None:
     _require_text(what, value, strip_check=True)
+    assert isinstance(value, str)
     rule = rules.get(name, "").split()
     if "ascii" in rule and _PRINTABLE_ASCII.fullmatch(value) is None:
         raise ConfigError(
@@ -700,7 +700,7 @@ class GitHubWorkflow:
     }
 
     def __post_init__(self) -> None:
-        _require_text("GitHubWorkflow.issuer", self.issuer, strip_check=True)
+        self.check_value("issuer", self.issuer, label="GitHubWorkflow.issuer")
         if self.repository is None and self.repository_id is None:
             raise ConfigError(
                 "GitHubWorkflow needs repository_id (preferred: stable) or repository",
@@ -709,7 +709,18 @@ class GitHubWorkflow:
         for name in self.CLAIMS:
             value = getattr(self, name)
             if value is not None:
-                _check_preset_value("GitHubWorkflow", name, value, self._RULES)
+                self.check_value(name, value, label=f"GitHubWorkflow.{name}")
+
+    @classmethod
+    def check_value(cls, name: str, value: object, *, label: str) -> None:
+        """Validate one field (``issuer`` or a claim name) as the constructor does.
+
+        Raises :class:`ConfigError` whose message starts with ``label`` (for example the key
+        path of a policy file), so configuration front ends can report where the value was.
+        """
+        if name != "issuer" and name not in cls.CLAIMS:
+            raise ConfigError(f"{label}: GitHubWorkflow has no field {name!r}", found=name)
+        _check_preset_value(label, name, value, cls._RULES)
 
     def check(self, claims: Mapping[str, Any]) -> None:
         """Raise :class:`PolicyError` at the first claim (issuer first) that differs."""
@@ -786,7 +797,7 @@ class GitLabPipeline:
     }
 
     def __post_init__(self) -> None:
-        _require_text("GitLabPipeline.issuer", self.issuer, strip_check=True)
+        self.check_value("issuer", self.issuer, label="GitLabPipeline.issuer")
         if self.project_path is None and self.project_id is None:
             raise ConfigError(
                 "GitLabPipeline needs project_id (preferred: stable) or project_path",
@@ -795,7 +806,18 @@ class GitLabPipeline:
         for name in self.CLAIMS:
             value = getattr(self, name)
             if value is not None:
-                _check_preset_value("GitLabPipeline", name, value, self._RULES)
+                self.check_value(name, value, label=f"GitLabPipeline.{name}")
+
+    @classmethod
+    def check_value(cls, name: str, value: object, *, label: str) -> None:
+        """Validate one field (``issuer`` or a claim name) as the constructor does.
+
+        Raises :class:`ConfigError` whose message starts with ``label`` (for example the key
+        path of a policy file), so configuration front ends can report where the value was.
+        """
+        if name != "issuer" and name not in cls.CLAIMS:
+            raise ConfigError(f"{label}: GitLabPipeline has no field {name!r}", found=name)
+        _check_preset_value(label, name, value, cls._RULES)
 
     def check(self, claims: Mapping[str, Any]) -> None:
         """Raise :class:`PolicyError` at the first claim (issuer first) that differs."""
