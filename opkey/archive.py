@@ -165,7 +165,6 @@ class JwksArchive:
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open JWKS archive {self.path}: {exc}") from None
         try:
-            conn.execute("PRAGMA foreign_keys = OFF")
             if not self._ready:
                 self._initialise(conn)
             yield conn
