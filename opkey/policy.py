@@ -607,7 +607,8 @@ def _check_preset_value(what: str, name: str, value: object, rules: Mapping[str,
         )
     if "at" in rule and "@" not in value:
         raise ConfigError(
-            f"{what}: expected owner/repo/.github/workflows/<file>@<ref>, found {_render(value)}",
+            f"{what}: expected <path>@<ref> (e.g. owner/repo/.github/workflows/f.yml@refs/"
+            f"heads/main), found {_render(value)}",
             found=value,
         )
     choices = [c for c in rule if c.startswith("=")]
