@@ -1,0 +1,643 @@
+"""Policy files: trusted issuers and required signers, in TOML (schema: spec/policy-file.md).
+
+A policy file pins everything a verifier must not let a token downgrade: which issuers are
+trusted and how (GQ required, allowed algorithms, where the commitment is, expiry, client id,
+key sources), and who must have signed (one or more named signers, each a policy)::
+
+    version = 1
+
+    [[issuers]]
+    issuer = "https://token.actions.githubusercontent.com"
+    commitment = "aud"
+    require_gq = true
+    expiry = "24h"
+
+    [[signers]]
+    name = "build"
+    github = { repository_id = "433903792", repository_owner_id = "25015917" }
+
+Parsing is strict and pure (:func:`parse_policy_file` reads text; :func:`load_policy_file` reads
+one file, nothing else). Unknown keys, wrong types, empty rules and invalid patterns are
+:class:`~opkey.errors.ConfigError` whose message begins with the key path, e.g.
+``signers[1].github.repository_id: expected a string, found integer 123`` (indices count from
+0). Every signer must pin its issuer (an ``issuer`` rule or a preset) so that a token from
+another trusted issuer can never satisfy it; only ``unsafe_no_policy`` is exempt.
+
+:meth:`PolicyFile.to_dict` and :meth:`PolicyFile.to_toml` write the same schema back:
+parsing their output gives an equal :class:`PolicyFile`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opkey.errors import ConfigError
+from opkey.expiry import DEFAULT_LEEWAY, ExpiryPolicy
+from opkey.policy import (
+    GITHUB_ACTIONS_ISSUER,
+    GITLAB_ISSUER,
+    AllOf,
+    AnyOf,
+    ClaimContains,
+    ClaimEquals,
+    ClaimGlob,
+    ClaimRegex,
+    GitHubWorkflow,
+    GitLabPipeline,
+    Issuer,
+    Policy,
+    Subject,
+    UnsafeNoPolicy,
+    accepts_any_signer,
+    json_type_name,
+    pinned_issuers,
+)
+from opkey.signoff import SignerRequirement, SignOffResult, evaluate_signers
+from opkey.verify import GQ_AUDIENCE_PREFIX, CommitmentType, IssuerConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "FORMAT_VERSION",
+    "PolicyFile",
+    "TrustedIssuer",
+    "load_policy_file",
+    "parse_policy_file",
+    "policy_file_from_dict",
+    "policy_from_dict",
+    "policy_to_dict",
+]
+
+#: The ``version`` this module reads and writes.
+FORMAT_VERSION = 1
+_MAX_FILE_BYTES = 1024 * 1024
+_MAX_RULE_DEPTH = 16
+_MAX_SIGNERS = 64
+_EXPIRY_NAMES = ("oidc", "12h", "24h", "48h", "1w", "never")
+_RULE_KINDS = (
+    "issuer",
+    "subject",
+    "claim",
+    "github",
+    "gitlab",
+    "all_of",
+    "any_of",
+    "unsafe_no_policy",
+)
+_CLAIM_MATCHERS = ("equals", "contains", "glob", "regex")
+_ISSUER_KEYS = (
+    "issuer",
+    "commitment",
+    "require_gq",
+    "algorithms",
+    "expiry",
+    "leeway",
+    "client_id",
+    "gq_audience_prefix",
+    "jwks_file",
+    "archive",
+)
+_TOP_KEYS = ("version", "distinct_signers", "issuers", "signers")
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedIssuer:
+    """An issuer the file trusts: its verification settings and where its keys may come from.
+
+    ``jwks_file`` (a pinned JWKS snapshot) and ``archive`` (a :mod:`opkey.archive` database) are
+    hints for front ends; relative paths were resolved against the policy file's directory when
+    it was loaded from disk.
+    """
+
+    config: IssuerConfig
+    jwks_file: Path | None = None
+    archive: Path | None = None
+
+    @property
+    def issuer(self) -> str:
+        """The issuer URL."""
+        return self.config.issuer
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    """A parsed policy file: trusted issuers and the signers an artifact needs."""
+
+    signers: tuple[SignerRequirement, ...]
+    issuers: tuple[TrustedIssuer, ...] = ()
+    distinct_signers: bool = True
+
+    def issuer_configs(self) -> dict[str, IssuerConfig]:
+        """The :class:`~opkey.verify.IssuerConfig` of every trusted issuer, by issuer URL."""
+        return {trusted.issuer: trusted.config for trusted in self.issuers}
+
+    def trusted_issuer(self, issuer: str) -> TrustedIssuer | None:
+        """The entry for ``issuer`` (exact match), or ``None`` if the file does not trust it."""
+        for trusted in self.issuers:
+            if trusted.issuer == issuer:
+                return trusted
+        return None
+
+    def evaluate(self, identities: Sequence[Mapping[str, Any]]) -> SignOffResult:
+        """Run the file's sign-off over the verified claims of every valid signature."""
+        return evaluate_signers(self.signers, identities, distinct=self.distinct_signers)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file as plain data in the documented schema (what :meth:`to_toml` writes)."""
+        data: dict[str, Any] = {"version": FORMAT_VERSION}
+        data["distinct_signers"] = self.distinct_signers
+        if self.issuers:
+            data["issuers"] = [_issuer_to_dict(t) for t in self.issuers]
+        data["signers"] = [_signer_to_dict(s) for s in self.signers]
+        return data
+
+    def to_toml(self) -> str:
+        """The file as TOML; :func:`parse_policy_file` of the result gives an equal object."""
+        return _dump_toml(self.to_dict())
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def load_policy_file(path: str | os.PathLike[str]) -> PolicyFile:
+    """Read and parse a policy file; relative key paths resolve against its directory."""
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(_MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy file {file}: {exc.strerror or exc}") from None
+    return parse_policy_file(data, base_dir=file.parent, source=str(file))
+
+
+def parse_policy_file(
+    text: str | bytes, *, base_dir: Path | None = None, source: str = "policy file"
+) -> PolicyFile:
+    """Parse policy-file TOML. ``base_dir`` resolves relative ``jwks_file``/``archive`` paths."""
+    if len(text) > _MAX_FILE_BYTES:
+        raise ConfigError(f"{source}: larger than {_MAX_FILE_BYTES} bytes")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{source}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply") from None
+    return policy_file_from_dict(data, base_dir=base_dir)
+
+
+def policy_file_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -> PolicyFile:
+    """Validate decoded policy-file data (from TOML, or JSON with the same structure)."""
+    _require_table(data, "(top level)")
+    _reject_unknown(data, _TOP_KEYS, "")
+    version = data.get("version")
+    if version is None:
+        raise ConfigError(f"version: required; this opkey reads version = {FORMAT_VERSION}")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise ConfigError(
+            f"version: expected {FORMAT_VERSION}, found {_show(version)}",
+            expected=FORMAT_VERSION,
+            found=version,
+        )
+    distinct = data.get("distinct_signers", True)
+    if not isinstance(distinct, bool):
+        raise ConfigError(f"distinct_signers: expected a boolean, found {_show(distinct)}")
+
+    issuers: list[TrustedIssuer] = []
+    raw_issuers = data.get("issuers", [])
+    _require_array(raw_issuers, "issuers")
+    for index, entry in enumerate(raw_issuers):
+        trusted = _parse_issuer(entry, f"issuers[{index}]", base_dir)
+        if any(t.issuer == trusted.issuer for t in issuers):
+            raise ConfigError(
+                f"issuers[{index}].issuer: {trusted.issuer!r} is already listed", found=trusted
+            )
+        issuers.append(trusted)
+
+    if "signers" not in data:
+        raise ConfigError("signers: required; list at least one [[signers]] table")
+    raw_signers = data["signers"]
+    _require_array(raw_signers, "signers")
+    if not raw_signers:
+        raise ConfigError("signers: empty; list at least one [[signers]] table")
+    if len(raw_signers) > _MAX_SIGNERS:
+        raise ConfigError(f"signers: {len(raw_signers)} signers is more than {_MAX_SIGNERS}")
+    trusted_urls = {t.issuer for t in issuers}
+    signers: list[SignerRequirement] = []
+    for index, entry in enumerate(raw_signers):
+        signer = _parse_signer(entry, f"signers[{index}]", trusted_urls if issuers else None)
+        if any(s.name == signer.name for s in signers):
+            raise ConfigError(f"signers[{index}].name: {signer.name!r} is used twice")
+        signers.append(signer)
+    return PolicyFile(signers=tuple(signers), issuers=tuple(issuers), distinct_signers=distinct)
+
+
+def _show(value: Any) -> str:
+    """A found value in an error message: ``integer 123``, ``string "x"``, ``a table``."""
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return f"boolean {'true' if value else 'false'}"
+    if isinstance(value, str):
+        return f"string {json.dumps(value)}"
+    return f"{json_type_name(value)} {value}"
+
+
+def _construct(path: str, factory: Callable[[], Policy]) -> Policy:
+    """Run a policy constructor, prefixing its :class:`ConfigError` with the key path."""
+    try:
+        return factory()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}", expected=exc.expected, found=exc.found) from None
+
+
+def _require_table(value: Any, path: str) -> None:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a table, found {_show(value)}", found=value)
+
+
+def _require_array(value: Any, path: str) -> None:
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: expected an array, found {_show(value)}", found=value)
+
+
+def _require_string(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: expected a string, found {_show(value)}", found=value)
+    if not value:
+        raise ConfigError(f"{path}: must not be empty", found=value)
+    return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _reject_unknown(table: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"{_join(path, key)}: unknown key; expected one of {', '.join(allowed)}",
+                found=key,
+            )
+
+
+def _parse_issuer(entry: Any, path: str, base_dir: Path | None) -> TrustedIssuer:
+    _require_table(entry, path)
+    _reject_unknown(entry, _ISSUER_KEYS, path)
+    if "issuer" not in entry:
+        raise ConfigError(f"{path}.issuer: required")
+    issuer = _require_string(entry["issuer"], f"{path}.issuer")
+    if issuer != issuer.strip():
+        raise ConfigError(f"{path}.issuer: has leading or trailing whitespace", found=issuer)
+    if "commitment" not in entry:
+        raise ConfigError(f"{path}.commitment: required; one of nonce, aud, gq-bound")
+    commitment_name = _require_string(entry["commitment"], f"{path}.commitment")
+    try:
+        commitment = CommitmentType(commitment_name)
+    except ValueError:
+        raise ConfigError(
+            f"{path}.commitment: expected one of nonce, aud, gq-bound, "
+            f"found {_show(commitment_name)}",
+            found=commitment_name,
+        ) from None
+    require_gq = entry.get("require_gq", False)
+    if not isinstance(require_gq, bool):
+        raise ConfigError(f"{path}.require_gq: expected a boolean, found {_show(require_gq)}")
+    algorithms = entry.get("algorithms", ["GQ256"] if require_gq else ["RS256"])
+    _require_array(algorithms, f"{path}.algorithms")
+    for i, alg in enumerate(algorithms):
+        _require_string(alg, f"{path}.algorithms[{i}]")
+    if len(set(algorithms)) != len(algorithms):
+        raise ConfigError(f"{path}.algorithms: lists an algorithm twice", found=algorithms)
+    leeway = entry.get("leeway", DEFAULT_LEEWAY)
+    if type(leeway) is not int:
+        raise ConfigError(f"{path}.leeway: expected an integer, found {_show(leeway)}")
+    expiry_name = _require_string(entry.get("expiry", "24h"), f"{path}.expiry")
+    if expiry_name not in _EXPIRY_NAMES:
+        raise ConfigError(
+            f"{path}.expiry: expected one of {', '.join(_EXPIRY_NAMES)}, "
+            f"found {_show(expiry_name)}",
+            found=expiry_name,
+        )
+    try:
+        expiry = ExpiryPolicy.parse(expiry_name, leeway=leeway)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}.leeway: {exc}", found=leeway) from None
+    client_id = entry.get("client_id")
+    if client_id is not None:
+        _require_string(client_id, f"{path}.client_id")
+    prefix = entry.get("gq_audience_prefix", GQ_AUDIENCE_PREFIX)
+    _require_string(prefix, f"{path}.gq_audience_prefix")
+    try:
+        config = IssuerConfig(
+            issuer=issuer,
+            commitment=commitment,
+            algorithms=frozenset(algorithms),
+            require_gq=require_gq,
+            expiry=expiry,
+            client_id=client_id,
+            gq_audience_prefix=prefix,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}", expected=exc.expected, found=exc.found) from None
+    return TrustedIssuer(
+        config=config,
+        jwks_file=_parse_path(entry.get("jwks_file"), f"{path}.jwks_file", base_dir),
+        archive=_parse_path(entry.get("archive"), f"{path}.archive", base_dir),
+    )
+
+
+def _parse_path(value: Any, path: str, base_dir: Path | None) -> Path | None:
+    if value is None:
+        return None
+    location = Path(_require_string(value, path))
+    if base_dir is not None and not location.is_absolute():
+        location = base_dir / location
+    return location
+
+
+def _parse_signer(entry: Any, path: str, trusted: set[str] | None) -> SignerRequirement:
+    _require_table(entry, path)
+    if "name" not in entry:
+        raise ConfigError(f"{path}.name: required; every signer has a name")
+    name = _require_string(entry["name"], f"{path}.name")
+    description = entry.get("description")
+    if description is not None:
+        _require_string(description, f"{path}.description")
+    rule = {k: v for k, v in entry.items() if k not in ("name", "description")}
+    policy = _parse_rule(rule, path, depth=1, extra_keys=("name", "description"))
+    pinned = pinned_issuers(policy)
+    if pinned is None and not accepts_any_signer(policy):
+        raise ConfigError(
+            f"{path}: signer {name!r} does not pin an issuer; add an issuer rule (in all_of) "
+            "or use a github/gitlab preset, so that no other trusted issuer's tokens can match"
+        )
+    if pinned is not None and not pinned:
+        raise ConfigError(f"{path}: signer {name!r} requires conflicting issuers; none can match")
+    if pinned is not None and trusted is not None and not pinned <= trusted:
+        missing = ", ".join(sorted(pinned - trusted))
+        raise ConfigError(
+            f"{path}: signer {name!r} accepts issuer {missing}, which is not in [[issuers]]",
+            found=sorted(pinned - trusted),
+        )
+    try:
+        return SignerRequirement(name=name, policy=policy, description=description)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}.name: {exc}") from None
+
+
+def policy_from_dict(rule: Mapping[str, Any], *, path: str = "policy") -> Policy:
+    """Build a policy from one rule table of the schema (``{"github": {...}}`` and so on)."""
+    return _parse_rule(rule, path, depth=1)
+
+
+def _parse_rule(rule: Any, path: str, *, depth: int, extra_keys: Sequence[str] = ()) -> Policy:
+    _require_table(rule, path)
+    if depth > _MAX_RULE_DEPTH:
+        raise ConfigError(f"{path}: rules nested deeper than {_MAX_RULE_DEPTH} levels")
+    kinds = [k for k in _RULE_KINDS if k in rule]
+    if not kinds:
+        for key in rule:
+            if key in (*_CLAIM_MATCHERS, "allow_non_ascii"):
+                raise ConfigError(f"{_join(path, key)}: needs a claim key naming the claim")
+            allowed = (*extra_keys, *_RULE_KINDS)
+            raise ConfigError(
+                f"{_join(path, key)}: unknown key; expected one of {', '.join(allowed)}",
+                found=key,
+            )
+        raise ConfigError(f"{path}: empty rule; give exactly one of {', '.join(_RULE_KINDS)}")
+    if len(kinds) > 1:
+        raise ConfigError(
+            f"{path}: a rule has exactly one of {', '.join(_RULE_KINDS)}; found "
+            f"{' and '.join(kinds)} (combine rules with all_of or any_of)",
+            found=kinds,
+        )
+    kind = kinds[0]
+    if kind == "claim":
+        return _parse_claim_rule(rule, path, extra_keys)
+    _reject_unknown(rule, (*extra_keys, kind), path)
+    key_path = _join(path, kind)
+    value = rule[kind]
+    if kind == "issuer":
+        url = _require_string(value, key_path)
+        return _construct(key_path, lambda: Issuer(url))
+    if kind == "subject":
+        sub = _require_string(value, key_path)
+        return _construct(key_path, lambda: Subject(sub))
+    if kind in ("github", "gitlab"):
+        return _parse_preset(kind, value, key_path)
+    if kind in ("all_of", "any_of"):
+        _require_array(value, key_path)
+        if not value:
+            raise ConfigError(
+                f"{key_path}: empty; an empty {kind} is a mistake (list at least one rule)"
+            )
+        members = [
+            _parse_rule(member, f"{key_path}[{i}]", depth=depth + 1)
+            for i, member in enumerate(value)
+        ]
+        return AllOf(members) if kind == "all_of" else AnyOf(members)
+    if value is not True:
+        raise ConfigError(
+            f"{key_path}: must be true (remove the key to require a real policy), "
+            f"found {_show(value)}"
+        )
+    return UnsafeNoPolicy()
+
+
+def _parse_claim_rule(rule: Mapping[str, Any], path: str, extra_keys: Sequence[str]) -> Policy:
+    name = _require_string(rule["claim"], _join(path, "claim"))
+    matchers = [m for m in _CLAIM_MATCHERS if m in rule]
+    if len(matchers) != 1:
+        found = " and ".join(matchers) if matchers else "none"
+        raise ConfigError(
+            f"{path}: a claim rule needs exactly one of {', '.join(_CLAIM_MATCHERS)}; found {found}"
+        )
+    matcher = matchers[0]
+    allowed: tuple[str, ...] = (*extra_keys, "claim", matcher)
+    if matcher in ("glob", "regex"):
+        allowed = (*allowed, "allow_non_ascii")
+    _reject_unknown(rule, allowed, path)
+    key_path = _join(path, matcher)
+    value = rule[matcher]
+    if matcher in ("equals", "contains"):
+        if not isinstance(value, (str, int)):
+            raise ConfigError(
+                f"{key_path}: expected a string, integer or boolean, found {_show(value)}",
+                found=value,
+            )
+        if matcher == "equals":
+            return _construct(key_path, lambda: ClaimEquals(name, value))
+        return _construct(key_path, lambda: ClaimContains(name, value))
+    pattern = _require_string(value, key_path)
+    allow = rule.get("allow_non_ascii", False)
+    if not isinstance(allow, bool):
+        raise ConfigError(
+            f"{_join(path, 'allow_non_ascii')}: expected a boolean, found {_show(allow)}"
+        )
+    if matcher == "glob":
+        return _construct(key_path, lambda: ClaimGlob(name, pattern, allow_non_ascii=allow))
+    return _construct(key_path, lambda: ClaimRegex(name, pattern, allow_non_ascii=allow))
+
+
+def _parse_preset(kind: str, table: Any, path: str) -> Policy:
+    _require_table(table, path)
+    cls: type[GitHubWorkflow] | type[GitLabPipeline]
+    cls = GitHubWorkflow if kind == "github" else GitLabPipeline
+    allowed = (*cls.CLAIMS, "issuer")
+    _reject_unknown(table, allowed, path)
+    if not table:
+        raise ConfigError(f"{path}: empty; pin at least the repository or project")
+    for key, value in table.items():
+        _require_string(value, f"{path}.{key}")
+        cls.check_value(key, value, label=f"{path}.{key}")
+    return _construct(path, lambda: cls(**table))
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def policy_to_dict(policy: Policy) -> dict[str, Any]:
+    """The rule table of ``policy`` in the policy-file schema (inverse of policy_from_dict)."""
+    if isinstance(policy, Issuer):
+        return {"issuer": policy.url}
+    if isinstance(policy, Subject):
+        return {"subject": policy.value}
+    if isinstance(policy, ClaimEquals):
+        return {"claim": policy.name, "equals": policy.value}
+    if isinstance(policy, ClaimContains):
+        return {"claim": policy.name, "contains": policy.value}
+    if isinstance(policy, (ClaimGlob, ClaimRegex)):
+        matcher = "glob" if isinstance(policy, ClaimGlob) else "regex"
+        data: dict[str, Any] = {"claim": policy.name, matcher: policy.pattern}
+        if policy.allow_non_ascii:
+            data["allow_non_ascii"] = True
+        return data
+    if isinstance(policy, (GitHubWorkflow, GitLabPipeline)):
+        kind = "github" if isinstance(policy, GitHubWorkflow) else "gitlab"
+        default = GITHUB_ACTIONS_ISSUER if kind == "github" else GITLAB_ISSUER
+        table = {name: getattr(policy, name) for name in policy.CLAIMS}
+        preset = {k: v for k, v in table.items() if v is not None}
+        if policy.issuer != default:
+            preset["issuer"] = policy.issuer
+        return {kind: preset}
+    if isinstance(policy, (AllOf, AnyOf)):
+        kind = "all_of" if isinstance(policy, AllOf) else "any_of"
+        return {kind: [policy_to_dict(member) for member in policy.policies]}
+    if isinstance(policy, UnsafeNoPolicy):
+        return {"unsafe_no_policy": True}
+    raise ConfigError(f"{type(policy).__name__} cannot be written to a policy file")
+
+
+def _issuer_to_dict(trusted: TrustedIssuer) -> dict[str, Any]:
+    config = trusted.config
+    expiry = str(config.expiry)
+    if expiry not in _EXPIRY_NAMES:
+        raise ConfigError(
+            f"issuer {config.issuer}: expiry {expiry} has no policy-file name "
+            f"({', '.join(_EXPIRY_NAMES)})"
+        )
+    data: dict[str, Any] = {
+        "issuer": config.issuer,
+        "commitment": config.commitment.value,
+        "require_gq": config.require_gq,
+        "algorithms": sorted(config.algorithms),
+        "expiry": expiry,
+        "leeway": config.expiry.leeway,
+    }
+    if config.client_id is not None:
+        data["client_id"] = config.client_id
+    if config.gq_audience_prefix != GQ_AUDIENCE_PREFIX:
+        data["gq_audience_prefix"] = config.gq_audience_prefix
+    if trusted.jwks_file is not None:
+        data["jwks_file"] = str(trusted.jwks_file)
+    if trusted.archive is not None:
+        data["archive"] = str(trusted.archive)
+    return data
+
+
+def _signer_to_dict(signer: SignerRequirement) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": signer.name}
+    if signer.description is not None:
+        data["description"] = signer.description
+    data.update(policy_to_dict(signer.policy))
+    return data
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f"}
+_TOML_ESCAPES["\r"] = "\\r"
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string; non-ASCII is escaped so confusable characters stay visible."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[char])
+        elif 0xD800 <= code <= 0xDFFF:
+            raise ConfigError(f"cannot write a lone surrogate (U+{code:04X}) to TOML")
+        elif code < 0x20 or 0x7F <= code <= 0xFFFF:
+            out.append(f"\\u{code:04X}")
+        elif code > 0xFFFF:
+            out.append(f"\\U{code:08X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_value(value: Any, indent: str = "") -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v, indent)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    if isinstance(value, list):
+        if all(not isinstance(v, (Mapping, list)) for v in value):
+            return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        # Arrays may span lines, even inside inline tables; one member per line reads best.
+        inner = indent + "    "
+        lines = [f"{inner}{_toml_value(v, inner)}," for v in value]
+        return "[\n" + "\n".join(lines) + f"\n{indent}]"
+    raise ConfigError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _dump_toml(data: Mapping[str, Any]) -> str:
+    lines: list[str] = []
+    tables: list[tuple[str, Mapping[str, Any]]] = []
+    for key, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            tables.extend((key, item) for item in value)
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, table in tables:
+        lines.append("")
+        lines.append(f"[[{_toml_key(key)}]]")
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,209 @@
+"""Multi-signer sign-off: several named policies that distinct signers of one artifact must meet.
+
+A release may need the build workflow, the scan workflow and the staging deployment to each
+sign the same digest. :func:`evaluate_signers` takes those requirements and the verified claims
+of *every valid signature* on the artifact, and passes only when every requirement is met::
+
+    result = evaluate_signers(
+        [SignerRequirement("build", build_policy), SignerRequirement("scan", scan_policy)],
+        [sig.claims for sig in valid_signatures],
+    )
+    result.raise_for_unmet()  # PolicyError naming each unmet requirement
+
+**Distinct signers** (the default): each requirement needs its *own* signer; one signer can
+never satisfy two requirements, even if its claims match both policies. Requirements are
+paired with signers by maximum bipartite matching, so the answer does not depend on the order
+of signatures (a greedy pass could give the only signer that fits ``scan`` to ``build`` and
+wrongly fail). With ``distinct=False``, requirements are independent and one signer may meet
+several of them.
+
+**What counts as one signer.** Signatures whose ID-token claims are identical (the same ID
+token, typically one PK token used for several signatures) are one signer, so a workflow cannot
+multiply itself by signing twice. Two ID tokens are two signers even if they came from the same
+job; write requirements that tell signers apart (different ``job_workflow_ref`` or
+``repository_id``) so that one workload cannot satisfy two of them with two tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opkey.errors import ConfigError, PolicyError
+from opkey.jose import thaw_json
+from opkey.policy import Policy
+
+__all__ = ["SignOffResult", "SignerRequirement", "UnmetRequirement", "evaluate_signers"]
+
+_MAX_REASONS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SignerRequirement:
+    """One named signer an artifact needs, and the policy its signer must satisfy."""
+
+    name: str
+    policy: Policy
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        name: object = self.name
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise ConfigError(
+                f"signer requirement name must be a non-empty string without surrounding "
+                f"whitespace, found {self.name!r}",
+                found=self.name,
+            )
+        policy: object = self.policy
+        if not isinstance(policy, Policy):
+            raise TypeError(f"requirement {self.name!r}: policy is {type(self.policy).__name__}")
+        description: object = self.description
+        if description is not None and not isinstance(description, str):
+            raise ConfigError(f"requirement {self.name!r}: description must be a string")
+
+
+@dataclass(frozen=True, slots=True)
+class UnmetRequirement:
+    """A requirement no (available) signer met, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignOffResult:
+    """The outcome of :func:`evaluate_signers`.
+
+    ``assignments`` maps each met requirement to the index (in the ``identities`` given) of the
+    signer that met it; ``unmet`` lists the others in requirement order.
+    """
+
+    assignments: Mapping[str, int]
+    unmet: tuple[UnmetRequirement, ...]
+    distinct: bool
+
+    @property
+    def ok(self) -> bool:
+        """Whether every requirement is met."""
+        return not self.unmet
+
+    def raise_for_unmet(self) -> None:
+        """Raise :class:`PolicyError` naming every unmet requirement; return if all are met."""
+        if self.unmet:
+            details = "; ".join(f"{u.name!r}: {u.reason}" for u in self.unmet)
+            count = len(self.unmet)
+            raise PolicyError(
+                f"sign-off incomplete, {count} required signer{'s' if count > 1 else ''} "
+                f"missing: {details}",
+                expected=[u.name for u in self.unmet],
+                found=dict(self.assignments),
+            )
+
+
+def _signer_key(claims: Mapping[str, Any]) -> str:
+    return json.dumps(thaw_json(claims), sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def evaluate_signers(
+    requirements: Sequence[SignerRequirement],
+    identities: Sequence[Mapping[str, Any]],
+    *,
+    distinct: bool = True,
+) -> SignOffResult:
+    """Match ``requirements`` against the verified claims of every valid signature.
+
+    ``identities`` must come from signatures that already verified (signature, commitment,
+    expiry); this function only decides *who*. See the module documentation for what
+    ``distinct`` means and what counts as one signer.
+    """
+    if not requirements:
+        raise ConfigError("sign-off needs at least one signer requirement")
+    names = [r.name for r in requirements]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"signer requirement names must be unique; repeated: {duplicates}")
+
+    # One signer per distinct ID-token claim set; remember where it first appeared.
+    signers: list[int] = []
+    seen: set[str] = set()
+    for index, claims in enumerate(identities):
+        key = _signer_key(claims)
+        if key not in seen:
+            seen.add(key)
+            signers.append(index)
+
+    candidates: list[list[int]] = []
+    failures: list[list[str]] = []
+    for requirement in requirements:
+        fits: list[int] = []
+        why: list[str] = []
+        for index in signers:
+            try:
+                requirement.policy.check(identities[index])
+            except PolicyError as exc:
+                why.append(f"signer {index}: {exc}")
+            else:
+                fits.append(index)
+        candidates.append(fits)
+        failures.append(why)
+
+    if distinct:
+        owner = _maximum_matching(candidates)
+        assigned = {signer: r for r, signer in enumerate(owner) if signer is not None}
+    else:
+        owner = [fits[0] if fits else None for fits in candidates]
+        assigned = {}
+
+    assignments: dict[str, int] = {}
+    unmet: list[UnmetRequirement] = []
+    for r, requirement in enumerate(requirements):
+        signer = owner[r]
+        if signer is not None:
+            assignments[requirement.name] = signer
+        elif not candidates[r]:
+            reason = _no_candidate(len(signers), failures[r])
+            unmet.append(UnmetRequirement(requirement.name, reason))
+        else:
+            taken = ", ".join(
+                f"signer {s} (used for {requirements[assigned[s]].name!r})" for s in candidates[r]
+            )
+            unmet.append(
+                UnmetRequirement(
+                    requirement.name,
+                    f"only {taken} satisfies it, and required signers must be distinct",
+                )
+            )
+    return SignOffResult(assignments=assignments, unmet=tuple(unmet), distinct=distinct)
+
+
+def _no_candidate(count: int, failures: list[str]) -> str:
+    if count == 0:
+        return "no valid signature"
+    shown = "; ".join(failures[:_MAX_REASONS])
+    more = f"; and {len(failures) - _MAX_REASONS} more" if len(failures) > _MAX_REASONS else ""
+    return f"none of {count} signer{'s' if count > 1 else ''} satisfies it ({shown}{more})"
+
+
+def _maximum_matching(candidates: list[list[int]]) -> list[int | None]:
+    """Kuhn's augmenting-path matching: requirement index -> signer index (or None)."""
+    match_of_signer: dict[int, int] = {}
+
+    def augment(r: int, visited: set[int]) -> bool:
+        for signer in candidates[r]:
+            if signer in visited:
+                continue
+            visited.add(signer)
+            holder = match_of_signer.get(signer)
+            if holder is None or augment(holder, visited):
+                match_of_signer[signer] = r
+                return True
+        return False
+
+    for r in range(len(candidates)):
+        augment(r, set())
+    owner: list[int | None] = [None] * len(candidates)
+    for signer, r in match_of_signer.items():
+        owner[r] = signer
+    return owner
