@@ -70,7 +70,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "FORMAT_VERSION",
     "PolicyFile",
-    "TrustedIssuer",
+    "IssuerEntry",
     "load_policy_file",
     "parse_policy_file",
     "policy_file_from_dict",
@@ -111,7 +111,7 @@ _TOP_KEYS = ("version", "distinct_signers", "issuers", "signers")
 
 
 @dataclass(frozen=True, slots=True)
-class TrustedIssuer:
+class IssuerEntry:
     """An issuer the file trusts: its verification settings and where its keys may come from.
 
     ``jwks_file`` (a pinned JWKS snapshot) and ``archive`` (a :mod:`opkey.archive` database) are
@@ -134,14 +134,14 @@ class PolicyFile:
     """A parsed policy file: trusted issuers and the signers an artifact needs."""
 
     signers: tuple[SignerRequirement, ...]
-    issuers: tuple[TrustedIssuer, ...] = ()
+    issuers: tuple[IssuerEntry, ...] = ()
     distinct_signers: bool = True
 
     def issuer_configs(self) -> dict[str, IssuerConfig]:
         """The :class:`~opkey.verify.IssuerConfig` of every trusted issuer, by issuer URL."""
         return {trusted.issuer: trusted.config for trusted in self.issuers}
 
-    def trusted_issuer(self, issuer: str) -> TrustedIssuer | None:
+    def trusted_issuer(self, issuer: str) -> IssuerEntry | None:
         """The entry for ``issuer`` (exact match), or ``None`` if the file does not trust it."""
         for trusted in self.issuers:
             if trusted.issuer == issuer:
@@ -217,7 +217,7 @@ def policy_file_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = No
     if not isinstance(distinct, bool):
         raise ConfigError(f"distinct_signers: expected a boolean, found {_show(distinct)}")
 
-    issuers: list[TrustedIssuer] = []
+    issuers: list[IssuerEntry] = []
     raw_issuers = data.get("issuers", [])
     _require_array(raw_issuers, "issuers")
     for index, entry in enumerate(raw_issuers):
@@ -298,7 +298,7 @@ def _reject_unknown(table: Mapping[str, Any], allowed: Sequence[str], path: str)
             )
 
 
-def _parse_issuer(entry: Any, path: str, base_dir: Path | None) -> TrustedIssuer:
+def _parse_issuer(entry: Any, path: str, base_dir: Path | None) -> IssuerEntry:
     _require_table(entry, path)
     _reject_unknown(entry, _ISSUER_KEYS, path)
     if "issuer" not in entry:
@@ -357,7 +357,7 @@ def _parse_issuer(entry: Any, path: str, base_dir: Path | None) -> TrustedIssuer
         )
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}", expected=exc.expected, found=exc.found) from None
-    return TrustedIssuer(
+    return IssuerEntry(
         config=config,
         jwks_file=_parse_path(entry.get("jwks_file"), f"{path}.jwks_file", base_dir),
         archive=_parse_path(entry.get("archive"), f"{path}.archive", base_dir),
@@ -546,7 +546,7 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
     raise ConfigError(f"{type(policy).__name__} cannot be written to a policy file")
 
 
-def _issuer_to_dict(trusted: TrustedIssuer) -> dict[str, Any]:
+def _issuer_to_dict(trusted: IssuerEntry) -> dict[str, Any]:
     config = trusted.config
     expiry = str(config.expiry)
     if expiry not in _EXPIRY_NAMES:

@@ -30,7 +30,7 @@ from opkey.policy import (
 )
 from opkey.policyfile import (
     PolicyFile,
-    TrustedIssuer,
+    IssuerEntry,
     load_policy_file,
     parse_policy_file,
     policy_file_from_dict,
@@ -94,7 +94,7 @@ def test_parsed_objects_are_the_expected_values() -> None:
     parsed = parse_policy_file(GITHUB)
     assert parsed == PolicyFile(
         issuers=(
-            TrustedIssuer(
+            IssuerEntry(
                 config=IssuerConfig(
                     issuer=GITHUB_ACTIONS_ISSUER,
                     commitment=CommitmentType.AUD,
