@@ -29,8 +29,8 @@ from opkey.policy import (
     pinned_issuers,
 )
 from opkey.policyfile import (
-    PolicyFile,
     IssuerEntry,
+    PolicyFile,
     load_policy_file,
     parse_policy_file,
     policy_file_from_dict,
