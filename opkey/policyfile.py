@@ -69,8 +69,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "FORMAT_VERSION",
-    "PolicyFile",
     "IssuerEntry",
+    "PolicyFile",
     "load_policy_file",
     "parse_policy_file",
     "policy_file_from_dict",

@@ -1,0 +1,172 @@
+"""``opkey verify``: check who signed a file, a digest or an image, against a policy.
+
+Exit status: 0 verified, 1 rejected (the reason is printed), 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from opkey.cli._common import time_argument
+
+if TYPE_CHECKING:
+    from opkey.verifier import VerifiedIdentity
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``verify`` subcommand."""
+    parser = subparsers.add_parser(
+        "verify",
+        help="verify signatures on a file, digest or image against an identity policy",
+        description=(
+            "Verify that a file, digest or container image was signed by the identity a "
+            "policy names. A policy is required: --policy FILE, or --issuer with identity flags."
+        ),
+    )
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--digest", metavar="sha256:HEX", help="verify a digest")
+    target.add_argument("--file", metavar="PATH", help="verify a file (its SHA-256 digest)")
+    target.add_argument("image", nargs="?", metavar="IMAGE_REF", help="verify a container image")
+    parser.add_argument(
+        "--bundle",
+        action="append",
+        metavar="FILE",
+        help="signature bundle (repeat for multi-signer policies; default for --file: "
+        "PATH.opkey.json)",
+    )
+    who = parser.add_argument_group("identity policy")
+    who.add_argument("--policy", metavar="FILE", help="policy file (TOML); see spec/policy-file.md")
+    who.add_argument("--issuer", metavar="URL", help="the trusted issuer (exact URL)")
+    who.add_argument("--subject", metavar="SUB", help="required 'sub' claim (exact)")
+    who.add_argument("--github-repository", metavar="OWNER/REPO")
+    who.add_argument("--github-repository-id", metavar="ID", help="stable repository id")
+    who.add_argument("--github-owner", metavar="OWNER")
+    who.add_argument("--github-owner-id", metavar="ID", help="stable owner id")
+    who.add_argument("--github-ref", metavar="REF", help="e.g. refs/heads/main")
+    who.add_argument(
+        "--github-workflow-ref", metavar="REF", help="OWNER/REPO/.github/workflows/F@REF"
+    )
+    who.add_argument("--github-job-workflow-ref", metavar="REF")
+    who.add_argument("--github-environment", metavar="NAME")
+    who.add_argument("--gitlab-project", metavar="GROUP/PROJECT")
+    who.add_argument("--gitlab-project-id", metavar="ID")
+    who.add_argument("--gitlab-ref", metavar="REF", help="branch or tag name")
+    who.add_argument(
+        "--claim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="required claim value (exact; repeatable)",
+    )
+    who.add_argument(
+        "--claim-glob",
+        action="append",
+        default=[],
+        metavar="NAME=GLOB",
+        help="claim glob: * and ? do not match '/', ** matches anything",
+    )
+    who.add_argument(
+        "--claim-regex",
+        action="append",
+        default=[],
+        metavar="NAME=REGEX",
+        help="claim regex, always fully anchored",
+    )
+    who.add_argument(
+        "--unsafe-any-signer",
+        action="store_true",
+        help="accept any signer the issuer vouches for (no identity check)",
+    )
+    settings = parser.add_argument_group("issuer settings (for issuers without a preset)")
+    settings.add_argument("--commitment", choices=["aud", "nonce", "gq-bound"])
+    settings.add_argument("--client-id", metavar="ID", help="audience for nonce commitments")
+    settings.add_argument(
+        "--expiry",
+        metavar="POLICY",
+        help="oidc, 12h, 24h, 48h, 1w or never (default: never; see spec/time.md)",
+    )
+    keys = parser.add_argument_group("provider keys")
+    keys.add_argument("--jwks", metavar="FILE", help="pinned JWKS of the issuer (no network)")
+    keys.add_argument("--jwks-archive", metavar="PATH", help="JWKS archive to consult and update")
+    keys.add_argument(
+        "--offline",
+        action="store_true",
+        help="make no network request (needs --jwks or --jwks-archive)",
+    )
+    parser.add_argument(
+        "--at",
+        type=time_argument,
+        metavar="TIME",
+        help="verify as of this time (RFC 3339 or epoch seconds; default now)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(run=run)
+
+
+def _print_result(
+    args: argparse.Namespace,
+    subject: str,
+    identities: list[VerifiedIdentity],
+    extra: dict[str, Any],
+) -> None:
+    from opkey.cli._common import emit_json
+    from opkey.jose import thaw_json
+
+    if args.json:
+        emit_json(
+            {
+                "verified": True,
+                "subject": subject,
+                **extra,
+                "signatures": [
+                    {
+                        "issuer": i.issuer,
+                        "subject": i.subject,
+                        "claims": thaw_json(i.claims),
+                        "op_algorithm": i.op_algorithm,
+                        "signature_algorithm": i.signature_algorithm,
+                        "key_thumbprint": i.key_thumbprint,
+                        "key_source": i.key_source,
+                        "issued_at": i.issued_at.isoformat(),
+                    }
+                    for i in identities
+                ],
+            }
+        )
+        return
+    print(f"Verified: {subject}")
+    for identity in identities:
+        claims = identity.claims
+        print(f"  signed by {identity.subject}")
+        print(f"    issuer      {identity.issuer}")
+        for name in ("repository", "repository_id", "workflow_ref", "ref", "sha", "project_path"):
+            if name in claims:
+                print(f"    {name:<11} {claims[name]}")
+        print(
+            f"    ID token    issued {identity.issued_at:%Y-%m-%dT%H:%M:%SZ} "
+            f"(key from {identity.key_source}; signing time is not attested)"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Verify and report; see the module doc for exit codes."""
+    from opkey.cli import EXIT_REJECTED
+    from opkey.cli.verification import VerificationRequest, verify_request
+    from opkey.errors import VerificationError
+
+    request = VerificationRequest.from_args(args)
+    try:
+        subject, identities, extra = verify_request(request)
+    except VerificationError as exc:
+        if args.json:
+            from opkey.cli._common import emit_json
+
+            emit_json({"verified": False, "error": str(exc), "kind": type(exc).__name__})
+        print(f"opkey: rejected: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    _print_result(args, subject, identities, extra)
+    return 0
