@@ -158,7 +158,7 @@ class GitHubActionsProvider:
             url,
             headers={
                 "Authorization": f"Bearer {self.request_token}",
-                "Accept": "application/json; api-version=2.0",
+                "Accept": "application/json",
             },
             timeout=self.timeout,
             max_bytes=TOKEN_RESPONSE_MAX_BYTES,

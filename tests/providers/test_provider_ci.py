@@ -16,8 +16,13 @@ from opkey.keys import generate_signing_key
 from opkey.pktoken import PKToken
 from opkey.providers import (
     GITHUB_ACTIONS_ISSUER,
+    BrowserProvider,
+    DeviceFlowProvider,
     GitHubActionsProvider,
     GitLabCIProvider,
+    OidcClient,
+    Provider,
+    StaticProvider,
     auto_provider,
     github_actions_config,
     gitlab_ci_config,
@@ -234,3 +239,20 @@ def test_auto_prefers_github_then_gitlab(dev_idp: DevIdP) -> None:
 def test_auto_outside_ci_asks_for_a_provider() -> None:
     with pytest.raises(ProviderError, match="choose a provider explicitly"):
         auto_provider({"GITHUB_ACTIONS": "false", "HOME": "/root"})
+
+
+def test_every_provider_implements_the_interface(dev_idp: DevIdP) -> None:
+    client = OidcClient(issuer=dev_idp.issuer, client_id=dev_idp.client_id)
+    providers: list[Provider] = [
+        GitHubActionsProvider.from_env(dev_idp.env()),
+        GitLabCIProvider.from_env(gitlab_env(dev_idp)),
+        BrowserProvider(client),
+        DeviceFlowProvider(client),
+        StaticProvider.from_callback(
+            dev_idp.mint_github_token, issuer=dev_idp.issuer, commitment=CommitmentType.AUD
+        ),
+    ]
+    for provider in providers:
+        assert isinstance(provider, Provider)
+        assert provider.issuer == dev_idp.issuer
+        assert provider.issuer_config().issuer == dev_idp.issuer
