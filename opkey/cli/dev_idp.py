@@ -13,14 +13,12 @@ SIGINT or SIGTERM stops it cleanly (exit status 0).
 
 from __future__ import annotations
 
-import argparse
-import os
-import signal
 import sys
-import tempfile
-import threading
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
 
 __all__ = ["register", "run", "write_env_file"]
 
@@ -34,7 +32,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     parser.add_argument(
-        "--env-file", type=Path, help="write NAME=value lines for the CI providers here"
+        "--env-file", metavar="FILE", help="write NAME=value lines for the CI providers here"
     )
     parser.add_argument("--user-sub", help="sub of the development user")
     parser.add_argument("--user-email", help="email of the development user")
@@ -50,6 +48,10 @@ def register(subparsers: Any) -> None:
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
     """Write ``NAME=value`` lines atomically (temporary file in the same directory, renamed)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
     for name, value in values.items():
         if "\n" in value or "\n" in name:
             raise ValueError(f"environment value for {name} contains a newline")
@@ -67,7 +69,10 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM."""
+    import signal
+    import threading
     from dataclasses import replace
+    from pathlib import Path
 
     from opkey.devidp import DevIdP, DevIdPSettings, GitHubWorkload
     from opkey.errors import ConfigError
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             env = idp.env()
             env["OPENPUBKEY_JWT"] = idp.mint_gitlab_token()
             if args.env_file is not None:
-                write_env_file(args.env_file, env)
+                write_env_file(Path(args.env_file), env)
             print(f"opkey dev-idp: serving {idp.issuer}", file=sys.stderr, flush=True)
             if args.env_file is not None:
                 print(f"opkey dev-idp: environment written to {args.env_file}", file=sys.stderr)
