@@ -172,7 +172,6 @@ class JwksClient:
                         f"{age:.0f}s ago; not refetching within {self.min_refresh_interval:g}s",
                         found=kid if kid is not None else jkt,
                     )
-                self._raise_recent_failure(issuer, entry)
                 keyset = self._fetch(issuer, entry, rediscover=False)
                 fetched = True
         if fetched:
