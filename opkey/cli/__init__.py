@@ -28,7 +28,7 @@ EXIT_REJECTED = 1
 EXIT_USAGE = 2
 
 #: Subcommand modules, in the order ``opkey --help`` lists them.
-COMMANDS: tuple[str, ...] = ("verify", "inspect")
+COMMANDS: tuple[str, ...] = ("verify", "inspect", "dev_idp")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,49 @@
+"""Providers: ways to obtain a PK token for an ephemeral key from an OpenID provider.
+
+* :class:`GitHubActionsProvider`: a GitHub Actions job (``aud`` commitment, always GQ256);
+* :class:`GitLabCIProvider`: a GitLab CI job's ``id_tokens`` (GQ-bound commitment);
+* :class:`BrowserProvider`: a person signing in through a browser (``nonce`` commitment),
+  with presets :data:`GOOGLE`, :data:`MICROSOFT`, :data:`GITLAB_USER` or any issuer;
+* :class:`DeviceFlowProvider`: the same on a headless machine (RFC 8628);
+* :class:`StaticProvider`: an ID token the integrator obtained itself;
+* :func:`auto_provider`: the ambient CI provider.
+
+Each returns, from ``get_pktoken(signing_key)``, a PK token it has already verified against
+the issuer's published keys, and tells verifiers how to check it (``issuer_config()``).
+"""
+
+from __future__ import annotations
+
+from opkey.providers.auto import auto_provider
+from opkey.providers.base import Provider
+from opkey.providers.browser import BrowserProvider
+from opkey.providers.device import DeviceFlowProvider, DevicePrompt
+from opkey.providers.github import (
+    GITHUB_ACTIONS_ISSUER,
+    GitHubActionsProvider,
+    github_actions_config,
+)
+from opkey.providers.gitlab import GITLAB_ISSUER, GitLabCIProvider, gitlab_ci_config
+from opkey.providers.oidc import GITLAB_USER, GOOGLE, MICROSOFT, PRESETS, OidcClient, oidc_config
+from opkey.providers.static import StaticProvider
+
+__all__ = [
+    "GITHUB_ACTIONS_ISSUER",
+    "GITLAB_ISSUER",
+    "GITLAB_USER",
+    "GOOGLE",
+    "MICROSOFT",
+    "PRESETS",
+    "BrowserProvider",
+    "DeviceFlowProvider",
+    "DevicePrompt",
+    "GitHubActionsProvider",
+    "GitLabCIProvider",
+    "OidcClient",
+    "Provider",
+    "StaticProvider",
+    "auto_provider",
+    "github_actions_config",
+    "gitlab_ci_config",
+    "oidc_config",
+]

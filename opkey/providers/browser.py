@@ -1,0 +1,193 @@
+"""Browser login: authorization code flow with PKCE and a loopback redirect, nonce commitment.
+
+The user signs in at their provider in a browser; the provider redirects to a listener on
+``127.0.0.1`` (:mod:`opkey.providers.loopback`), opkey exchanges the code for an ID token whose
+``nonce`` is the CIC commitment, and wraps it. Safeguards:
+
+* PKCE ``S256`` (the verifier never leaves this process), so an intercepted code is useless;
+* ``state`` is random and compared in constant time; redirects with another state are refused;
+* the ``iss`` authorization response parameter, when the provider sends it, must be the
+  expected issuer (RFC 9207, mix-up defence);
+* endpoints come from the issuer's discovery document, fetched through the JWKS client (same
+  allowlist, exact issuer match, no redirects) and are checked with ``check_url``;
+* the wait for the redirect has a timeout.
+
+The browser is opened with Python's :mod:`webbrowser` (so ``$BROWSER`` is honoured), or with
+an ``opener`` callable; ``no_browser=True`` only prints the URL. OAuth parameters are built with
+authlib's helpers (PKCE challenge, grant URI).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from opkey.errors import ProviderError
+from opkey.http import RequestsTransport, Transport
+from opkey.jwks import JwksClient
+from opkey.keys import SigningKey
+from opkey.pktoken import PKToken
+from opkey.providers.base import new_cic
+from opkey.providers.loopback import LoopbackListener
+from opkey.providers.oidc import (
+    OidcClient,
+    endpoint,
+    finish_nonce_login,
+    oauth_error,
+    oidc_config,
+    post_form,
+)
+from opkey.verify import IssuerConfig
+
+__all__ = ["BrowserProvider", "Opener"]
+
+#: Opens a URL in a browser; returns ``False`` when no browser could be started.
+Opener = Callable[[str], bool]
+
+
+def _webbrowser_open(url: str) -> bool:
+    import webbrowser
+
+    return webbrowser.open(url)
+
+
+@dataclass
+class BrowserProvider:
+    """PK tokens from an interactive browser login (see module doc)."""
+
+    client: OidcClient
+    transport: Transport = field(default_factory=RequestsTransport, repr=False)
+    jwks: JwksClient | None = field(default=None, repr=False)
+    no_browser: bool = False
+    opener: Opener | None = field(default=None, repr=False)
+    timeout: float = 300.0
+    request_timeout: float = 10.0
+    output: TextIO | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.jwks is None:
+            self.jwks = JwksClient([self.client.issuer], transport=self.transport)
+
+    @property
+    def issuer(self) -> str:
+        """The provider's issuer."""
+        return self.client.issuer
+
+    def issuer_config(self) -> IssuerConfig:
+        """``nonce`` commitment, audience = client id."""
+        return oidc_config(self.client.issuer, self.client.client_id)
+
+    def _say(self, text: str) -> None:
+        stream = self.output if self.output is not None else sys.stderr
+        print(text, file=stream, flush=True)
+
+    def _open(self, url: str) -> None:
+        if self.no_browser:
+            self._say(f"Open this URL in a browser to sign in:\n\n    {url}\n")
+            return
+        opener = self.opener if self.opener is not None else _webbrowser_open
+
+        def run() -> None:
+            try:
+                opened = opener(url)
+            except Exception as exc:  # a broken browser command must not hide the URL
+                self._say(f"Could not open a browser ({exc}).")
+                opened = False
+            if not opened:
+                self._say(f"Open this URL in a browser to sign in:\n\n    {url}\n")
+
+        # The browser command may keep running (a $BROWSER program waits for its window);
+        # the login completes as soon as the redirect arrives, whatever it does.
+        threading.Thread(target=run, name="opkey-browser", daemon=True).start()
+
+    def get_pktoken(
+        self, signing_key: SigningKey, *, extra_claims: Mapping[str, str] | None = None
+    ) -> PKToken:
+        """Run the login and return the PK token."""
+        from authlib.common.security import generate_token
+        from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+        from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+        assert self.jwks is not None
+        client = self.client
+        what = f"browser login at {client.issuer}"
+        metadata = self.jwks.metadata(client.issuer)
+        methods = metadata.code_challenge_methods_supported
+        if methods and "S256" not in methods:
+            raise ProviderError(
+                f"{client.issuer} does not support PKCE S256 (it offers {list(methods)})"
+            )
+        authorize_url = endpoint(metadata, "authorization_endpoint")
+        token_url = endpoint(metadata, "token_endpoint")
+        cic = new_cic(signing_key, extra_claims)
+        verifier = generate_token(64)
+        state = secrets.token_urlsafe(32)
+        with LoopbackListener(client.redirect_uris, expected_state=state) as listener:
+            url = prepare_grant_uri(
+                authorize_url,
+                client.client_id,
+                "code",
+                redirect_uri=listener.redirect_uri,
+                scope=client.scope,
+                state=state,
+                nonce=cic.commitment(),
+                code_challenge=create_s256_code_challenge(verifier),
+                code_challenge_method="S256",
+                **dict(client.extra_auth_params),
+            )
+            self._open(url)
+            params = listener.wait(self.timeout)
+            redirect_uri = listener.redirect_uri
+        issuer_param = params.get("iss")
+        if issuer_param is not None and not hmac.compare_digest(
+            issuer_param.encode("utf-8"), client.issuer.encode("utf-8")
+        ):
+            raise ProviderError(
+                f"{what}: the redirect names issuer {issuer_param!r}; expected {client.issuer!r}",
+                expected=client.issuer,
+                found=issuer_param,
+            )
+        if "error" in params:
+            description = params.get("error_description", "")
+            raise ProviderError(
+                f"{what}: the provider refused the login: {params['error']}"
+                + (f": {description}" if description else ""),
+                found=params["error"],
+            )
+        code = params.get("code")
+        if not code:
+            raise ProviderError(f"{what}: the redirect carries no authorization code")
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            **client.client_auth(),
+        }
+        status, document = post_form(
+            self.transport,
+            token_url,
+            form,
+            what=f"{what} token request",
+            timeout=self.request_timeout,
+        )
+        if status != 200:
+            error, description = oauth_error(document)
+            raise ProviderError(
+                f"{what}: the token endpoint refused the code: {error}"
+                + (f": {description}" if description else ""),
+                found=error,
+            )
+        return finish_nonce_login(
+            document,
+            client=client,
+            cic=cic,
+            signing_key=signing_key,
+            jwks=self.jwks,
+            what=what,
+        )

@@ -1,0 +1,216 @@
+"""OpenID Connect clients for interactive logins: registrations, presets and shared steps.
+
+Browser and device logins put the CIC commitment in the ``nonce``; verifiers then check that
+the ID token was issued to the expected client (``aud`` contains the client id). The presets
+are OpenPubkey's public client registrations, so PK tokens made with them verify under
+OpenPubkey's default provider settings. Their redirect URIs are the loopback URIs those
+registrations allow; the Google "secret" is public by design (Google requires one even for
+public clients).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from opkey.cic import ClientInstanceClaims
+from opkey.discovery import ProviderMetadata
+from opkey.errors import ConfigError, FormatError, ProviderError
+from opkey.http import Transport, check_url
+from opkey.jose import parse_json_object
+from opkey.jwks import JwksClient
+from opkey.keys import SigningKey
+from opkey.pktoken import PKToken
+from opkey.providers.base import (
+    TOKEN_RESPONSE_MAX_BYTES,
+    check_token_response,
+    parse_id_token,
+    require_issuer,
+    self_verify,
+)
+from opkey.verify import CommitmentType, IssuerConfig
+
+__all__ = [
+    "GITLAB_USER",
+    "GOOGLE",
+    "MICROSOFT",
+    "OPENPUBKEY_REDIRECT_URIS",
+    "PRESETS",
+    "OidcClient",
+    "oidc_config",
+]
+
+#: The loopback redirect URIs OpenPubkey's public clients are registered with.
+OPENPUBKEY_REDIRECT_URIS = (
+    "http://localhost:3000/login-callback",
+    "http://localhost:10001/login-callback",
+    "http://localhost:11110/login-callback",
+)
+
+
+def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class OidcClient:
+    """An OAuth client registration at an OpenID provider.
+
+    ``redirect_uris`` are loopback candidates tried in order for the browser flow; port 0 (or
+    no port) means any free port, which providers following RFC 8252 accept.
+    """
+
+    issuer: str
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    redirect_uris: tuple[str, ...] = ("http://127.0.0.1:0/callback",)
+    extra_auth_params: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
+
+    def __post_init__(self) -> None:
+        if not self.issuer or not self.client_id:
+            raise ConfigError("an OIDC client needs an issuer and a client id")
+        if "openid" not in self.scopes:
+            raise ConfigError(f"scopes {self.scopes!r} must include 'openid'")
+        reserved = {"nonce", "state", "code_challenge", "code_challenge_method", "redirect_uri"}
+        clash = reserved.intersection(self.extra_auth_params)
+        if clash:
+            raise ConfigError(f"extra_auth_params may not set {sorted(clash)}")
+
+    @property
+    def scope(self) -> str:
+        """The space-separated scope string."""
+        return " ".join(self.scopes)
+
+    def client_auth(self) -> dict[str, str]:
+        """Form members that identify (and, with a secret, authenticate) this client."""
+        form = {"client_id": self.client_id}
+        if self.client_secret is not None:
+            form["client_secret"] = self.client_secret
+        return form
+
+
+def oidc_config(
+    issuer: str, client_id: str, *, algorithms: frozenset[str] = frozenset({"RS256"})
+) -> IssuerConfig:
+    """How PK tokens from a browser or device login verify: ``nonce`` commitment, client id."""
+    return IssuerConfig(
+        issuer=issuer,
+        commitment=CommitmentType.NONCE,
+        algorithms=algorithms,
+        client_id=client_id,
+    )
+
+
+_OFFLINE_CONSENT = _frozen({"prompt": "consent", "access_type": "offline"})
+
+GOOGLE = OidcClient(
+    issuer="https://accounts.google.com",
+    client_id="206584157355-7cbe4s640tvm7naoludob4ut1emii7sf.apps.googleusercontent.com",
+    client_secret="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",  # noqa: S106 - public by design
+    scopes=("openid", "profile", "email"),
+    redirect_uris=OPENPUBKEY_REDIRECT_URIS,
+    extra_auth_params=_OFFLINE_CONSENT,
+)
+MICROSOFT = OidcClient(
+    issuer="https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
+    client_id="096ce0a3-5e72-4da8-9c86-12924b294a01",
+    scopes=("openid", "profile", "email", "offline_access"),
+    redirect_uris=OPENPUBKEY_REDIRECT_URIS,
+    extra_auth_params=_OFFLINE_CONSENT,
+)
+GITLAB_USER = OidcClient(
+    issuer="https://gitlab.com",
+    client_id="8d8b7024572c7fd501f64374dec6bba37096783dfcd792b3988104be08cb6923",
+    scopes=("openid", "email"),
+    redirect_uris=OPENPUBKEY_REDIRECT_URIS,
+    extra_auth_params=_OFFLINE_CONSENT,
+)
+#: Presets by name, as the command line offers them.
+PRESETS: Mapping[str, OidcClient] = MappingProxyType(
+    {"google": GOOGLE, "microsoft": MICROSOFT, "gitlab": GITLAB_USER}
+)
+
+
+def endpoint(metadata: ProviderMetadata, name: str) -> str:
+    """A discovery endpoint opkey may connect to (checked with :func:`check_url`)."""
+    try:
+        url = metadata.endpoint(name)
+    except ConfigError as exc:
+        raise ProviderError(str(exc)) from None
+    check_url(url, what=f"{metadata.issuer} {name}")
+    return url
+
+
+def post_form(
+    transport: Transport,
+    url: str,
+    form: Mapping[str, str],
+    *,
+    what: str,
+    timeout: float,
+) -> tuple[int, dict[str, Any]]:
+    """POST a form to a token-style endpoint; return ``(status, json)``.
+
+    4xx answers with an OAuth ``error`` are returned for the caller to interpret (the device
+    flow's ``authorization_pending`` is one); redirects and 5xx are :class:`NetworkError`.
+    """
+    response = transport.request(
+        "POST",
+        url,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        },
+        data=dict(form),
+        timeout=timeout,
+        max_bytes=TOKEN_RESPONSE_MAX_BYTES,
+    )
+    if 400 <= response.status < 500:
+        try:
+            document = parse_json_object(response.body, what=what)
+        except FormatError:
+            document = {}
+        if isinstance(document.get("error"), str):
+            return response.status, document
+    return response.status, check_token_response(response, what=what)
+
+
+def oauth_error(document: Mapping[str, Any]) -> tuple[str, str]:
+    """``(error, description)`` of an OAuth error response."""
+    error = str(document.get("error", ""))
+    description = document.get("error_description")
+    return error, description if isinstance(description, str) else ""
+
+
+def finish_nonce_login(
+    token_response: Mapping[str, Any],
+    *,
+    client: OidcClient,
+    cic: ClientInstanceClaims,
+    signing_key: SigningKey,
+    jwks: JwksClient,
+    what: str,
+) -> PKToken:
+    """Check the ID token of an interactive login and wrap it into a verified PK token."""
+    id_token = token_response.get("id_token")
+    if not isinstance(id_token, str):
+        raise ProviderError(
+            f"{what}: the token response has no id_token (is 'openid' in the scopes?)",
+            expected="id_token",
+            found=sorted(token_response),
+        )
+    _, claims = parse_id_token(id_token, what=f"{what} ID token")
+    require_issuer(claims, client.issuer, what=f"{what} ID token")
+    commitment = cic.commitment()
+    if claims.get("nonce") != commitment:
+        raise ProviderError(
+            f"{what}: the ID token's nonce is not the commitment that was requested",
+            expected=commitment,
+            found=claims.get("nonce"),
+        )
+    pktoken = PKToken.create(id_token, cic, signing_key)
+    self_verify(pktoken, oidc_config(client.issuer, client.client_id), jwks, what=what)
+    return pktoken
