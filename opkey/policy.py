@@ -54,10 +54,9 @@ from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from opkey.errors import ConfigError, PolicyError
 from opkey.jose import thaw_json
+from opkey.presets import GITHUB_ACTIONS_ISSUER, GITLAB_ISSUER
 
 __all__ = [
-    "GITHUB_ACTIONS_ISSUER",
-    "GITLAB_ISSUER",
     "AllOf",
     "AnyOf",
     "ClaimContains",
@@ -77,9 +76,7 @@ __all__ = [
 ]
 
 #: Issuer of GitHub Actions ID tokens on github.com (GHEC enterprises may use ``…/<slug>``).
-GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
 #: Issuer of GitLab CI ID tokens on gitlab.com (self-managed instances use their own URL).
-GITLAB_ISSUER = "https://gitlab.com"
 
 #: The JSON scalar types a policy may compare a claim with. Floats are excluded: a JSON number
 #: with a fraction has no single exact spelling, and no identity claim uses one.

@@ -41,8 +41,6 @@ from typing import Any
 from opkey.errors import ConfigError
 from opkey.expiry import DEFAULT_LEEWAY, ExpiryPolicy
 from opkey.policy import (
-    GITHUB_ACTIONS_ISSUER,
-    GITLAB_ISSUER,
     AllOf,
     AnyOf,
     ClaimContains,
@@ -59,6 +57,7 @@ from opkey.policy import (
     json_type_name,
     pinned_issuers,
 )
+from opkey.presets import GITHUB_ACTIONS_ISSUER, GITLAB_ISSUER
 from opkey.signoff import SignerRequirement, SignOffResult, evaluate_signers
 from opkey.verify import GQ_AUDIENCE_PREFIX, CommitmentType, IssuerConfig
 

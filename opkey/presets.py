@@ -23,6 +23,7 @@ __all__ = [
     "gitlab_ci",
     "google",
     "microsoft",
+    "oidc",
 ]
 
 GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
@@ -58,9 +59,14 @@ def gitlab_ci(*, issuer: str = GITLAB_ISSUER, expiry: ExpiryPolicy | None = None
     )
 
 
-def _nonce(
-    issuer: str, client_id: str, expiry: ExpiryPolicy | None, allow_gq: bool
+def oidc(
+    issuer: str,
+    client_id: str,
+    *,
+    expiry: ExpiryPolicy | None = None,
+    allow_gq: bool = False,
 ) -> IssuerConfig:
+    """Any OpenID provider a person signs in to: ``nonce`` commitment, ``client_id`` in ``aud``."""
     return IssuerConfig(
         issuer=issuer,
         commitment=CommitmentType.NONCE,
@@ -74,7 +80,7 @@ def google(
     *, client_id: str = GOOGLE_CLIENT_ID, expiry: ExpiryPolicy | None = None, allow_gq: bool = True
 ) -> IssuerConfig:
     """Google accounts: ``nonce`` commitment, RS256 (or its GQ256 form)."""
-    return _nonce(GOOGLE_ISSUER, client_id, expiry, allow_gq)
+    return oidc(GOOGLE_ISSUER, client_id, expiry=expiry, allow_gq=allow_gq)
 
 
 def microsoft(
@@ -85,4 +91,4 @@ def microsoft(
     allow_gq: bool = True,
 ) -> IssuerConfig:
     """Microsoft Entra ID (personal accounts tenant by default): ``nonce`` commitment."""
-    return _nonce(issuer, client_id, expiry, allow_gq)
+    return oidc(issuer, client_id, expiry=expiry, allow_gq=allow_gq)

@@ -4,13 +4,13 @@ and a running dev OpenID provider."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from opkey.devidp import DevIdP, DevIdPSettings
 from opkey.jwks import JwksClient
+from tests.helpers import FakeClock
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,22 +25,6 @@ def data_dir() -> Path:
 # `dev_idp` is one provider shared by the session: use it for flows that do not change its
 # state (no key rotation, default settings). `make_dev_idp(settings=..., clock=...)` starts a
 # private one, stopped after the test. `fake_clock` is a settable clock for both.
-
-
-@dataclass
-class FakeClock:
-    """A clock tests move by hand; ``sleep`` advances it instead of waiting."""
-
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -126,3 +126,19 @@ class MiniOP:
             kwargs["algorithms"] = frozenset({"GQ256"})
         kwargs.update(overrides)
         return IssuerConfig(**kwargs)
+
+
+@dataclass
+class FakeClock:
+    """A clock tests move by hand; ``sleep`` advances it instead of waiting."""
+
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

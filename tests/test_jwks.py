@@ -20,7 +20,7 @@ from opkey.jwks import JwksClient
 from opkey.keyset import KeySet
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from tests.helpers import FakeClock
 
 KEY_A = DevKey.generate()
 KEY_B = DevKey.generate()

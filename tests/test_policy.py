@@ -16,8 +16,6 @@ from hypothesis import strategies as st
 from opkey.errors import ConfigError, PolicyError
 from opkey.jose import freeze_json, parse_compact, parse_json_object
 from opkey.policy import (
-    GITHUB_ACTIONS_ISSUER,
-    GITLAB_ISSUER,
     AllOf,
     AnyOf,
     ClaimContains,
@@ -33,6 +31,7 @@ from opkey.policy import (
     accepts_any_signer,
     pinned_issuers,
 )
+from opkey.presets import GITHUB_ACTIONS_ISSUER, GITLAB_ISSUER
 
 DATA = Path(__file__).parent / "data" / "github-actions"
 TOKEN_FILES = sorted(p.name for p in DATA.glob("*.jwt"))

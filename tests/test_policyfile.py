@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from opkey.errors import ConfigError
 from opkey.expiry import ExpiryPolicy
 from opkey.policy import (
-    GITHUB_ACTIONS_ISSUER,
     AllOf,
     AnyOf,
     ClaimContains,
@@ -37,6 +36,7 @@ from opkey.policyfile import (
     policy_from_dict,
     policy_to_dict,
 )
+from opkey.presets import GITHUB_ACTIONS_ISSUER
 from opkey.signoff import SignerRequirement
 from opkey.verify import CommitmentType, IssuerConfig
 

@@ -18,18 +18,12 @@ from opkey.providers.auto import auto_provider
 from opkey.providers.base import Provider
 from opkey.providers.browser import BrowserProvider
 from opkey.providers.device import DeviceFlowProvider, DevicePrompt
-from opkey.providers.github import (
-    GITHUB_ACTIONS_ISSUER,
-    GitHubActionsProvider,
-    github_actions_config,
-)
-from opkey.providers.gitlab import GITLAB_ISSUER, GitLabCIProvider, gitlab_ci_config
-from opkey.providers.oidc import GITLAB_USER, GOOGLE, MICROSOFT, PRESETS, OidcClient, oidc_config
+from opkey.providers.github import GitHubActionsProvider
+from opkey.providers.gitlab import GitLabCIProvider
+from opkey.providers.oidc import GITLAB_USER, GOOGLE, MICROSOFT, PRESETS, OidcClient
 from opkey.providers.static import StaticProvider
 
 __all__ = [
-    "GITHUB_ACTIONS_ISSUER",
-    "GITLAB_ISSUER",
     "GITLAB_USER",
     "GOOGLE",
     "MICROSOFT",
@@ -43,7 +37,4 @@ __all__ = [
     "Provider",
     "StaticProvider",
     "auto_provider",
-    "github_actions_config",
-    "gitlab_ci_config",
-    "oidc_config",
 ]

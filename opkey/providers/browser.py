@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from opkey import presets
 from opkey.errors import ProviderError
 from opkey.http import RequestsTransport, Transport
 from opkey.jwks import JwksClient
@@ -39,7 +40,6 @@ from opkey.providers.oidc import (
     endpoint,
     finish_nonce_login,
     oauth_error,
-    oidc_config,
     post_form,
 )
 from opkey.verify import IssuerConfig
@@ -80,7 +80,7 @@ class BrowserProvider:
 
     def issuer_config(self) -> IssuerConfig:
         """``nonce`` commitment, audience = client id."""
-        return oidc_config(self.client.issuer, self.client.client_id)
+        return presets.oidc(self.client.issuer, self.client.client_id)
 
     def _say(self, text: str) -> None:
         stream = self.output if self.output is not None else sys.stderr

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from opkey import presets
 from opkey.errors import ProviderError
 from opkey.http import RequestsTransport, Transport
 from opkey.jwks import JwksClient
@@ -27,7 +28,6 @@ from opkey.providers.oidc import (
     endpoint,
     finish_nonce_login,
     oauth_error,
-    oidc_config,
     post_form,
 )
 from opkey.verify import IssuerConfig
@@ -95,7 +95,7 @@ class DeviceFlowProvider:
 
     def issuer_config(self) -> IssuerConfig:
         """``nonce`` commitment, audience = client id."""
-        return oidc_config(self.client.issuer, self.client.client_id)
+        return presets.oidc(self.client.issuer, self.client.client_id)
 
     def _prompt(self, prompt: DevicePrompt) -> None:
         if self.on_prompt is not None:

@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from opkey import gq
+from opkey import gq, presets
 from opkey.errors import FormatError, ProviderError, SignatureError
 from opkey.http import RequestsTransport, Transport, check_url
 from opkey.jwks import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
+from opkey.presets import GITHUB_ACTIONS_ISSUER
 from opkey.providers.base import (
     TOKEN_RESPONSE_MAX_BYTES,
     check_token_response,
@@ -36,33 +37,20 @@ from opkey.providers.base import (
     require_issuer,
     self_verify,
 )
-from opkey.verify import CommitmentType, IssuerConfig
+from opkey.verify import IssuerConfig
 
 __all__ = [
     "DEV_ISSUER_VARIABLE",
-    "GITHUB_ACTIONS_ISSUER",
     "GitHubActionsProvider",
-    "github_actions_config",
     "with_audience",
 ]
 
-GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
 #: Environment variable naming the dev provider's issuer (written by ``opkey dev-idp``).
 DEV_ISSUER_VARIABLE = "OPKEY_DEV_ISSUER"
 _PERMISSION_HINT = (
     "the workflow job needs `permissions: id-token: write` for GitHub to provide "
     "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 )
-
-
-def github_actions_config(issuer: str = GITHUB_ACTIONS_ISSUER) -> IssuerConfig:
-    """How PK tokens from GitHub Actions verify: ``aud`` commitment, GQ256 only."""
-    return IssuerConfig(
-        issuer=issuer,
-        commitment=CommitmentType.AUD,
-        algorithms=frozenset({"GQ256"}),
-        require_gq=True,
-    )
 
 
 def with_audience(url: str, audience: str) -> str:
@@ -147,7 +135,7 @@ class GitHubActionsProvider:
 
     def issuer_config(self) -> IssuerConfig:
         """``aud`` commitment, GQ256 required."""
-        return github_actions_config(self.issuer)
+        return presets.github_actions(issuer=self.issuer)
 
     def request_id_token(self, audience: str) -> str:
         """Ask GitHub for an ID token with ``aud`` = ``audience``; return the compact JWT."""

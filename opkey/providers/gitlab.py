@@ -23,36 +23,24 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from opkey import gq
+from opkey import gq, presets
 from opkey.errors import FormatError, ProviderError, SignatureError
 from opkey.http import RequestsTransport, Transport
 from opkey.jwks import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
+from opkey.presets import GITLAB_ISSUER
 from opkey.providers.base import new_cic, parse_id_token, require_issuer, self_verify
 from opkey.providers.github import DEV_ISSUER_VARIABLE
-from opkey.verify import GQ_AUDIENCE_PREFIX, CommitmentType, IssuerConfig
+from opkey.verify import GQ_AUDIENCE_PREFIX, IssuerConfig
 
 __all__ = [
     "DEFAULT_TOKEN_VARIABLE",
-    "GITLAB_ISSUER",
     "GitLabCIProvider",
-    "gitlab_ci_config",
 ]
 
-GITLAB_ISSUER = "https://gitlab.com"
 #: The environment variable OpenPubkey reads the GitLab ID token from.
 DEFAULT_TOKEN_VARIABLE = "OPENPUBKEY_JWT"  # noqa: S105 - a variable name, not a secret
-
-
-def gitlab_ci_config(issuer: str = GITLAB_ISSUER) -> IssuerConfig:
-    """How PK tokens from GitLab CI verify: GQ-bound commitment, GQ256 only."""
-    return IssuerConfig(
-        issuer=issuer,
-        commitment=CommitmentType.GQ_BOUND,
-        algorithms=frozenset({"GQ256"}),
-        require_gq=True,
-    )
 
 
 def _id_tokens_hint(variable: str) -> str:
@@ -110,7 +98,7 @@ class GitLabCIProvider:
 
     def issuer_config(self) -> IssuerConfig:
         """GQ-bound commitment, GQ256 required, ``aud`` prefix checked."""
-        config = gitlab_ci_config(self.issuer)
+        config = presets.gitlab_ci(issuer=self.issuer)
         if self.audience_prefix != GQ_AUDIENCE_PREFIX:
             config = replace(config, gq_audience_prefix=self.audience_prefix)
         return config

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from opkey import presets
 from opkey.cic import ClientInstanceClaims
 from opkey.discovery import ProviderMetadata
 from opkey.errors import ConfigError, FormatError, ProviderError
@@ -30,7 +31,6 @@ from opkey.providers.base import (
     require_issuer,
     self_verify,
 )
-from opkey.verify import CommitmentType, IssuerConfig
 
 __all__ = [
     "GITLAB_USER",
@@ -39,7 +39,6 @@ __all__ = [
     "OPENPUBKEY_REDIRECT_URIS",
     "PRESETS",
     "OidcClient",
-    "oidc_config",
 ]
 
 #: The loopback redirect URIs OpenPubkey's public clients are registered with.
@@ -92,31 +91,19 @@ class OidcClient:
         return form
 
 
-def oidc_config(
-    issuer: str, client_id: str, *, algorithms: frozenset[str] = frozenset({"RS256"})
-) -> IssuerConfig:
-    """How PK tokens from a browser or device login verify: ``nonce`` commitment, client id."""
-    return IssuerConfig(
-        issuer=issuer,
-        commitment=CommitmentType.NONCE,
-        algorithms=algorithms,
-        client_id=client_id,
-    )
-
-
 _OFFLINE_CONSENT = _frozen({"prompt": "consent", "access_type": "offline"})
 
 GOOGLE = OidcClient(
-    issuer="https://accounts.google.com",
-    client_id="206584157355-7cbe4s640tvm7naoludob4ut1emii7sf.apps.googleusercontent.com",
+    issuer=presets.GOOGLE_ISSUER,
+    client_id=presets.GOOGLE_CLIENT_ID,
     client_secret="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",  # noqa: S106 - public by design
     scopes=("openid", "profile", "email"),
     redirect_uris=OPENPUBKEY_REDIRECT_URIS,
     extra_auth_params=_OFFLINE_CONSENT,
 )
 MICROSOFT = OidcClient(
-    issuer="https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
-    client_id="096ce0a3-5e72-4da8-9c86-12924b294a01",
+    issuer=presets.MICROSOFT_ISSUER,
+    client_id=presets.MICROSOFT_CLIENT_ID,
     scopes=("openid", "profile", "email", "offline_access"),
     redirect_uris=OPENPUBKEY_REDIRECT_URIS,
     extra_auth_params=_OFFLINE_CONSENT,
@@ -212,5 +199,5 @@ def finish_nonce_login(
             found=claims.get("nonce"),
         )
     pktoken = PKToken.create(id_token, cic, signing_key)
-    self_verify(pktoken, oidc_config(client.issuer, client.client_id), jwks, what=what)
+    self_verify(pktoken, presets.oidc(client.issuer, client.client_id), jwks, what=what)
     return pktoken

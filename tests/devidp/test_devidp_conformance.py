@@ -25,7 +25,7 @@ from opkey.devidp import (
 from opkey.keyset import KeySet
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from tests.helpers import FakeClock
 
 VERIFIER = "v" * 20 + "-._~" + "0123456789abcdefghijklmnopqrstuvwxyz"
 REDIRECT = "http://127.0.0.1:50123/callback"

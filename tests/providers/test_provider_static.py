@@ -6,12 +6,13 @@ from datetime import datetime, timezone
 
 import pytest
 
+from opkey import presets
 from opkey.cic import ClientInstanceClaims
 from opkey.devidp import DevIdP
 from opkey.errors import ConfigError, ProviderError
 from opkey.jwks import JwksClient
 from opkey.keys import generate_signing_key
-from opkey.providers import StaticProvider, github_actions_config, gitlab_ci_config
+from opkey.providers import StaticProvider
 from opkey.verify import CommitmentType, verify_pktoken
 
 
@@ -116,7 +117,10 @@ def test_callback_with_aud_commitment_is_gq_signed(dev_idp: DevIdP, dev_jwks: Jw
     assert seen == [pktoken.cic_claims.commitment()]
     assert pktoken.op.alg == "GQ256"
     verify_pktoken(
-        pktoken, github_actions_config(dev_idp.issuer), dev_jwks.keys(dev_idp.issuer), now=now()
+        pktoken,
+        presets.github_actions(issuer=dev_idp.issuer),
+        dev_jwks.keys(dev_idp.issuer),
+        now=now(),
     )
 
 
@@ -127,11 +131,11 @@ def test_callback_with_gq_bound_commitment(dev_idp: DevIdP, dev_jwks: JwksClient
         commitment=CommitmentType.GQ_BOUND,
         jwks=dev_jwks,
     )
-    assert provider.issuer_config() == gitlab_ci_config(dev_idp.issuer)
+    assert provider.issuer_config() == presets.gitlab_ci(issuer=dev_idp.issuer)
     pktoken = provider.get_pktoken(generate_signing_key())
     assert pktoken.op.header["cic"] == pktoken.cic_claims.commitment()
     verify_pktoken(
-        pktoken, gitlab_ci_config(dev_idp.issuer), dev_jwks.keys(dev_idp.issuer), now=now()
+        pktoken, presets.gitlab_ci(issuer=dev_idp.issuer), dev_jwks.keys(dev_idp.issuer), now=now()
     )
 
 
@@ -151,7 +155,8 @@ def test_static_configuration_errors(dev_idp: DevIdP) -> None:
         StaticProvider.from_callback(lambda c: "", issuer=dev_idp.issuer)
     with pytest.raises(ConfigError, match="needs the client instance claims"):
         StaticProvider(
-            config=github_actions_config(dev_idp.issuer), id_token=dev_idp.mint_github_token()
+            config=presets.github_actions(issuer=dev_idp.issuer),
+            id_token=dev_idp.mint_github_token(),
         )
     with pytest.raises(ConfigError, match="either an id_token or a callback"):
-        StaticProvider(config=github_actions_config(dev_idp.issuer))
+        StaticProvider(config=presets.github_actions(issuer=dev_idp.issuer))
