@@ -25,6 +25,7 @@ from typing import Any
 from opkey import gq
 from opkey.cic import ClientInstanceClaims
 from opkey.errors import ConfigError, FormatError, ProviderError, SignatureError
+from opkey.expiry import ExpiryPolicy
 from opkey.jwks import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
@@ -201,4 +202,5 @@ def _config(
         algorithms=frozenset({"GQ256"}) if gq_needed else frozenset({"RS256"}),
         require_gq=gq_needed,
         client_id=client_id,
+        expiry=ExpiryPolicy.never(),  # as the presets: see spec/time.md
     )
