@@ -101,7 +101,7 @@ class PublicJWK:
         if not isinstance(jwk, Mapping):
             raise FormatError(f"{what}: expected a JSON object, found {type(jwk).__name__}")
         kty = jwk.get("kty")
-        if kty not in _PUBLIC_MEMBERS:
+        if not isinstance(kty, str) or kty not in _PUBLIC_MEMBERS:
             raise FormatError(f"{what}: unsupported key type {kty!r}", found=kty)
         private = _PRIVATE_MEMBERS.intersection(jwk)
         if private:

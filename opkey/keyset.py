@@ -68,13 +68,10 @@ class KeySet:
             raise FormatError(f"{what}: {len(keys)} keys is more than the {_MAX_KEYS} allowed")
         parsed: list[PublicJWK] = []
         for index, jwk in enumerate(keys):
-            if isinstance(jwk, Mapping) and jwk.get("kty") in _SKIPPED_KTY:
+            kty = jwk.get("kty") if isinstance(jwk, Mapping) else None
+            if isinstance(kty, str) and kty in _SKIPPED_KTY:
                 continue
-            if (
-                isinstance(jwk, Mapping)
-                and jwk.get("kty") in ("EC", "OKP")
-                and jwk.get("crv") not in ("P-256", "Ed25519")
-            ):
+            if kty in ("EC", "OKP") and jwk.get("crv") not in ("P-256", "Ed25519"):
                 continue  # a curve opkey does not verify with: unusable, not malformed
             parsed.append(PublicJWK.from_dict(jwk, what=f"{what} key {index}"))
         return cls(tuple(parsed))
