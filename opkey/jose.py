@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,6 +90,14 @@ def _reject_constant(name: str) -> Any:
     raise FormatError(f"JSON constant {name} is not allowed")
 
 
+def _finite_float(text: str) -> float:
+    # ``1e400`` is valid JSON that Python reads as ``inf``: the NaN/Infinity rule, respelled.
+    value = float(text)
+    if not math.isfinite(value):
+        raise FormatError(f"JSON number {text[:40]} is not a finite number")
+    return value
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
@@ -147,7 +156,12 @@ def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
     else:
         text = data
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
     except FormatError as exc:
         raise FormatError(f"{what}: {exc}") from None
     except RecursionError:

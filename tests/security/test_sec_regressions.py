@@ -12,9 +12,11 @@ import json
 import pytest
 
 from opkey.errors import FormatError
+from opkey.jose import parse_json
 from opkey.keyset import KeySet
+from opkey.pktoken import PKToken
 from tests.helpers import MiniOP
-from tests.security.sec_common import doc, header, parse, set_header
+from tests.security.sec_common import doc, forge, header, parse, rsa_signer, set_header
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +42,22 @@ def test_unhashable_kty_in_a_jwks_is_a_format_error(kty: object) -> None:
     pinned file) crashed the verifier instead of being reported as malformed."""
     with pytest.raises(FormatError, match="unsupported key type"):
         KeySet.from_json(json.dumps({"keys": [{"kty": kty, "kid": "k"}]}))
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1E999", "123456789e999", "0.1e310"])
+def test_numbers_overflowing_to_infinity_are_refused(op: MiniOP, number: str) -> None:
+    """Python reads ``1e400`` as ``inf``, so the NaN/Infinity rule could be spelled around; the
+    value then re-encoded (PK token hash, bundle output) as the non-JSON token ``Infinity``."""
+    pkt, _ = op.pktoken()
+    raw = pkt.to_json().decode()
+    with_header = raw.replace('"signature"', '"header":{"x":' + number + '},"signature"', 1)
+    with pytest.raises(FormatError, match="is not a finite number"):
+        PKToken.from_json(with_header)
+    claims = json.dumps(op.claims(nonce="n"))[:-1] + f',"score":{number}}}'
+    forged = forge(
+        op, {"alg": "RS256", "kid": op.kid, "typ": "JWT"}, rsa_signer(op.private_key),
+        payload=claims.encode(),
+    )  # fmt: skip
+    with pytest.raises(FormatError, match="is not a finite number"):
+        parse(forged.document)
+    assert parse_json("1e308") == 1e308
