@@ -155,6 +155,11 @@ def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
             raise FormatError(f"{what}: not valid UTF-8") from None
     else:
         text = data
+        try:
+            # Text from bytes cannot hold a surrogate; a caller's str can hold a raw one.
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormatError(f"{what}: JSON text contains a lone surrogate") from None
     try:
         value = json.loads(
             text,

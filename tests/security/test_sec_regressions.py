@@ -61,3 +61,14 @@ def test_numbers_overflowing_to_infinity_are_refused(op: MiniOP, number: str) ->
     with pytest.raises(FormatError, match="is not a finite number"):
         parse(forged.document)
     assert parse_json("1e308") == 1e308
+
+
+def test_raw_lone_surrogate_in_json_text_is_refused(op: MiniOP) -> None:
+    """A ``str`` holding a raw lone surrogate (not a ``\\ud800`` escape) parsed, and hashing
+    the PK token then raised UnicodeEncodeError."""
+    d = doc(op.pktoken()[0])
+    d["signatures"][0]["header"] = {"note": "\ud800"}
+    with pytest.raises(FormatError, match="lone surrogate"):
+        PKToken.from_json(json.dumps(d, ensure_ascii=False))
+    with pytest.raises(FormatError, match="lone surrogate"):
+        parse_json('"\udfff"')
