@@ -37,7 +37,7 @@ from opkey.jose import (
 )
 from opkey.keys import SigningKey
 
-__all__ = ["PKToken", "SignatureRole", "TokenSignature", "check_claim_types"]
+__all__ = ["MAX_TIME", "PKToken", "SignatureRole", "TokenSignature", "check_claim_types"]
 
 
 class SignatureRole(enum.Enum):
@@ -128,6 +128,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: Latest time claim accepted: 9999-12-31T23:59:59Z, the last second ``datetime`` can hold.
+MAX_TIME = 253402300799
+
+
+def _is_time(value: Any) -> bool:
+    # Times outside 1970..9999 are no real token's and cannot become datetimes.
+    return _is_int(value) and 0 <= value <= MAX_TIME
+
+
 def check_claim_types(claims: Mapping[str, Any], *, what: str = "ID token") -> None:
     """Require the registered claims an ID token must have, with the right JSON types."""
     for name in ("iss", "sub"):
@@ -140,13 +149,12 @@ def check_claim_types(claims: Mapping[str, Any], *, what: str = "ID token") -> N
             raise FormatError(f"{what}: claim 'aud' must be a string or a list of strings")
     elif not isinstance(aud, str):
         raise FormatError(f"{what}: claim 'aud' must be a string or a list of strings", found=aud)
-    for name in ("iat", "exp"):
-        if not _is_int(claims.get(name)):
+    for name in ("iat", "exp", "nbf"):
+        if (name in claims or name != "nbf") and not _is_time(claims.get(name)):
             raise FormatError(
-                f"{what}: claim {name!r} must be an integer, found {claims.get(name)!r}"
+                f"{what}: claim {name!r} must be an integer time in 0..{MAX_TIME}, "
+                f"found {claims.get(name)!r}"[:300]
             )
-    if "nbf" in claims and not _is_int(claims["nbf"]):
-        raise FormatError(f"{what}: claim 'nbf' must be an integer, found {claims['nbf']!r}")
     if "nonce" in claims and not isinstance(claims["nonce"], str):
         raise FormatError(f"{what}: claim 'nonce' must be a string")
 

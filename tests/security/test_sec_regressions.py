@@ -8,15 +8,28 @@ was accepted where it should have been refused.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from opkey.artifact import Digest
 from opkey.errors import FormatError
+from opkey.expiry import ExpiryPolicy
 from opkey.jose import parse_json
 from opkey.keyset import KeySet
-from opkey.pktoken import PKToken
+from opkey.pktoken import MAX_TIME, PKToken
+from opkey.policy import UnsafeNoPolicy
+from opkey.signer import Signer
 from tests.helpers import MiniOP
-from tests.security.sec_common import doc, forge, header, parse, rsa_signer, set_header
+from tests.security.sec_common import (
+    doc,
+    forge,
+    header,
+    parse,
+    pinned_verifier,
+    rsa_signer,
+    set_header,
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +85,38 @@ def test_raw_lone_surrogate_in_json_text_is_refused(op: MiniOP) -> None:
         PKToken.from_json(json.dumps(d, ensure_ascii=False))
     with pytest.raises(FormatError, match="lone surrogate"):
         parse_json('"\udfff"')
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 10**15},
+        {"iat": 10**15, "exp": 10**15 + 1},
+        {"iat": -(10**12), "nbf": None},
+        {"nbf": -1},
+        {"exp": MAX_TIME + 1},
+        {"iat": 2**63, "exp": 2**64},
+        {"exp": 10**4000},
+    ],
+)
+def test_time_claims_outside_1970_to_9999_are_refused(op: MiniOP, claims: dict[str, Any]) -> None:
+    """A validly signed token with ``exp`` in the year 31 million passed verification under
+    the ``never`` expiry policy, then building the verified identity raised ValueError."""
+    forged = forge(op, {"alg": "RS256", "kid": op.kid, "typ": "JWT"}, rsa_signer(op.private_key))
+    payload = {**forged.claims, **claims}
+    forged = forge(
+        op, {"alg": "RS256", "kid": op.kid, "typ": "JWT"}, rsa_signer(op.private_key),
+        payload=json.dumps({k: v for k, v in payload.items() if v is not None}).encode(),
+    )  # fmt: skip
+    with pytest.raises(FormatError, match=f"must be an integer time in 0..{MAX_TIME}"):
+        parse(forged.document)
+
+
+def test_time_claims_at_the_limits_still_verify(op: MiniOP) -> None:
+    pkt, key = op.pktoken(exp=MAX_TIME)
+    verifier = pinned_verifier((op.config(expiry=ExpiryPolicy.never()), op.keyset))
+    digest = Digest("sha256:" + "99" * 32)
+    identity = verifier.verify_bundle(
+        Signer(pkt, key).sign_digest(digest), digest, policy=UnsafeNoPolicy()
+    )
+    assert identity.expires_at.year == 9999
