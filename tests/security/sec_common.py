@@ -244,6 +244,29 @@ def forge(
     return Forged(pktoken_doc(token, key, cic), key, cic, values)
 
 
+def mint_pktoken(
+    op: MiniOP,
+    *,
+    commitment: CommitmentType = CommitmentType.NONCE,
+    key: SigningKey | None = None,
+    gq_sign: bool = False,
+    **claims: Any,
+) -> Wrapped:
+    """A PK token from ``op`` whose claims (``aud`` included) the caller may override."""
+    key = key or generate_signing_key()
+    cic = ClientInstanceClaims.create(key.public_jwk)
+    defaults = {
+        CommitmentType.NONCE: {"nonce": cic.commitment()},
+        CommitmentType.AUD: {"aud": cic.commitment()},
+        CommitmentType.GQ_BOUND: {"aud": "OPENPUBKEY-PKTOKEN:test"},
+    }[commitment]
+    token = op.mint(op.claims(**{**defaults, **claims}))
+    if gq_sign or commitment is CommitmentType.GQ_BOUND:
+        bound = cic.commitment() if commitment is CommitmentType.GQ_BOUND else None
+        token = gq.sign_jwt(token, op.public_jwk, cic=bound)
+    return Wrapped(PKToken.create(token, cic, key), key, cic)
+
+
 def pinned_verifier(*issuers: tuple[IssuerConfig, KeySet], at: datetime = NOW) -> Verifier:
     """A verifier trusting each (configuration, pinned keys) pair, with its clock at ``at``."""
     return Verifier(
