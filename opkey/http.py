@@ -141,7 +141,7 @@ def check_url(
     else:
         try:
             infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid IDNA host name
             raise NetworkError(f"{what}: cannot resolve {host!r} ({exc})") from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     for address in addresses:

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from opkey.artifact import Digest
-from opkey.errors import FormatError
+from opkey.errors import FormatError, NetworkError
 from opkey.expiry import ExpiryPolicy
+from opkey.http import check_url
 from opkey.jose import parse_json
 from opkey.keyset import KeySet
 from opkey.pktoken import MAX_TIME, PKToken
@@ -120,3 +121,12 @@ def test_time_claims_at_the_limits_still_verify(op: MiniOP) -> None:
         Signer(pkt, key).sign_digest(digest), digest, policy=UnsafeNoPolicy()
     )
     assert identity.expires_at.year == 9999
+
+
+@pytest.mark.parametrize("host", ["a..b", "x" * 64 + ".example", ".example", "a" * 300])
+def test_url_host_that_is_not_a_valid_idna_name_is_a_network_error(host: str) -> None:
+    """``socket.getaddrinfo`` encodes names with IDNA first and raises UnicodeError (not
+    OSError) for empty or over-long labels: a discovery document naming such a ``jwks_uri``
+    crashed the JWKS client instead of failing as a NetworkError."""
+    with pytest.raises(NetworkError, match="cannot resolve"):
+        check_url(f"https://{host}/jwks")
