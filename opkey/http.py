@@ -88,9 +88,18 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+#: IETF protocol assignments (RFC 6890): not routable, yet only part of it is "private" before
+#: Python 3.11.9/3.12.4, and 192.0.0.192 served Oracle Cloud's instance metadata.
+_IETF_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
+
+
 def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    # ``is_private`` misses the shared address space 100.64.0.0/10 (Alibaba Cloud's metadata
+    # service is 100.100.100.200); ``is_global`` covers it and other non-routable ranges.
     return (
-        address.is_private
+        not address.is_global
+        or address in _IETF_PROTOCOL_ASSIGNMENTS
+        or address.is_private
         or address.is_loopback
         or address.is_link_local
         or address.is_multicast

@@ -130,3 +130,16 @@ def test_url_host_that_is_not_a_valid_idna_name_is_a_network_error(host: str) ->
     crashed the JWKS client instead of failing as a NetworkError."""
     with pytest.raises(NetworkError, match="cannot resolve"):
         check_url(f"https://{host}/jwks")
+
+
+@pytest.mark.parametrize(
+    "host", ["100.100.100.200", "100.64.0.1", "100.127.255.254", "192.0.0.192"]
+)
+def test_shared_and_non_global_addresses_are_internal(host: str) -> None:
+    """``ipaddress.is_private`` is False for the shared address space 100.64.0.0/10 (Alibaba
+    Cloud's metadata service is 100.100.100.200) and, before Python 3.11.9, for most of
+    192.0.0.0/24 (192.0.0.192 was Oracle Cloud's metadata service), so a ``jwks_uri`` there
+    was fetched."""
+    with pytest.raises(NetworkError, match="resolves to internal address"):
+        check_url(f"https://{host}/jwks")
+    check_url("https://93.184.215.14/jwks")  # a public address is still fine
