@@ -115,12 +115,15 @@ def check_url(
     insecure_hosts: Collection[str] = (),
     allow_private: bool = False,
     resolve: bool = True,
+    allow_loopback: bool = True,
 ) -> None:
     """Raise :class:`NetworkError` unless opkey may connect to ``url``.
 
     ``https`` is required, except to loopback or to ``insecure_hosts``. Hosts resolving to
-    internal addresses are refused unless ``allow_private`` (loopback is always allowed: it is
-    where local development providers and registries run).
+    internal addresses are refused unless ``allow_private``. Loopback is allowed (it is where
+    local development providers and registries run) unless ``allow_loopback`` is false: a URL
+    chosen by a remote party, such as the ``jwks_uri`` of a provider that is not itself on
+    loopback, must not reach services on the verifier's own host.
     """
     try:
         parts = urlsplit(url)
@@ -133,6 +136,11 @@ def check_url(
     if parts.username is not None or parts.password is not None:
         raise NetworkError(f"{what}: URLs with credentials are not allowed")
     loopback = is_loopback_host(host)
+    if loopback and not (allow_loopback or allow_private):
+        raise NetworkError(
+            f"{what}: {url!r} is on loopback, which only a provider on loopback may use",
+            found=host,
+        )
     if parts.scheme == "http" and not loopback and host not in insecure_hosts:
         raise NetworkError(
             f"{what}: {url!r} uses plain http; https is required (http only for loopback)",
@@ -154,7 +162,7 @@ def check_url(
             raise NetworkError(f"{what}: cannot resolve {host!r} ({exc})") from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     for address in addresses:
-        if _internal(address) and not address.is_loopback:
+        if _internal(address) and not (address.is_loopback and allow_loopback):
             raise NetworkError(
                 f"{what}: {host!r} resolves to internal address {address}; refusing to connect",
                 found=str(address),

@@ -31,11 +31,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from opkey._httpjson import get_json
 from opkey.discovery import ProviderMetadata, fetch_metadata, validate_issuer
 from opkey.errors import ConfigError, KeyNotFoundError, OpkeyError
-from opkey.http import RequestsTransport, Transport, check_url
+from opkey.http import RequestsTransport, Transport, check_url, is_loopback_host
 from opkey.keys import PublicJWK
 from opkey.keyset import KeySet
 
@@ -236,7 +237,12 @@ class JwksClient:
                     allow_private=self._allow_private,
                 )
             what = f"JWKS of {issuer}"
-            check_url(metadata.jwks_uri, what=what, allow_private=self._allow_private)
+            check_url(
+                metadata.jwks_uri,
+                what=what,
+                allow_private=self._allow_private,
+                allow_loopback=is_loopback_host(urlsplit(issuer).hostname or ""),
+            )
             document = get_json(
                 self._transport,
                 metadata.jwks_uri,

@@ -143,3 +143,17 @@ def test_shared_and_non_global_addresses_are_internal(host: str) -> None:
     with pytest.raises(NetworkError, match="resolves to internal address"):
         check_url(f"https://{host}/jwks")
     check_url("https://93.184.215.14/jwks")  # a public address is still fine
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8080/jwks", "https://localhost/jwks", "http://[::1]:9/jwks",
+     "https://127.0.0.2/jwks", "https://localhost./jwks"],
+)  # fmt: skip
+def test_loopback_urls_only_when_allowed(url: str) -> None:
+    """A provider that is not on loopback could name a loopback ``jwks_uri`` and make the
+    verifier query services on its own host. JwksClient now allows loopback JWKS URLs only
+    for loopback issuers (end to end: test_sec_network.py)."""
+    check_url(url)
+    with pytest.raises(NetworkError, match="on loopback, which only a provider on loopback"):
+        check_url(url, allow_loopback=False)
