@@ -155,8 +155,8 @@ class JwksClient:
         keyset = self.keys(issuer)
         try:
             return keyset.find(kid=kid, jkt=jkt)
-        except KeyNotFoundError:
-            pass
+        except KeyNotFoundError as exc:
+            miss = exc  # why, e.g. "ambiguous": kept for the message if no refetch happens
         entry = self._entry(issuer)
         wanted = _describe(kid, jkt)
         fetched = False
@@ -169,8 +169,8 @@ class JwksClient:
                 age = self._clock() - entry.last_attempt
                 if age < self.min_refresh_interval:
                     raise KeyNotFoundError(
-                        f"issuer {issuer}: no key with {wanted} in its JWKS, fetched "
-                        f"{age:.0f}s ago; not refetching within {self.min_refresh_interval:g}s",
+                        f"issuer {issuer}: {miss.message} (JWKS fetched {age:.0f}s ago; "
+                        f"not refetching within {self.min_refresh_interval:g}s)",
                         found=kid if kid is not None else jkt,
                     )
                 keyset = self._fetch(issuer, entry, rediscover=False)

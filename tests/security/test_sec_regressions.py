@@ -11,17 +11,19 @@ import json
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from opkey.artifact import Digest
-from opkey.errors import FormatError, NetworkError
+from opkey.errors import FormatError, KeyNotFoundError, NetworkError
 from opkey.expiry import ExpiryPolicy
 from opkey.http import check_url
 from opkey.jose import parse_json
+from opkey.jwks import JwksClient
 from opkey.keyset import KeySet
 from opkey.pktoken import MAX_TIME, PKToken
 from opkey.policy import UnsafeNoPolicy
 from opkey.signer import Signer
-from tests.helpers import MiniOP
+from tests.helpers import MiniOP, rsa_key
 from tests.security.sec_common import (
     doc,
     forge,
@@ -157,3 +159,23 @@ def test_loopback_urls_only_when_allowed(url: str) -> None:
     check_url(url)
     with pytest.raises(NetworkError, match="on loopback, which only a provider on loopback"):
         check_url(url, allow_loopback=False)
+
+
+def test_rate_limited_key_miss_says_why(httpserver: HTTPServer) -> None:
+    """A JWKS with two keys under the genuine kid (Wycheproof DuplicateKid) is refused as
+    ambiguous, but when the refetch was rate-limited the error claimed there was *no* key
+    with that kid. The reason of the miss is now kept."""
+    issuer = httpserver.url_for("/").rstrip("/")
+    genuine = MiniOP(issuer=issuer, kid="k1")
+    extra = MiniOP(issuer=issuer, kid="k1", private_key=rsa_key(fresh=True))
+    httpserver.expect_request("/.well-known/openid-configuration").respond_with_json(
+        {"issuer": issuer, "jwks_uri": issuer + "/jwks"}
+    )
+    httpserver.expect_request("/jwks").respond_with_json(
+        {"keys": [genuine.public_jwk.to_dict(), extra.public_jwk.to_dict()]}
+    )
+    client = JwksClient([issuer])
+    with pytest.raises(KeyNotFoundError, match="2 keys with kid 'k1'; ambiguous"):
+        client.find_key(issuer, kid="k1")
+    with pytest.raises(KeyNotFoundError, match="no key with kid 'k2' in the JWKS"):
+        client.find_key(issuer, kid="k2")
