@@ -1,0 +1,283 @@
+"""Fuzz targets: what each one feeds its input to, and what counts as a finding.
+
+A target's :meth:`Target.run` returns an *outcome* string (``accepted`` or the error class and
+the shape of its message) for inputs that opkey handled properly, and raises :class:`Finding`
+when the input exposed a defect:
+
+* an exception that is not an :class:`~opkey.errors.OpkeyError` escaped (``crash``);
+* a parse → serialize → parse round trip changed the value (``roundtrip``);
+* ``verifier``: a mutant was accepted whose signed content differs from every valid seed
+  (``accepted``);
+* ``discovery``: accepted metadata names a ``jwks_uri`` opkey should never fetch (``ssrf``).
+
+Hangs are detected by the engine (per-input time budget), not here.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from fuzz.world import DIGEST, World
+from opkey.bundle import Bundle
+from opkey.discovery import ProviderMetadata
+from opkey.errors import OpkeyError, PolicyError
+from opkey.http import check_url, is_loopback_host
+from opkey.jose import go_json, parse_json_object
+from opkey.keys import PublicJWK
+from opkey.keyset import KeySet
+from opkey.pktoken import PKToken
+from opkey.policyfile import parse_policy_file
+
+__all__ = ["TARGETS", "Finding", "Target", "make_targets"]
+
+
+class Finding(Exception):  # noqa: N818 - a finding is the point, not an error of the harness
+    """A defect exposed by one input: ``kind`` and a short, stable ``signature``."""
+
+    def __init__(self, kind: str, signature: str, detail: str) -> None:
+        super().__init__(f"{kind}: {signature}")
+        self.kind = kind
+        self.signature = signature
+        self.detail = detail
+
+
+_VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|\([^)]*\)?|\[[^\]]*\]?|[0-9][0-9.]*|\s+")
+
+
+_KEY_PATH = re.compile(r"^[\w.\[\]-]*\w[\w.\[\]-]*:(?= )")
+
+
+def outcome_of(exc: OpkeyError) -> str:
+    """The class and message *shape* of an error: quoted values, numbers and parenthesised
+    details elided, so that one check gives one outcome whatever the input said."""
+    message = _KEY_PATH.sub("<path>:", exc.message)
+    return f"{type(exc).__name__}: {_VARIABLE.sub(' ', message)[:48].strip()}"
+
+
+def _crash(exc: BaseException) -> Finding:
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/opkey/" in f.filename] or frames
+    where = f"{ours[-1].filename.rsplit('/', 2)[-1]}:{ours[-1].lineno}" if ours else "?"
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Finding("crash", f"{type(exc).__name__} at {where}", detail)
+
+
+@dataclass
+class Target:
+    """One fuzz target: a function of bytes, and the seed inputs to start from."""
+
+    name: str
+    check: Callable[[bytes], str]
+    seeds: list[bytes]
+    description: str
+    setup: Callable[[], Any] = field(default=lambda: None)
+
+    def run(self, data: bytes) -> str:
+        """The outcome for ``data``, or :class:`Finding`."""
+        try:
+            return self.check(data)
+        except Finding:
+            raise
+        except OpkeyError as exc:
+            return outcome_of(exc)
+        except Exception as exc:
+            raise _crash(exc) from None
+
+
+def _signed_parts(pkt: PKToken) -> tuple[Any, ...]:
+    return (
+        pkt.payload_b64,
+        tuple((s.protected_b64, s.signature_b64) for s in pkt.signatures()),
+        pkt.claims,
+        pkt.cic_claims,
+    )
+
+
+def _roundtrip(what: str, first: Any, second: Any) -> None:
+    if first != second:
+        raise Finding("roundtrip", what, f"{first!r}\n!=\n{second!r}")
+
+
+def _pktoken_checks(pkt: PKToken) -> str:
+    # The JSON form does not carry a refreshed ID token (as in OpenPubkey); all else must hold.
+    again = PKToken.from_json(pkt.to_json())
+    _roundtrip("pktoken json", again.to_json(), pkt.to_json())
+    _roundtrip("pktoken json parts", _signed_parts(again), _signed_parts(pkt))
+    _roundtrip("pktoken hash", again.hash(), pkt.hash())
+    compact = PKToken.from_compact(pkt.to_compact())
+    _roundtrip("pktoken compact", _signed_parts(compact), _signed_parts(pkt))
+    return "accepted"
+
+
+def _pktoken_json(data: bytes) -> str:
+    return _pktoken_checks(PKToken.from_json(data))
+
+
+def _pktoken_compact(data: bytes) -> str:
+    pkt = PKToken.from_compact(data)
+    _roundtrip("compact fresh token", PKToken.from_compact(pkt.to_compact()), pkt)
+    return _pktoken_checks(pkt)
+
+
+def _bundle(data: bytes) -> str:
+    bundle = Bundle.from_json(data)
+    again = Bundle.from_json(bundle.to_json())
+    _roundtrip("bundle", (again.pktoken, again.signature), (bundle.pktoken, bundle.signature))
+    return "accepted"
+
+
+_CLAIMS: list[dict[str, Any]] = [
+    {
+        "iss": "https://token.actions.githubusercontent.com",
+        "sub": "x",
+        "repository_id": "433903792",
+    },
+    {"iss": "https://gitlab.com", "sub": "y", "project_id": "20", "ref": "main"},
+    {"iss": "https://accounts.google.com", "sub": "z", "email": "alice@example.com", "aud": ["a"]},
+]
+
+
+def _policy_file(data: bytes) -> str:
+    policy_file = parse_policy_file(data)
+    again = parse_policy_file(policy_file.to_toml())
+    _roundtrip("policy file toml", again, policy_file)
+    for signer in policy_file.signers:
+        signer.policy.describe()
+        for claims in _CLAIMS:
+            with suppress(PolicyError):
+                signer.policy.check(claims)
+    result = policy_file.evaluate(_CLAIMS)
+    return "accepted" if result.ok else "unmet"
+
+
+def _jwks(data: bytes) -> str:
+    keyset = KeySet.from_json(data)
+    for key in keyset:
+        key.thumbprint()
+        _roundtrip("jwk", PublicJWK.from_dict(key.to_dict()), key)
+        with suppress(OpkeyError):
+            keyset.find(kid=key.kid, jkt=key.thumbprint())
+    _roundtrip("jwks", KeySet.from_dict(keyset.to_dict()).keys, keyset.keys)
+    return f"accepted {min(len(keyset), 5)} keys"
+
+
+_PUBLIC_ADDRESS = "93.184.215.14"
+
+
+def _offline_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    """Name resolution without the network: the checks a real resolver does on the name (IDNA
+    encoding, NUL bytes), then one public address. IP literals never reach a resolver."""
+    if not isinstance(host, str):
+        raise TypeError("host must be a string")
+    if "\x00" in host:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    host.encode("idna")
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (_PUBLIC_ADDRESS, port or 443))]
+
+
+@contextmanager
+def _offline_resolver() -> Iterator[None]:
+    real = socket.getaddrinfo
+    socket.getaddrinfo = _offline_getaddrinfo
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real
+
+
+def _discovery(data: bytes) -> str:
+    document = parse_json_object(data, what="discovery")
+    issuer = document.get("issuer")
+    expected = issuer if isinstance(issuer, str) else "https://issuer.fuzz.example"
+    metadata = ProviderMetadata.from_document(document, expected_issuer=expected)
+    issuer_host = urlsplit(expected).hostname or ""
+    with _offline_resolver():
+        check_url(
+            metadata.jwks_uri,
+            what="jwks_uri",
+            allow_loopback=is_loopback_host(issuer_host),
+        )
+    parts = urlsplit(metadata.jwks_uri)
+    host = parts.hostname or ""
+    if parts.scheme != "https" and not is_loopback_host(host):
+        raise Finding("ssrf", "plain http off loopback", metadata.jwks_uri)
+    if is_loopback_host(host) and not is_loopback_host(issuer_host):
+        raise Finding("ssrf", "loopback jwks_uri for a remote issuer", metadata.jwks_uri)
+    if parts.username is not None or parts.password is not None:
+        raise Finding("ssrf", "credentials in jwks_uri", metadata.jwks_uri)
+    return "accepted"
+
+
+def _verifier(world: World) -> Callable[[bytes], str]:
+    accepted = world.accepted_content()
+
+    def check(data: bytes) -> str:
+        bundle = Bundle.from_json(data)
+        world.verifier.verify_bundle(bundle, DIGEST, policy=world.policy)
+        content = (bundle.pktoken.to_json(), bundle.signature)
+        if content not in accepted:
+            raise Finding(
+                "accepted",
+                "mutated bundle accepted",
+                f"signed content differs from every seed:\n{content[0]!r}\n{content[1]!r}",
+            )
+        return "accepted"
+
+    return check
+
+
+def make_targets(world: World) -> dict[str, Target]:
+    """Every target, seeded from ``world``."""
+    pktoken_json = [pkt.to_json() for pkt in world.pktokens]
+    pktoken_compact = [pkt.to_compact().encode() for pkt in world.pktokens]
+    first = world.pktokens[0]
+    fresh = world.providers["nonce"].id_token(world.providers["nonce"].claims())
+    pktoken_compact.append(f"{first.to_compact()}.{fresh}".encode())
+    bundles = [b.to_json() for b in world.bundles + world.decoys]
+    bundles.append(go_json(world.bundles[0].to_dict()))
+    return {
+        "pktoken-json": Target(
+            "pktoken-json", _pktoken_json, pktoken_json, "PKToken.from_json + round trips"
+        ),
+        "pktoken-compact": Target(
+            "pktoken-compact",
+            _pktoken_compact,
+            pktoken_compact,
+            "PKToken.from_compact + round trips",
+        ),
+        "bundle": Target("bundle", _bundle, bundles, "Bundle.from_json + round trip"),
+        "policy-file": Target(
+            "policy-file", _policy_file, world.policy_files, "parse_policy_file + TOML round trip"
+        ),
+        "verifier": Target(
+            "verifier",
+            _verifier(world),
+            bundles,
+            "Verifier.verify_bundle: a mutant may only be accepted as a valid seed",
+        ),
+        "jwks": Target("jwks", _jwks, world.jwks_documents, "KeySet.from_json + lookups"),
+        "discovery": Target(
+            "discovery",
+            _discovery,
+            world.discovery_documents,
+            "ProviderMetadata + jwks_uri checks (offline resolver)",
+        ),
+    }
+
+
+TARGETS = (
+    "pktoken-json",
+    "pktoken-compact",
+    "bundle",
+    "policy-file",
+    "verifier",
+    "jwks",
+    "discovery",
+)
