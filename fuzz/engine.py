@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import signal
 import sys
@@ -183,9 +184,14 @@ def run_atheris(
     for data in target.seeds:
         (corpus_dir / hashlib.sha256(data).hexdigest()[:16]).write_bytes(data)
     seeds = list(target.seeds)
-    start = time.monotonic()
+    started = [time.monotonic()]
 
     def one_input(data: bytes) -> None:
+        if not stats.inputs:  # the clock starts after instrumentation, at the first input
+            started[0] = time.monotonic()
+        if time.monotonic() - started[0] >= seconds:  # stop here, so our figures get printed
+            report()
+            os._exit(1 if stats.findings else 0)
         stats.inputs += 1
         try:
             stats.outcomes[target.run(data)] += 1
@@ -203,16 +209,13 @@ def run_atheris(
         return splice(a, b, random.Random(mutation_seed))[:max_size]
 
     def report() -> None:
-        stats.seconds = time.monotonic() - start
-        print("ATHERIS-STATS " + json.dumps(stats.to_dict()), file=sys.stderr, flush=True)
+        stats.seconds = time.monotonic() - started[0]
+        print(json.dumps(stats.to_dict() | {"seed": seed}, indent=2), flush=True)
 
-    import atexit
-
-    atexit.register(report)
     atheris.instrument_all()
     argv = [
         sys.argv[0],
-        f"-max_total_time={int(seconds)}",
+        f"-max_total_time={int(seconds) + 60}",
         f"-timeout={max(1, int(budget))}",
         f"-seed={seed}",
         f"-artifact_prefix={findings_dir}/atheris-",

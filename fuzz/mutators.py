@@ -63,6 +63,13 @@ NUMBERS: list[Any] = [0, -1, 1, 2**31, 2**63, 10**30, 253402300799, 253402300800
 _SEGMENT = re.compile(rb"[A-Za-z0-9_-]{8,}")
 
 
+class _Raw(str):
+    """A number written exactly as spelled: spellings ``json.dumps`` never produces."""
+
+
+RAW_NUMBERS = [_Raw(t) for t in ("1e400", "-1e400", "1E999", "-0.0", "1.0e-400", "0e0", "9" * 30)]
+
+
 # -- bytes -------------------------------------------------------------------------------------
 
 
@@ -159,7 +166,7 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
     if kind == 0:
         return rng.choice(STRINGS)
     if kind == 1:
-        return rng.choice(NUMBERS)
+        return rng.choice(NUMBERS) if rng.random() < 0.7 else rng.choice(RAW_NUMBERS)
     if kind == 2:
         return rng.choice([None, True, False])
     if kind == 3:
@@ -264,6 +271,8 @@ def _dump(
             )
             + "]"
         )
+    if isinstance(value, _Raw):
+        return str(value)
     try:
         return json.dumps(value, ensure_ascii=ascii_only)
     except (TypeError, ValueError):  # pragma: no cover - only JSON values are produced

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from fuzz.world import DIGEST, World
@@ -33,9 +33,12 @@ from opkey.jose import go_json, parse_json_object
 from opkey.keys import PublicJWK
 from opkey.keyset import KeySet
 from opkey.pktoken import PKToken
-from opkey.policyfile import parse_policy_file
+from opkey.policyfile import PolicyFile, parse_policy_file
 
 __all__ = ["TARGETS", "Finding", "Target", "make_targets"]
+
+_A = TypeVar("_A")
+_T = TypeVar("_T")
 
 
 class Finding(Exception):  # noqa: N818 - a finding is the point, not an error of the harness
@@ -105,13 +108,22 @@ def _roundtrip(what: str, first: Any, second: Any) -> None:
         raise Finding("roundtrip", what, f"{first!r}\n!=\n{second!r}")
 
 
+def _again(what: str, step: Callable[[_A], _T], value: _A) -> _T:
+    """Apply ``step`` to opkey's own output: an error here means opkey accepted something it
+    cannot write back, or wrote something it cannot read."""
+    try:
+        return step(value)
+    except OpkeyError as exc:
+        raise Finding("roundtrip", f"{what}: {outcome_of(exc)}", repr(value)[:4000]) from None
+
+
 def _pktoken_checks(pkt: PKToken) -> str:
     # The JSON form does not carry a refreshed ID token (as in OpenPubkey); all else must hold.
-    again = PKToken.from_json(pkt.to_json())
+    again = _again("pktoken json", PKToken.from_json, pkt.to_json())
     _roundtrip("pktoken json", again.to_json(), pkt.to_json())
     _roundtrip("pktoken json parts", _signed_parts(again), _signed_parts(pkt))
     _roundtrip("pktoken hash", again.hash(), pkt.hash())
-    compact = PKToken.from_compact(pkt.to_compact())
+    compact = _again("pktoken compact", PKToken.from_compact, pkt.to_compact())
     _roundtrip("pktoken compact", _signed_parts(compact), _signed_parts(pkt))
     return "accepted"
 
@@ -122,13 +134,13 @@ def _pktoken_json(data: bytes) -> str:
 
 def _pktoken_compact(data: bytes) -> str:
     pkt = PKToken.from_compact(data)
-    _roundtrip("compact fresh token", PKToken.from_compact(pkt.to_compact()), pkt)
+    _roundtrip("compact again", _again("compact", PKToken.from_compact, pkt.to_compact()), pkt)
     return _pktoken_checks(pkt)
 
 
 def _bundle(data: bytes) -> str:
     bundle = Bundle.from_json(data)
-    again = Bundle.from_json(bundle.to_json())
+    again = _again("bundle", Bundle.from_json, bundle.to_json())
     _roundtrip("bundle", (again.pktoken, again.signature), (bundle.pktoken, bundle.signature))
     return "accepted"
 
@@ -146,7 +158,8 @@ _CLAIMS: list[dict[str, Any]] = [
 
 def _policy_file(data: bytes) -> str:
     policy_file = parse_policy_file(data)
-    again = parse_policy_file(policy_file.to_toml())
+    text = _again("policy file to_toml", PolicyFile.to_toml, policy_file)
+    again = _again("policy file", parse_policy_file, text)
     _roundtrip("policy file toml", again, policy_file)
     for signer in policy_file.signers:
         signer.policy.describe()
@@ -161,10 +174,10 @@ def _jwks(data: bytes) -> str:
     keyset = KeySet.from_json(data)
     for key in keyset:
         key.thumbprint()
-        _roundtrip("jwk", PublicJWK.from_dict(key.to_dict()), key)
+        _roundtrip("jwk", _again("jwk", PublicJWK.from_dict, key.to_dict()), key)
         with suppress(OpkeyError):
             keyset.find(kid=key.kid, jkt=key.thumbprint())
-    _roundtrip("jwks", KeySet.from_dict(keyset.to_dict()).keys, keyset.keys)
+    _roundtrip("jwks", _again("jwks", KeySet.from_dict, keyset.to_dict()).keys, keyset.keys)
     return f"accepted {min(len(keyset), 5)} keys"
 
 
