@@ -114,7 +114,7 @@ class Provider:
         else:
             claims.setdefault("aud", ["OPENPUBKEY-PKTOKEN:fuzz", "other"])
         token = self.id_token(self.claims(**claims))
-        if gq_sign or commitment is CommitmentType.GQ_BOUND:
+        if gq_sign or self.config.require_gq:
             bound = cic.commitment() if commitment is CommitmentType.GQ_BOUND else None
             token = gq.sign_jwt(token, self.jwk, cic=bound)
         return PKToken.create(token, cic, key), key
