@@ -85,6 +85,9 @@ class IssuerConfig:
             raise ConfigError("require_gq allows only GQ256; set algorithms to {'GQ256'}")
         if self.commitment is CommitmentType.GQ_BOUND and not self.require_gq:
             raise ConfigError("GQ-bound commitments need require_gq=True")
+        if self.commitment is CommitmentType.GQ_BOUND and not self.gq_audience_prefix:
+            # An empty prefix matches every aud: a token issued for any audience could be bound.
+            raise ConfigError("GQ-bound commitments need a non-empty gq_audience_prefix")
         if self.commitment is CommitmentType.NONCE and not self.client_id:
             raise ConfigError(f"issuer {self.issuer}: nonce commitments need a client_id")
 

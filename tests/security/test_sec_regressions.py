@@ -14,7 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from opkey.artifact import Digest
-from opkey.errors import FormatError, KeyNotFoundError, NetworkError
+from opkey.errors import ConfigError, FormatError, KeyNotFoundError, NetworkError
 from opkey.expiry import ExpiryPolicy
 from opkey.http import check_url
 from opkey.jose import parse_json
@@ -23,6 +23,7 @@ from opkey.keyset import KeySet
 from opkey.pktoken import MAX_TIME, PKToken
 from opkey.policy import UnsafeNoPolicy
 from opkey.signer import Signer
+from opkey.verify import CommitmentType, IssuerConfig
 from tests.helpers import MiniOP, rsa_key
 from tests.security.sec_common import (
     doc,
@@ -179,3 +180,16 @@ def test_rate_limited_key_miss_says_why(httpserver: HTTPServer) -> None:
         client.find_key(issuer, kid="k1")
     with pytest.raises(KeyNotFoundError, match="no key with kid 'k2' in the JWKS"):
         client.find_key(issuer, kid="k2")
+
+
+def test_gq_bound_issuer_needs_an_audience_prefix(op: MiniOP) -> None:
+    """IssuerConfig accepted ``gq_audience_prefix=""`` (the policy file did not): every ``aud``
+    then matched, so a GitLab token issued for another audience could be bound to a key."""
+    with pytest.raises(ConfigError, match="non-empty gq_audience_prefix"):
+        IssuerConfig(
+            op.issuer,
+            CommitmentType.GQ_BOUND,
+            algorithms=frozenset({"GQ256"}),
+            require_gq=True,
+            gq_audience_prefix="",
+        )
