@@ -28,7 +28,15 @@ EXIT_REJECTED = 1
 EXIT_USAGE = 2
 
 #: Subcommand modules, in the order ``opkey --help`` lists them.
-COMMANDS: tuple[str, ...] = ("verify", "inspect", "dev_idp")
+COMMANDS: tuple[str, ...] = (
+    "sign",
+    "verify",
+    "inspect",
+    "login",
+    "jwks",
+    "demo",
+    "dev_idp",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

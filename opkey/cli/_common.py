@@ -11,7 +11,7 @@ from typing import Any
 
 from opkey.errors import ConfigError, FormatError
 
-__all__ = ["emit_json", "parse_time", "read_input", "time_argument"]
+__all__ = ["emit_json", "parse_time", "read_input", "time_argument", "write_new_file"]
 
 #: Largest input file the CLI reads (bundles and PK tokens are a few KiB).
 MAX_INPUT = 1024 * 1024
@@ -61,13 +61,14 @@ def emit_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False))
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file readable only by its owner (mode 0600)."""
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write an output file (bundles): atomically, so a crash never leaves half a bundle."""
     import os
 
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise FormatError(f"cannot write {path}: {exc.strerror or exc}") from None
