@@ -23,7 +23,7 @@ def ci_env(dev_idp: DevIdP, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevIdP]
     for name, value in dev_idp.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("GITLAB_CI", raising=False)
-    yield dev_idp
+    return dev_idp
 
 
 def _sign_digest(digest: str, capsys: pytest.CaptureFixture[str]) -> str:
@@ -211,7 +211,7 @@ def test_archive_is_fed_by_live_verification_then_used_offline(
     ]
     assert main(base) == 0
     capsys.readouterr()
-    assert main(base + ["--offline"]) == 0
+    assert main([*base, "--offline"]) == 0
     assert json.loads(capsys.readouterr().out)["signatures"][0]["key_source"] == "archive"
     assert main(["jwks", "--archive", str(archive), "list", ci_env.issuer]) == 0
     assert f"kid={ci_env.active_kid}" in capsys.readouterr().out
@@ -340,11 +340,15 @@ expiry = "never"
 
 [[signers]]
 name = "build"
-github = {{ issuer = "{idp.issuer}", repository_id = "{REPO_ID}", workflow_ref = "{ref.format("build.yml")}" }}
+github.issuer = "{idp.issuer}"
+github.repository_id = "{REPO_ID}"
+github.workflow_ref = "{ref.format("build.yml")}"
 
 [[signers]]
 name = "scan"
-github = {{ issuer = "{idp.issuer}", repository_id = "{REPO_ID}", workflow_ref = "{ref.format("scan.yml")}" }}
+github.issuer = "{idp.issuer}"
+github.repository_id = "{REPO_ID}"
+github.workflow_ref = "{ref.format("scan.yml")}"
 """)
     base = ["verify", "--digest", DIGEST, "--policy", str(policy)]
     assert main([*base, "--bundle", bundles[0], "--bundle", bundles[1]]) == 0
