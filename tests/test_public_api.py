@@ -29,7 +29,7 @@ def test_unknown_attribute() -> None:
     import pytest
 
     with pytest.raises(AttributeError):
-        _ = opkey.NoSuchThing  # type: ignore[attr-defined]
+        _ = opkey.NoSuchThing
 
 
 def test_import_is_lazy() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ REPO_ID = "614000001"
 
 
 @pytest.fixture
-def ci_env(dev_idp: DevIdP, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevIdP]:
+def ci_env(dev_idp: DevIdP, monkeypatch: pytest.MonkeyPatch) -> DevIdP:
     """The environment of a GitHub Actions job whose identity provider is the dev IdP."""
     for name, value in dev_idp.env().items():
         monkeypatch.setenv(name, value)
