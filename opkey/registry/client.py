@@ -91,6 +91,15 @@ class _Request:
     max_bytes: int = MAX_MANIFEST_BYTES
 
 
+def _normalize_scope(scope: str | None) -> str:
+    """A cache key for a token scope: actions sorted (registries write ``push,pull``)."""
+    items = []
+    for item in (scope or "").split():
+        head, sep, actions = item.rpartition(":")
+        items.append(f"{head}:{','.join(sorted(actions.split(',')))}" if sep else item)
+    return " ".join(sorted(items))
+
+
 def _error_summary(response: HttpResponse) -> str:
     """``CODE: message`` pairs from a distribution error body, or the status alone."""
     try:
@@ -125,6 +134,7 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         allow_private_addresses: bool = False,
     ) -> None:
         self.transport: Transport = transport or RequestsTransport(user_agent="opkey-registry")
@@ -139,6 +149,7 @@ class RegistryClient:
         self._config_lock = threading.Lock()
         self._auth = AuthState()
         self._sleep = sleep
+        self._clock = clock
 
     # ----------------------------------------------------------------------------- plumbing
 
@@ -179,7 +190,7 @@ class RegistryClient:
     def _retrying(self, what: str, operation: Callable[[], T]) -> T:
         """Run ``operation``, repeating it on transient failures within the retry policy."""
         policy = self.retry
-        started = time.monotonic()
+        started = self._clock()
         attempt = 0
         while True:
             attempt += 1
@@ -198,7 +209,7 @@ class RegistryClient:
                     found=last.retry_after,
                 ) from None
             delay = last.retry_after if last.retry_after is not None else policy.backoff(attempt)
-            if time.monotonic() - started + delay > policy.deadline:
+            if self._clock() - started + delay > policy.deadline:
                 raise type(last.error)(
                     f"{last.error.message} (gave up after {attempt} attempts: the "
                     f"{policy.deadline:g}s deadline for {what} would pass)"
@@ -229,12 +240,11 @@ class RegistryClient:
         authorization = self._authorization(request.host, request.scope)
         response = self._transport_call(request, authorization)
         if response.status == 401:
-            self._answer_challenge(request, response, authorization)
-            authorization = self._authorization(request.host, request.scope)
+            authorization = self._answer_challenge(request, response, authorization)
             response = self._transport_call(request, authorization)
             if response.status == 401:
                 if request.scope is not None:
-                    self._auth.forget_token(request.host, request.scope)
+                    self._auth.forget_token(request.host, _normalize_scope(request.scope))
                 if self._credentials(request.host) is None:
                     raise self._missing_credentials(request.host)
                 raise RegistryError(
@@ -265,17 +275,13 @@ class RegistryClient:
         if scheme == "basic":
             credentials = self._credentials(host)
             return credentials.basic_header() if credentials else None
-        key = scope or ""
-        token = self._auth.cached_token(host, key)
+        token = self._auth.cached_token(host, _normalize_scope(scope))
         if token is None:
             token = self._fetch_token(host, realm, service, scope)
-            if token is None:
-                return None
         return f"Bearer {token}"
 
-    def _answer_challenge(
-        self, request: _Request, response: HttpResponse, sent: str | None
-    ) -> None:
+    def _answer_challenge(self, request: _Request, response: HttpResponse, sent: str | None) -> str:
+        """The ``Authorization`` to retry with, after a 401 and its challenge."""
         header = response.header("WWW-Authenticate")
         challenges = parse_challenges(header) if header else []
         by_scheme: dict[str, Challenge] = {c.scheme: c for c in challenges}
@@ -287,19 +293,18 @@ class RegistryClient:
             self._auth.remember_bearer(request.host, realm, bearer.params.get("service"))
             scope = bearer.params.get("scope") or request.scope
             token = self._fetch_token(request.host, realm, bearer.params.get("service"), scope)
-            if token is not None and scope != request.scope:
-                self._auth.store_token(request.host, request.scope or "", token, 60.0)
-            return
+            return f"Bearer {token}"
         if basic is not None:
             self._auth.remember_basic(request.host)
-            if self._credentials(request.host) is None:
+            credentials = self._credentials(request.host)
+            if credentials is None:
                 raise self._missing_credentials(request.host)
             if sent and sent.startswith("Basic "):
                 raise RegistryError(
                     f"{request.host}: the registry refused the credentials "
                     f"({_error_summary(response)})"
                 )
-            return
+            return credentials.basic_header()
         raise RegistryError(
             f"{request.method} {request.url}: authentication required, but the registry's "
             f"challenge {header!r} names no supported scheme (Basic or Bearer)",
@@ -319,9 +324,7 @@ class RegistryClient:
             f"{self._store().path}); run 'docker login {host}' or pass credentials explicitly"
         )
 
-    def _fetch_token(
-        self, host: str, realm: str, service: str | None, scope: str | None
-    ) -> str | None:
+    def _fetch_token(self, host: str, realm: str, service: str | None, scope: str | None) -> str:
         """Get a bearer token from ``realm`` for ``scope`` and cache it."""
         self._check_server_url(realm, host, "token realm")
         params: list[tuple[str, str]] = []
@@ -372,7 +375,7 @@ class RegistryClient:
         lifetime = document.get("expires_in", 60)
         if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime <= 0:
             lifetime = 60
-        self._auth.store_token(host, scope or "", token, float(lifetime))
+        self._auth.store_token(host, _normalize_scope(scope), token, float(lifetime))
         return token
 
     # ------------------------------------------------------------------------ status checks
