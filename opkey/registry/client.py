@@ -100,20 +100,31 @@ def _normalize_scope(scope: str | None) -> str:
     return " ".join(sorted(items))
 
 
-def _error_summary(response: HttpResponse) -> str:
-    """``CODE: message`` pairs from a distribution error body, or the status alone."""
+def _errors(response: HttpResponse) -> list[tuple[str, str]]:
+    """``(code, message)`` pairs from a distribution error body (at most 5)."""
     try:
         document = parse_manifest_json(response.body[:_MAX_ERROR_BODY], what="error body")
     except FormatError:
-        return f"HTTP {response.status}"
+        return []
     errors = document.get("errors")
-    parts: list[str] = []
+    found: list[tuple[str, str]] = []
     if isinstance(errors, list):
         for item in errors[:5]:
             if isinstance(item, dict):
                 code, message = item.get("code"), item.get("message")
-                parts.append(f"{code}: {message}" if message else str(code))
+                found.append((str(code), message if isinstance(message, str) else ""))
+    return found
+
+
+def _error_summary(response: HttpResponse) -> str:
+    """``CODE: message`` pairs from a distribution error body, or the status alone."""
+    parts = [f"{code}: {message}" if message else code for code, message in _errors(response)]
     return f"HTTP {response.status}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+#: Error codes a registry may answer, for blobs that exist, while another client is uploading
+#: the same blob (the filesystem driver rewrites a blob's link file in place).
+_BLOB_RACE_CODES = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID"})
 
 
 class RegistryClient:
@@ -475,8 +486,20 @@ class RegistryClient:
         manifest = self.get_manifest(ref)
         return ref.with_digest(manifest.digest)
 
-    def put_manifest(self, ref: ImageReference, raw: bytes, media_type: str) -> str:
-        """Store ``raw`` under ``ref``'s tag (or digest); return the manifest digest."""
+    def put_manifest(
+        self,
+        ref: ImageReference,
+        raw: bytes,
+        media_type: str,
+        *,
+        blobs_pushed: bool = False,
+    ) -> str:
+        """Store ``raw`` under ``ref``'s tag (or digest); return the manifest digest.
+
+        ``blobs_pushed``: the caller has just uploaded every blob the manifest references, so
+        a "blob unknown" answer can only be a registry still settling a concurrent upload of
+        the same blob, and is retried like a 5xx.
+        """
         digest = sha256_digest(raw)
         what = f"storing manifest {ref}"
         if len(raw) > MAX_MANIFEST_BYTES:
@@ -488,17 +511,24 @@ class RegistryClient:
         if ref.digest is not None and ref.digest != digest:
             raise RegistryError(f"{what}: the content's digest is {digest}, not {ref.digest}")
         url = self._repo_url(ref, f"manifests/{ref.reference}")
-        response = self._request(
-            _Request(
-                "PUT",
-                url,
-                ref.api_host,
-                f"repository:{ref.repository}:pull,push",
-                {"Content-Type": media_type},
-                raw,
-                _MAX_ERROR_BODY,
-            )
+        request = _Request(
+            "PUT",
+            url,
+            ref.api_host,
+            f"repository:{ref.repository}:pull,push",
+            {"Content-Type": media_type},
+            raw,
+            _MAX_ERROR_BODY,
         )
+
+        def attempt() -> HttpResponse:
+            response = self._once(request)
+            codes = {code for code, _ in _errors(response)}
+            if blobs_pushed and response.status == 400 and codes & _BLOB_RACE_CODES:
+                raise _TransientError(self._fail(response, what))
+            return response
+
+        response = self._retrying(what, attempt)
         if response.status not in (200, 201, 202):
             raise self._fail(response, what)
         echoed = response.header("Docker-Content-Digest")
@@ -586,6 +616,10 @@ class RegistryClient:
             if finish.status == 404:
                 # The upload session vanished (registry restarted): start again.
                 raise _TransientError(RegistryError(f"{what}: upload session lost (HTTP 404)"))
+            if finish.status == 400 and {c for c, _ in _errors(finish)} & _BLOB_RACE_CODES:
+                # Our bytes hash to the digest we sent, so this is a concurrent upload of the
+                # same blob being committed: start again (the HEAD will then find it).
+                raise _TransientError(self._fail(finish, what))
             if finish.status not in (201, 204):
                 raise self._fail(finish, what)
             echoed = finish.header("Docker-Content-Digest")

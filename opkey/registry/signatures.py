@@ -219,7 +219,7 @@ def _read_state(client: RegistryClient, sig_ref: ImageReference) -> _SigState | 
 
 def _signature_manifest(manifest: Manifest, ref: ImageReference) -> ImageManifest:
     if manifest.media_type not in _CONFIG_FOR:
-        raise _garbage(ref, f"it is a {manifest.media_type}")
+        raise _garbage(ref, f"its media type is {manifest.media_type}")
     try:
         image = ImageManifest.from_manifest(manifest, what=f"manifest {ref}")
     except FormatError as exc:
@@ -245,7 +245,7 @@ def _push_signature_manifest(
     client.push_blob(ref, config)
     config_descriptor = Descriptor(_CONFIG_FOR[media_type], sha256_digest(config), len(config))
     manifest = ImageManifest.build(media_type, config_descriptor, layers, annotations)
-    return client.put_manifest(ref, manifest.encode(), media_type)
+    return client.put_manifest(ref, manifest.encode(), media_type, blobs_pushed=True)
 
 
 def _journal(
@@ -269,7 +269,13 @@ def _journal(
         if match is None or match.group(1) in present_prefixes:
             continue
         if tag not in cache:
-            cache[tag] = _read_journal_entry(client, image.with_tag(tag), match.group(1))
+            found, entry = _read_journal_entry(client, image.with_tag(tag), match.group(1))
+            if not found:
+                # Listed but not readable yet: its writer's PUT has not completed, so that
+                # writer has not touched .sig yet and will merge its entry itself. Ask again
+                # next round rather than remembering the absence.
+                continue
+            cache[tag] = entry
         entry = cache[tag]
         if entry is not None and layer_identity(entry) not in present:
             missing.append(entry)
@@ -278,18 +284,21 @@ def _journal(
 
 def _read_journal_entry(
     client: RegistryClient, ref: ImageReference, identity_prefix: str
-) -> Descriptor | None:
-    manifest = client.find_manifest(ref)
-    if manifest is None:
-        return None
+) -> tuple[bool, Descriptor | None]:
+    """``(found, layer)``: ``found`` is False when the tag cannot be read (yet); ``layer`` is
+    None when the content is not a one-layer signature manifest matching the tag's name."""
+    found = client.find_manifest_bytes(ref)
+    if found is None:
+        return False, None
     try:
+        manifest = Manifest.from_bytes(found[0], content_type=found[1], what=f"manifest {ref}")
         image = _signature_manifest(manifest, ref)
-    except RegistryError:
-        return None
+    except (FormatError, RegistryError):
+        return True, None
     if len(image.layers) != 1:
-        return None
+        return True, None
     layer = image.layers[0]
-    return layer if layer_identity(layer).startswith(identity_prefix) else None
+    return True, (layer if layer_identity(layer).startswith(identity_prefix) else None)
 
 
 def _converge(
