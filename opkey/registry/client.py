@@ -569,20 +569,20 @@ class RegistryClient:
         """Upload ``data`` to ``ref``'s repository (skipped when present); return its digest.
 
         Monolithic upload: ``POST`` to open an upload session, ``PUT`` the bytes with
-        ``?digest=``. The registry verifies the digest; so do we, on its answer. A failed step
-        restarts the whole upload, which is safe because blobs are addressed by content.
+        ``?digest=``. The registry verifies the digest; so do we, on its answer. Each step is
+        retried on its own; a failed ``PUT`` restarts from a new session, which is safe because
+        blobs are addressed by content.
         """
         digest = sha256_digest(data)
         scope = f"repository:{ref.repository}:pull,push"
         what = f"uploading blob {digest} to {ref.name}"
+        head = _Request("HEAD", self._repo_url(ref, f"blobs/{digest}"), ref.api_host, scope, {})
 
         def upload() -> str:
-            head = self._once(
-                _Request("HEAD", self._repo_url(ref, f"blobs/{digest}"), ref.api_host, scope, {})
-            )
-            if head.status == 200:
+            if self._request(head).status == 200:
+                # Present already (or our previous PUT succeeded and only its answer was lost).
                 return digest
-            start = self._once(
+            start = self._request(
                 _Request(
                     "POST",
                     self._repo_url(ref, "blobs/uploads/"),
