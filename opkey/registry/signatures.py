@@ -318,7 +318,8 @@ def _converge(
     digest = image.require_digest()
     sig_ref = image.with_tag(signature_tag(digest))
     own_identity = None if own is None else layer_identity(own)
-    cache: dict[str, Descriptor | None] = {}
+    # Journal entries already known: our own (just written) needs no fetching.
+    cache: dict[str, Descriptor | None] = {} if own is None else {journal_tag(digest, own): own}
     started = time.monotonic()
     writes = restored = 0
     round_number = 0
