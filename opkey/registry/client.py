@@ -152,6 +152,10 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.insecure_registries = frozenset(h.lower() for h in insecure_registries)
+        # check_url compares host names without ports: accept "host:port" entries there too.
+        self._insecure_hostnames = self.insecure_registries | {
+            urlsplit(f"//{h}").hostname or h for h in self.insecure_registries
+        }
         self.allow_private_addresses = allow_private_addresses
         self._explicit_credentials = {
             normalize_registry_host(host): value for host, value in (credentials or {}).items()
@@ -193,7 +197,7 @@ class RegistryClient:
         check_url(
             url,
             what=what,
-            insecure_hosts=self.insecure_registries,
+            insecure_hosts=self._insecure_hostnames,
             allow_private=self.allow_private_addresses or same_host,
             resolve=not same_host,
         )
