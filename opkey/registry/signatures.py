@@ -17,15 +17,14 @@ loop** (``spec/registry.md`` has the argument in full):
    ``sha256-<hex>.sig.journal-<id>`` (``<id>``: 32 hex digits identifying the layer), a
    one-layer manifest in the same format. Journal tags are never rewritten with other content,
    so no concurrent writer can destroy them;
-2. the signer then merges into ``.sig``: it reads the tag and the journal, and writes back every
-   layer it read plus every journal entry missing from it (its own included), never dropping
-   one;
-3. after each write it reads ``.sig`` and the journal again and stops only when ``.sig`` holds
-   every journal entry; otherwise it merges and writes again, with jittered backoff when its
-   own write was overwritten.
+2. the signer then checks ``.sig``: it lists the journal, then reads the tag. When something
+   listed is missing, it writes back every layer it read plus every missing journal entry (its
+   own included), never dropping one, and checks again; a check that still fails right after
+   its own write means others are writing too, so it pauses (jittered) before competing;
+3. it stops only when a check made after its last write finds nothing missing.
 
-The signer whose write is the last one always finishes with a read and a journal listing made
-after that write, and the journal entry of every other signer was stored before that signer's
+The signer whose write is the last one always finishes with a listing and a read made after
+that write, and the journal entry of every other signer was stored before that signer's
 first write; so the final ``.sig`` holds every signature, whatever the interleaving. A signer
 that crashes after step 1 loses nothing either: its journal entry is merged by the next signer
 or by :func:`repair_signatures`.
@@ -248,32 +247,42 @@ def _push_signature_manifest(
     return client.put_manifest(ref, manifest.encode(), media_type, blobs_pushed=True)
 
 
-def _journal(
+def _journal_tags(client: RegistryClient, image: ImageReference, digest: str) -> dict[str, str]:
+    """The journal tags of ``digest`` now listed, each with the identity prefix it names."""
+    prefix = digest.replace(":", "-") + _JOURNAL_MARK
+    pattern = re.compile(re.escape(prefix) + f"([0-9a-f]{{{_IDENTITY_HEX}}})")
+    tags: dict[str, str] = {}
+    for tag in client.list_tags(image):
+        match = pattern.fullmatch(tag)
+        if match is not None:
+            tags[tag] = match.group(1)
+    return tags
+
+
+def _missing_entries(
     client: RegistryClient,
     image: ImageReference,
-    digest: str,
+    tags: Mapping[str, str],
     present: set[str],
     cache: dict[str, Descriptor | None],
 ) -> list[Descriptor]:
-    """Journal entries for ``digest`` whose layers are not in ``present``, in tag order.
+    """Layers of the journal ``tags`` that are not in ``present``, in tag order.
 
-    An entry whose content does not match its tag (not written by opkey) is ignored: merging it
-    would let anyone with push access inject layers under a name they did not earn.
+    Entries whose layer is present are not fetched. An entry whose content does not match its
+    tag (not written by opkey) is ignored: merging it would let anyone with push access inject
+    layers under a name they did not earn.
     """
-    prefix = digest.replace(":", "-") + _JOURNAL_MARK
-    pattern = re.compile(re.escape(prefix) + f"([0-9a-f]{{{_IDENTITY_HEX}}})")
     present_prefixes = {identity[:_IDENTITY_HEX] for identity in present}
     missing: list[Descriptor] = []
-    for tag in sorted(client.list_tags(image)):
-        match = pattern.fullmatch(tag)
-        if match is None or match.group(1) in present_prefixes:
+    for tag in sorted(tags):
+        if tags[tag] in present_prefixes:
             continue
         if tag not in cache:
-            found, entry = _read_journal_entry(client, image.with_tag(tag), match.group(1))
+            found, entry = _read_journal_entry(client, image.with_tag(tag), tags[tag])
             if not found:
                 # Listed but not readable yet: its writer's PUT has not completed, so that
                 # writer has not touched .sig yet and will merge its entry itself. Ask again
-                # next round rather than remembering the absence.
+                # next time rather than remembering the absence.
                 continue
             cache[tag] = entry
         entry = cache[tag]
@@ -305,16 +314,19 @@ def _converge(
     client: RegistryClient,
     image: ImageReference,
     own: Descriptor | None,
-    state: _SigState | None,
     *,
-    fresh: bool,
-    max_rounds: int,
+    max_writes: int,
     deadline: float,
     sleep: Callable[[float], None],
     rng: random.Random,
 ) -> tuple[_SigState | None, int, int]:
-    """Write ``.sig`` until a read after our last write shows every journal entry (and
-    ``own``). Returns the final state, the number of writes and of restored layers."""
+    """Write ``.sig`` until a check made after our last write shows every journal entry (and
+    ``own``) in it. Returns the final state, the number of writes and of restored layers.
+
+    A check lists the journal *first* and reads ``.sig`` *second*, both after our last write:
+    every entry whose owner could have written ``.sig`` before our write landed is in that
+    listing, so a write of ours that dropped a layer is always seen and repaired.
+    """
     digest = image.require_digest()
     sig_ref = image.with_tag(signature_tag(digest))
     own_identity = None if own is None else layer_identity(own)
@@ -322,26 +334,26 @@ def _converge(
     cache: dict[str, Descriptor | None] = {} if own is None else {journal_tag(digest, own): own}
     started = time.monotonic()
     writes = restored = 0
-    round_number = 0
-    while round_number < max_rounds:
+    pause = False
+    while True:
+        if pause:
+            # Our last write did not settle it: others are writing too. Wait (jittered,
+            # growing with our writes), then look again before competing.
+            sleep(rng.uniform(0, min(1.0, 0.01 * 2**writes)))
+        tags = _journal_tags(client, image, digest)
+        state = _read_state(client, sig_ref)
         present = state.identities if state is not None else set()
-        missing = _journal(client, image, digest, present, cache)
-        if (
-            own is not None
-            and own_identity not in present
-            and own_identity not in {layer_identity(m) for m in missing}
-        ):
+        missing = _missing_entries(client, image, tags, present, cache)
+        if own is not None and own_identity not in present | {layer_identity(m) for m in missing}:
             missing.insert(0, own)
         if not missing:
-            if fresh:
-                return state, writes, restored
-            # The state was read before our journal entry existed: a writer that overwrote
-            # .sig in between could not have seen that entry. Read again, then decide.
-            state, fresh = _read_state(client, sig_ref), True
-            continue
-        round_number += 1
-        if time.monotonic() - started > deadline:
+            return state, writes, restored
+        if writes >= max_writes or time.monotonic() - started > deadline:
             break
+        if writes > 0 and not pause:
+            pause = True
+            continue
+        pause = False
         if state is None:
             media_type, layers, annotations = OCI_MANIFEST, [], {}
         else:
@@ -357,10 +369,6 @@ def _converge(
         restored += sum(1 for layer in additions if layer_identity(layer) != own_identity)
         _push_signature_manifest(client, sig_ref, media_type, layers + additions, annotations)
         writes += 1
-        state, fresh = _read_state(client, sig_ref), True
-        if own_identity is not None and (state is None or own_identity not in state.identities):
-            # Someone overwrote our write: back off (jittered) before competing again.
-            sleep(rng.uniform(0, min(1.0, 0.02 * 2**round_number)))
     what = "the signature" if own is not None else "the journal"
     raise RegistryError(
         f"could not confirm {what} in {sig_ref} after {writes} writes (other signers kept "
@@ -376,7 +384,7 @@ def attach_signature(
     payload: bytes,
     annotations: Mapping[str, str],
     *,
-    max_rounds: int = 12,
+    max_writes: int = 16,
     deadline: float = 120.0,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
@@ -410,9 +418,7 @@ def attach_signature(
         client,
         image,
         layer,
-        state,
-        fresh=False,
-        max_rounds=max_rounds,
+        max_writes=max_writes,
         deadline=deadline,
         sleep=sleep,
         rng=rng or random.Random(),  # noqa: S311 - jitter only
@@ -425,7 +431,7 @@ def repair_signatures(
     client: RegistryClient,
     image: ImageReference,
     *,
-    max_rounds: int = 12,
+    max_writes: int = 16,
     deadline: float = 120.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
@@ -436,14 +442,12 @@ def repair_signatures(
     side effect.
     """
     digest = image.require_digest()
-    state = _read_state(client, image.with_tag(signature_tag(digest)))
+    _read_state(client, image.with_tag(signature_tag(digest)))  # refuse garbage first
     _, _, restored = _converge(
         client,
         image,
         None,
-        state,
-        fresh=True,
-        max_rounds=max_rounds,
+        max_writes=max_writes,
         deadline=deadline,
         sleep=sleep,
         rng=random.Random(),  # noqa: S311 - jitter only
