@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
-from faultproxy import FaultProxy
 
 from opkey.errors import NetworkError, OpkeyError, RegistryError
 from opkey.http import HttpResponse, RequestsTransport
@@ -25,6 +24,7 @@ from opkey.registry.signatures import (
     signature_tag,
 )
 from opkey.registry.simplesigning import simple_signing_payload
+from tests.registry.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.registry
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import conftest
 import pytest
+
+import tests.conftest as conftest
 
 
 def test_missing_registry_skips_locally_and_fails_under_ci(
