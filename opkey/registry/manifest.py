@@ -1,10 +1,10 @@
 """OCI manifests and descriptors: strict parsing and byte-stable encoding.
 
 A manifest is identified by the sha256 of its exact bytes, so a :class:`Manifest` always keeps
-the bytes it was parsed from (``raw``); the parsed form is read-only. Parsing is strict in the
-same way as :mod:`opkey.jose` (UTF-8, no duplicate member names, no ``NaN``, bounded depth), but
-with the size limit of a manifest (4 MiB, what registries accept) instead of a token's 256 KiB:
-a signature manifest with many PK-token annotations can legitimately exceed the latter.
+the bytes it was parsed from (``raw``); the parsed form is read-only. Parsing is
+:mod:`opkey.jose`'s strict parsing (UTF-8, no duplicate member names, no ``NaN``, bounded
+depth), with the size limit of a manifest (4 MiB, what registries accept) instead of a
+token's 256 KiB: a signature manifest with many PK-token annotations can exceed the latter.
 
 Manifests opkey writes are encoded the way Go's ``encoding/json`` encodes go-containerregistry's
 structs (fields in struct order, map keys sorted, compact, ``<``, ``>`` and ``&`` escaped), so a
@@ -13,14 +13,13 @@ signature manifest written by opkey has the same bytes as one written by cosign.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from opkey.errors import ConfigError, FormatError
-from opkey.jose import freeze_json, thaw_json
+from opkey.jose import freeze_json, go_json, parse_json_object, thaw_json
 from opkey.registry.mediatypes import IMAGE_MANIFESTS, MANIFEST_TYPES
 from opkey.registry.reference import parse_digest, sha256_digest
 
@@ -35,64 +34,12 @@ __all__ = [
 
 #: Largest manifest accepted or written (the limit distribution and most registries enforce).
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-_MAX_DEPTH = 32
 _DESCRIPTOR_ORDER = ("mediaType", "size", "digest", "data", "urls", "annotations", "platform")
-_GO_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise FormatError(f"duplicate JSON member name {key!r}")
-            seen.add(key)
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise FormatError(f"JSON constant {name} is not allowed")
-
-
-def _check_depth(value: Any, what: str) -> None:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > _MAX_DEPTH:
-            raise FormatError(f"{what}: JSON nested deeper than {_MAX_DEPTH} levels")
-        children = node.values() if isinstance(node, dict) else node
-        for item in children:
-            if isinstance(item, (dict, list)):
-                stack.append((item, depth + 1))
 
 
 def parse_manifest_json(data: bytes, *, what: str = "manifest") -> dict[str, Any]:
     """Parse a JSON object strictly, within :data:`MAX_MANIFEST_BYTES`."""
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise FormatError(
-            f"{what}: {len(data)} bytes exceeds the {MAX_MANIFEST_BYTES}-byte manifest limit",
-            expected=MAX_MANIFEST_BYTES,
-            found=len(data),
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise FormatError(f"{what}: not valid UTF-8") from None
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except FormatError as exc:
-        raise FormatError(f"{what}: {exc}") from None
-    except RecursionError:
-        raise FormatError(f"{what}: JSON nested too deeply") from None
-    except ValueError as exc:
-        raise FormatError(f"{what}: invalid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise FormatError(f"{what}: expected a JSON object, found {type(value).__name__}")
-    _check_depth(value, what)
-    return value
+    return parse_json_object(data, what=what, max_length=MAX_MANIFEST_BYTES)
 
 
 def encode_go_json(value: Any) -> bytes:
@@ -100,11 +47,7 @@ def encode_go_json(value: Any) -> bytes:
 
     Callers build dicts in Go struct-field order and sort map keys themselves.
     """
-    try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return text.translate(_GO_ESCAPES).encode("utf-8")
-    except (UnicodeEncodeError, ValueError) as exc:
-        raise FormatError(f"cannot encode JSON: {exc}") from None
+    return go_json(value, sort_keys=False)
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:
