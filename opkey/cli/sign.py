@@ -39,6 +39,13 @@ def register(subparsers: Any) -> None:
         default="ES256",
         help="ephemeral key algorithm (default: %(default)s; images need ES256)",
     )
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="allow plain http to this registry (loopback always may)",
+    )
     add_provider_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -65,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.image is not None:
         from opkey.cli.images import sign_image
 
-        reference = sign_image(args.image, signer)
+        reference = sign_image(args.image, signer, args.insecure_registry)
         print(f"opkey: signed {reference} as {subject}", file=sys.stderr)
         return 0
     digest = Digest.of_file(args.file) if args.file else Digest(args.digest)

@@ -63,6 +63,7 @@ class VerificationRequest:
     jwks_archive: str | None = None
     offline: bool = False
     at: datetime | None = None
+    insecure_registries: tuple[str, ...] = ()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> VerificationRequest:
@@ -102,6 +103,7 @@ class VerificationRequest:
             jwks_archive=args.jwks_archive,
             offline=args.offline,
             at=args.at,
+            insecure_registries=tuple(args.insecure_registry or ()),
         )
         request.check()
         return request
@@ -293,6 +295,8 @@ def verify_request(
     if request.image is not None:
         from opkey.cli.images import verify_image
 
+        if request.bundles:
+            raise ConfigError("image signatures live in the registry: drop --bundle")
         return verify_image(request, verifier, policy, policy_file)
     digest = Digest.of_file(request.file) if request.file else Digest(str(request.digest))
     identities: list[VerifiedIdentity] = []

@@ -104,6 +104,12 @@ def register(subparsers: Any) -> None:
         help="verify as of this time (RFC 3339 or epoch seconds; default now)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        metavar="HOST",
+        help="allow plain http to this registry (loopback always may)",
+    )
     parser.set_defaults(run=run)
 
 
