@@ -55,3 +55,18 @@ def test_demo_from_a_fresh_clone(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Demo complete" in result.stdout
     assert (clone / ".venv" / "bin" / "opkey").exists()
+
+
+def test_readme_python_snippets_import_real_names() -> None:
+    """The README's Python examples compile and import only names opkey really exports."""
+    import importlib
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks
+    for block in blocks:
+        compile(block, "README.md", "exec")
+        for module, names in re.findall(r"^from (opkey[\w.]*) import (.+)$", block, re.M):
+            imported = importlib.import_module(module)
+            for name in (n.strip() for n in names.split(",")):
+                assert hasattr(imported, name), f"README imports {module}.{name}"
