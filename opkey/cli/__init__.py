@@ -68,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OpkeyError as exc:
         if args.debug:
             raise
-        print(f"opkey: error: {exc}", file=sys.stderr)
+        from opkey.cli._common import with_hint
+
+        print(f"opkey: error: {with_hint(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("opkey: interrupted", file=sys.stderr)

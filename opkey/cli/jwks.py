@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from opkey.cli._common import time_argument
@@ -52,9 +51,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Carry out the action."""
     from opkey.archive import JwksArchive
-    from opkey.cli._common import emit_json, read_input
+    from opkey.cli._common import archive_path, emit_json, read_input
 
-    path = Path(args.archive).expanduser()
+    path = archive_path(args.archive)
     if args.action == "import":
         path.parent.mkdir(parents=True, exist_ok=True)
         archive = JwksArchive(path)

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opkey.cli._common import archive_path as cli_archive_path
 from opkey.errors import ConfigError, OpkeyError, PolicyError
 
 if TYPE_CHECKING:
@@ -210,7 +211,9 @@ def _key_sources(
         sources.append(PinnedKeys.from_file(issuer, pinned))
     elif not request.offline and client is not None:
         sources.append(LiveKeys(client))
-    archive = archive_path or (Path(request.jwks_archive) if request.jwks_archive else None)
+    archive = archive_path or (
+        cli_archive_path(request.jwks_archive) if request.jwks_archive else None
+    )
     if archive is not None:
         from opkey.archive import JwksArchive
 
@@ -229,7 +232,7 @@ def _jwks_client(issuers: list[str], request: VerificationRequest) -> Any:
     if request.jwks_archive:
         from opkey.archive import JwksArchive
 
-        archive = JwksArchive(Path(request.jwks_archive))
+        archive = JwksArchive(cli_archive_path(request.jwks_archive))
 
         def observer(issuer: str, keys: Any, seen_at: datetime) -> None:
             # the archive is a fallback: a full archive must not block verification

@@ -357,3 +357,42 @@ github.workflow_ref = "{ref.format("scan.yml")}"
     assert "'scan'" in err
     assert "sign-off incomplete" in err
     assert main([*base, "--bundle", bundles[0], "--bundle", bundles[0]]) == 1
+
+
+def test_rotation_hint_and_archive_directory(
+    make_dev_idp: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """After the provider drops the signing key, the error says what to do; an archive
+    directory that saw the key keeps the signature verifiable."""
+    assert callable(make_dev_idp)
+    idp = make_dev_idp()
+    for name, value in idp.env().items():
+        monkeypatch.setenv(name, value)
+    bundle = tmp_path / "b.json"
+    bundle.write_text(_sign_digest(DIGEST, capsys))
+    archive_dir = tmp_path / "keys"
+    archive_dir.mkdir()
+    base = [
+        "verify",
+        "--digest",
+        DIGEST,
+        "--bundle",
+        str(bundle),
+        "--issuer",
+        idp.issuer,
+        "--github-repository-id",
+        REPO_ID,
+    ]
+    assert main([*base, "--jwks-archive", str(archive_dir)]) == 0  # records the live keys
+    assert (archive_dir / "jwks-archive.sqlite").exists()
+    idp.rotate_key(keep_old=False)
+    capsys.readouterr()
+    assert main(base) == 1
+    err = capsys.readouterr().err
+    assert "no key with kid" in err
+    assert "--jwks-archive" in err
+    assert main([*base, "--jwks-archive", str(archive_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["signatures"][0]["key_source"] == "archive"
