@@ -295,6 +295,14 @@ def verify_request(
     from opkey.policy import UnsafeNoPolicy
 
     verifier, policy, policy_file = _verifier_and_policy(request)
+    if request.unsafe_any_signer and not request.has_identity_flags:
+        import sys
+
+        print(
+            "opkey: WARNING: --unsafe-any-signer: no identity is checked; anyone the issuer "
+            "vouches for is accepted",
+            file=sys.stderr,
+        )
     if request.image is not None:
         from opkey.cli.images import verify_image
 
@@ -324,5 +332,10 @@ def verify_request(
         }
         if failures:
             extra["invalid_bundles"] = failures
-        result.raise_for_unmet()
+        try:
+            result.raise_for_unmet()
+        except PolicyError as exc:
+            if not failures:
+                raise
+            raise PolicyError(f"{exc}; invalid bundles: {'; '.join(failures)}") from None
     return str(digest), identities, extra

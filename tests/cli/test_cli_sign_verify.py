@@ -396,3 +396,47 @@ def test_rotation_hint_and_archive_directory(
     assert "--jwks-archive" in err
     assert main([*base, "--jwks-archive", str(archive_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["signatures"][0]["key_source"] == "archive"
+
+
+def test_unsafe_any_signer_warns_and_invalid_bundles_are_named(
+    ci_env: DevIdP, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "b.json"
+    bundle.write_text(_sign_digest(DIGEST, capsys))
+    assert (
+        main(
+            [
+                "verify",
+                "--digest",
+                DIGEST,
+                "--bundle",
+                str(bundle),
+                "--issuer",
+                ci_env.issuer,
+                "--unsafe-any-signer",
+            ]
+        )
+        == 0
+    )
+    assert "WARNING: --unsafe-any-signer" in capsys.readouterr().err
+    policy = tmp_path / "p.toml"
+    policy.write_text(f"""
+version = 1
+[[issuers]]
+issuer = "{ci_env.issuer}"
+commitment = "aud"
+require_gq = true
+algorithms = ["GQ256"]
+[[signers]]
+name = "build"
+github.issuer = "{ci_env.issuer}"
+github.repository_id = "{REPO_ID}"
+""")
+    other = "sha256:" + "99" * 32
+    assert (
+        main(["verify", "--digest", other, "--bundle", str(bundle), "--policy", str(policy)]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "'build'" in err
+    assert "invalid bundles" in err
+    assert str(bundle) in err
