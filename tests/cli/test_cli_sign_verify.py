@@ -413,6 +413,8 @@ def test_unsafe_any_signer_warns_and_invalid_bundles_are_named(
                 str(bundle),
                 "--issuer",
                 ci_env.issuer,
+                "--commitment",
+                "aud",
                 "--unsafe-any-signer",
             ]
         )
