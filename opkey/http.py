@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "HttpResponse",
     "RequestsTransport",
+    "ResponseTooLargeError",
     "Transport",
     "check_url",
     "is_loopback_host",
@@ -61,8 +62,19 @@ class HttpResponse:
         return None
 
 
+class ResponseTooLargeError(NetworkError):
+    """The response body exceeds the caller's size limit.
+
+    A distinct type because, unlike an unreachable host or a timeout, repeating the request
+    will not help: callers that retry transport failures must not retry this one.
+    """
+
+
 class Transport(Protocol):
-    """Performs one HTTP request; raises :class:`NetworkError` on any transport failure."""
+    """Performs one HTTP request; raises :class:`NetworkError` on any transport failure.
+
+    A body larger than ``max_bytes`` raises :class:`ResponseTooLargeError`.
+    """
 
     def request(
         self,
@@ -220,17 +232,20 @@ class RequestsTransport:
         try:
             declared = response.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise NetworkError(
+                raise ResponseTooLargeError(
                     f"{method} {url}: response of {declared} bytes exceeds the "
-                    f"{max_bytes}-byte limit"
+                    f"{max_bytes}-byte limit",
+                    expected=max_bytes,
+                    found=int(declared),
                 )
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_content(chunk_size=65536):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise NetworkError(
-                        f"{method} {url}: response exceeds the {max_bytes}-byte limit"
+                    raise ResponseTooLargeError(
+                        f"{method} {url}: response exceeds the {max_bytes}-byte limit",
+                        expected=max_bytes,
                     )
                 chunks.append(chunk)
                 if time.monotonic() > deadline:

@@ -144,10 +144,14 @@ def _check_str(text: str, what: str) -> None:
         raise FormatError(f"{what}: JSON string contains a lone surrogate") from None
 
 
-def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
+def parse_json(data: bytes | str, *, what: str = "JSON", max_length: int = MAX_TOKEN_LENGTH) -> Any:
     """Parse JSON strictly (UTF-8, no duplicates, no NaN, bounded size and depth)."""
-    if len(data) > MAX_TOKEN_LENGTH:
-        raise FormatError(f"{what}: {len(data)} bytes is more than the {MAX_TOKEN_LENGTH} allowed")
+    if len(data) > max_length:
+        raise FormatError(
+            f"{what}: {len(data)} bytes is more than the {max_length} allowed",
+            expected=max_length,
+            found=len(data),
+        )
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
@@ -180,9 +184,11 @@ def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
     return value
 
 
-def parse_json_object(data: bytes | str, *, what: str = "JSON") -> dict[str, Any]:
+def parse_json_object(
+    data: bytes | str, *, what: str = "JSON", max_length: int = MAX_TOKEN_LENGTH
+) -> dict[str, Any]:
     """Parse strict JSON that must be an object."""
-    value = parse_json(data, what=what)
+    value = parse_json(data, what=what, max_length=max_length)
     if not isinstance(value, dict):
         raise FormatError(f"{what}: expected a JSON object, found {type(value).__name__}")
     return value
@@ -196,12 +202,19 @@ _GO_ESCAPES = str.maketrans(
 _GO_ESCAPED = re.compile("[<>&\u2028\u2029]")
 
 
-def go_json(value: Any) -> bytes:
+def go_json(value: Any, *, sort_keys: bool = True) -> bytes:
     """Serialize like Go's ``json.Marshal`` of a map: sorted keys, compact, HTML-escaped.
 
     OpenPubkey hashes this encoding (commitments, PK token hash), so it must match byte for byte.
+    ``sort_keys=False`` keeps the caller's key order, as Go writes *structs* (fields in
+    declaration order), for OCI manifests.
     """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text = json.dumps(
+            value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except ValueError as exc:
+        raise FormatError(f"cannot encode JSON: {exc}") from None
     if _GO_ESCAPED.search(text):
         text = text.translate(_GO_ESCAPES)
     return text.encode("utf-8")

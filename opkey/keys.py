@@ -41,6 +41,7 @@ __all__ = [
     "SigningKey",
     "UserAlgorithm",
     "generate_signing_key",
+    "verify_cosign_signature",
     "verify_signature",
 ]
 
@@ -261,6 +262,23 @@ def verify_signature(alg: str, jwk: PublicJWK, signing_input: bytes, signature: 
             raise SignatureError(f"unsupported algorithm {alg!r}")
     except InvalidSignature:
         raise SignatureError(f"{alg} signature does not verify") from None
+
+
+def verify_cosign_signature(jwk: PublicJWK, payload: bytes, signature: bytes) -> None:
+    """Check a signature as ``cosign verify --key`` does: over the payload bytes themselves,
+    DER-encoded for ECDSA, PKCS#1 v1.5 for RSA, raw for Ed25519."""
+    key = jwk.key
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            key.verify(signature, payload)
+    except (InvalidSignature, ValueError):
+        raise SignatureError(
+            "the cosign signature does not verify under the PK token's key"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

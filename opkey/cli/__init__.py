@@ -28,7 +28,15 @@ EXIT_REJECTED = 1
 EXIT_USAGE = 2
 
 #: Subcommand modules, in the order ``opkey --help`` lists them.
-COMMANDS: tuple[str, ...] = ("verify", "inspect", "dev_idp")
+COMMANDS: tuple[str, ...] = (
+    "sign",
+    "verify",
+    "inspect",
+    "login",
+    "jwks",
+    "demo",
+    "dev_idp",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OpkeyError as exc:
         if args.debug:
             raise
-        print(f"opkey: error: {exc}", file=sys.stderr)
+        from opkey.cli._common import with_hint
+
+        print(f"opkey: error: {with_hint(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("opkey: interrupted", file=sys.stderr)

@@ -11,10 +11,50 @@ from typing import Any
 
 from opkey.errors import ConfigError, FormatError
 
-__all__ = ["emit_json", "parse_time", "read_input", "time_argument"]
+__all__ = [
+    "ARCHIVE_FILE_NAME",
+    "archive_path",
+    "emit_json",
+    "parse_time",
+    "read_input",
+    "time_argument",
+    "with_hint",
+    "write_new_file",
+]
 
 #: Largest input file the CLI reads (bundles and PK tokens are a few KiB).
 MAX_INPUT = 1024 * 1024
+
+
+#: The archive file inside a directory given as ``--jwks-archive DIR``.
+ARCHIVE_FILE_NAME = "jwks-archive.sqlite"
+
+
+def archive_path(value: str | Path) -> Path:
+    """The archive file for ``--jwks-archive``/``--archive``: a file, or a directory holding
+    ``jwks-archive.sqlite`` (an existing directory, or a path ending in ``/``)."""
+    text = str(value)
+    path = Path(text).expanduser()
+    if path.is_dir() or text.endswith("/"):
+        return path / ARCHIVE_FILE_NAME
+    return path
+
+
+def with_hint(exc: Exception) -> str:
+    """The error's message and, for errors with a usual remedy, what to do about it."""
+    from opkey.errors import ExpiredError, KeyNotFoundError, NetworkError
+
+    message = str(exc)
+    if isinstance(exc, KeyNotFoundError) and "not trusted" not in message:
+        return (
+            f"{message} (if the provider has rotated its keys, verify with "
+            "--jwks-archive holding the old ones)"
+        )
+    if isinstance(exc, NetworkError):
+        return f"{message} (verify offline with --jwks FILE or --jwks-archive and --offline)"
+    if isinstance(exc, ExpiredError):
+        return f"{message} (choose the rule with --expiry, or verify as of a time with --at)"
+    return message
 
 
 def read_input(path: str) -> bytes:
@@ -61,13 +101,14 @@ def emit_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False))
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file readable only by its owner (mode 0600)."""
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write an output file (bundles): atomically, so a crash never leaves half a bundle."""
     import os
 
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise FormatError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opkey.cli._common import archive_path as cli_archive_path
 from opkey.errors import ConfigError, OpkeyError, PolicyError
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class VerificationRequest:
     jwks_archive: str | None = None
     offline: bool = False
     at: datetime | None = None
+    insecure_registries: tuple[str, ...] = ()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> VerificationRequest:
@@ -102,6 +104,7 @@ class VerificationRequest:
             jwks_archive=args.jwks_archive,
             offline=args.offline,
             at=args.at,
+            insecure_registries=tuple(args.insecure_registry or ()),
         )
         request.check()
         return request
@@ -208,7 +211,9 @@ def _key_sources(
         sources.append(PinnedKeys.from_file(issuer, pinned))
     elif not request.offline and client is not None:
         sources.append(LiveKeys(client))
-    archive = archive_path or (Path(request.jwks_archive) if request.jwks_archive else None)
+    archive = archive_path or (
+        cli_archive_path(request.jwks_archive) if request.jwks_archive else None
+    )
     if archive is not None:
         from opkey.archive import JwksArchive
 
@@ -227,7 +232,7 @@ def _jwks_client(issuers: list[str], request: VerificationRequest) -> Any:
     if request.jwks_archive:
         from opkey.archive import JwksArchive
 
-        archive = JwksArchive(Path(request.jwks_archive))
+        archive = JwksArchive(cli_archive_path(request.jwks_archive))
 
         def observer(issuer: str, keys: Any, seen_at: datetime) -> None:
             # the archive is a fallback: a full archive must not block verification
@@ -290,9 +295,19 @@ def verify_request(
     from opkey.policy import UnsafeNoPolicy
 
     verifier, policy, policy_file = _verifier_and_policy(request)
+    if request.unsafe_any_signer and not request.has_identity_flags:
+        import sys
+
+        print(
+            "opkey: WARNING: --unsafe-any-signer: no identity is checked; anyone the issuer "
+            "vouches for is accepted",
+            file=sys.stderr,
+        )
     if request.image is not None:
         from opkey.cli.images import verify_image
 
+        if request.bundles:
+            raise ConfigError("image signatures live in the registry: drop --bundle")
         return verify_image(request, verifier, policy, policy_file)
     digest = Digest.of_file(request.file) if request.file else Digest(str(request.digest))
     identities: list[VerifiedIdentity] = []
@@ -317,5 +332,10 @@ def verify_request(
         }
         if failures:
             extra["invalid_bundles"] = failures
-        result.raise_for_unmet()
+        try:
+            result.raise_for_unmet()
+        except PolicyError as exc:
+            if not failures:
+                raise
+            raise PolicyError(f"{exc}; invalid bundles: {'; '.join(failures)}") from None
     return str(digest), identities, extra

@@ -91,7 +91,11 @@ def register(subparsers: Any) -> None:
     )
     keys = parser.add_argument_group("provider keys")
     keys.add_argument("--jwks", metavar="FILE", help="pinned JWKS of the issuer (no network)")
-    keys.add_argument("--jwks-archive", metavar="PATH", help="JWKS archive to consult and update")
+    keys.add_argument(
+        "--jwks-archive",
+        metavar="DIR|FILE",
+        help="JWKS archive to consult after the live keys, and to record them in",
+    )
     keys.add_argument(
         "--offline",
         action="store_true",
@@ -104,6 +108,12 @@ def register(subparsers: Any) -> None:
         help="verify as of this time (RFC 3339 or epoch seconds; default now)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        metavar="HOST",
+        help="allow plain http to this registry (loopback always may)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -166,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
             from opkey.cli._common import emit_json
 
             emit_json({"verified": False, "error": str(exc), "kind": type(exc).__name__})
-        print(f"opkey: rejected: {exc}", file=sys.stderr)
+        from opkey.cli._common import with_hint
+
+        print(f"opkey: rejected: {with_hint(exc)}", file=sys.stderr)
         return EXIT_REJECTED
     _print_result(args, subject, identities, extra)
     return 0

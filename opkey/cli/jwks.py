@@ -1,0 +1,95 @@
+"""``opkey jwks``: manage the JWKS archive (import snapshots, export, list keys)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from opkey.cli._common import time_argument
+
+__all__ = ["DEFAULT_ARCHIVE", "register", "run"]
+
+DEFAULT_ARCHIVE = "~/.local/share/opkey/jwks-archive.sqlite"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``jwks`` subcommand and its actions."""
+    parser = subparsers.add_parser(
+        "jwks",
+        help="manage the JWKS archive of provider keys",
+        description=(
+            "The JWKS archive keeps every provider key ever observed, so signatures stay "
+            "verifiable after the provider rotates its keys."
+        ),
+    )
+    parser.add_argument(
+        "--archive",
+        metavar="PATH",
+        default=DEFAULT_ARCHIVE,
+        help="archive file (default: %(default)s)",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    imp = actions.add_parser("import", help="import a JWKS snapshot for an issuer")
+    imp.add_argument("issuer", help="issuer URL the keys belong to (exact)")
+    imp.add_argument("file", help="JWKS file (- for standard input)")
+    imp.add_argument(
+        "--seen-at",
+        type=time_argument,
+        metavar="TIME",
+        help="when the snapshot was taken (default: now)",
+    )
+    exp = actions.add_parser("export", help="print an issuer's archived keys as a JWKS")
+    exp.add_argument("issuer")
+    lst = actions.add_parser("list", help="list archived keys")
+    lst.add_argument("issuer", nargs="?")
+    lst.add_argument("--json", action="store_true")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out the action."""
+    from opkey.archive import JwksArchive
+    from opkey.cli._common import archive_path, emit_json, read_input
+
+    path = archive_path(args.archive)
+    if args.action == "import":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        archive = JwksArchive(path)
+        seen = args.seen_at or datetime.now(timezone.utc)
+        keys = archive.import_jwks(args.issuer, read_input(args.file), seen)
+        print(f"opkey: imported {len(keys)} key(s) for {args.issuer} into {path}", file=sys.stderr)
+        return 0
+    archive = JwksArchive(path)
+    if args.action == "export":
+        sys.stdout.write(archive.export_jwks(args.issuer).decode())
+        return 0
+    entries = list(archive.entries(args.issuer))
+    if args.json:
+        emit_json(
+            [
+                {
+                    "issuer": e.issuer,
+                    "kid": e.kid,
+                    "jkt": e.jkt,
+                    "first_seen": e.first_seen.isoformat(),
+                    "last_seen": e.last_seen.isoformat(),
+                    "conflict": e.conflict,
+                }
+                for e in entries
+            ]
+        )
+        return 0
+    for e in entries:
+        flag = "  CONFLICT" if e.conflict else ""
+        print(
+            f"{e.issuer}  kid={e.kid}  jkt={e.jkt}  "
+            f"seen {e.first_seen:%Y-%m-%d}..{e.last_seen:%Y-%m-%d}{flag}"
+        )
+    if not entries:
+        print(
+            "opkey: the archive holds no keys" + (f" for {args.issuer}" if args.issuer else ""),
+            file=sys.stderr,
+        )
+    return 0

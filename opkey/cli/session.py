@@ -1,0 +1,65 @@
+"""Login sessions: an ephemeral key and its PK token, saved only when the user asks.
+
+The file holds an unencrypted private key, so it is created with mode 0600, never overwritten
+in place, and refused when its permissions let anyone else read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from opkey.errors import ConfigError, FormatError
+from opkey.jose import parse_json_object
+from opkey.keys import SigningKey
+from opkey.pktoken import PKToken
+from opkey.signer import Signer
+
+__all__ = ["SESSION_TYPE", "load_session", "save_session"]
+
+SESSION_TYPE = "application/vnd.opkey.session.v1+json"
+
+
+def save_session(path: Path, signer: Signer) -> None:
+    """Write ``signer`` to a new 0600 file (atomic rename; never follows a symlink)."""
+    document = {
+        "mediaType": SESSION_TYPE,
+        "pktoken": json.loads(signer.pktoken.to_json()),
+        "key": signer.signing_key.private_pem().decode("ascii"),
+    }
+    data = (json.dumps(document, indent=2) + "\n").encode()
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+
+
+def load_session(path: Path) -> Signer:
+    """Read a session file written by :func:`save_session`."""
+    try:
+        info = path.stat()
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read session {path}: {exc.strerror or exc}") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"session {path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"it holds a private key: chmod 600 {path}"
+        )
+    document = parse_json_object(data, what=f"session {path}")
+    if document.get("mediaType") != SESSION_TYPE:
+        raise FormatError(f"{path} is not an opkey session file")
+    key = document.get("key")
+    if not isinstance(key, str):
+        raise FormatError(f"session {path}: missing key")
+    pktoken = PKToken.from_json(document.get("pktoken") or {})
+    try:
+        return Signer(pktoken, SigningKey.from_pem(key.encode("ascii")))
+    except ValueError:
+        raise FormatError(f"session {path}: the key does not match the PK token") from None

@@ -1,0 +1,56 @@
+"""OCI registries: image references, the distribution API client, cosign-style signatures.
+
+* :mod:`~opkey.registry.reference`: :class:`ImageReference`, strict parsing and digests.
+* :mod:`~opkey.registry.client`: :class:`RegistryClient` (manifests, blobs, tags, auth, retries).
+* :mod:`~opkey.registry.signatures`: :func:`attach_signature` / :func:`list_signatures` on the
+  cosign ``sha256-<hex>.sig`` tag, safe for concurrent signers.
+* :mod:`~opkey.registry.simplesigning`: the payload cosign signs for an image.
+* :mod:`~opkey.registry.local`: a real registry process on loopback for tests and demos.
+
+``spec/registry.md`` describes the storage layout and the concurrency design.
+"""
+
+from __future__ import annotations
+
+from opkey.registry.auth import Credentials, DockerCredentialStore
+from opkey.registry.client import RegistryClient
+from opkey.registry.manifest import Descriptor, ImageManifest, Manifest
+from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.retry import RetryPolicy
+from opkey.registry.signatures import (
+    COSIGN_SIGNATURE_ANNOTATION,
+    AttachResult,
+    SignatureLayer,
+    attach_signature,
+    list_signatures,
+    repair_signatures,
+    signature_tag,
+)
+from opkey.registry.simplesigning import (
+    SimpleSigningPayload,
+    parse_simple_signing_payload,
+    simple_signing_payload,
+)
+
+__all__ = [
+    "COSIGN_SIGNATURE_ANNOTATION",
+    "AttachResult",
+    "Credentials",
+    "Descriptor",
+    "DockerCredentialStore",
+    "ImageManifest",
+    "ImageReference",
+    "Manifest",
+    "RegistryClient",
+    "RetryPolicy",
+    "SignatureLayer",
+    "SimpleSigningPayload",
+    "attach_signature",
+    "list_signatures",
+    "parse_digest",
+    "parse_simple_signing_payload",
+    "repair_signatures",
+    "sha256_digest",
+    "signature_tag",
+    "simple_signing_payload",
+]

@@ -1,0 +1,758 @@
+"""A client for the OCI distribution API: manifests, blobs, tags, with auth and retries.
+
+Every request goes through the :class:`~opkey.http.Transport` seam (default:
+:class:`~opkey.http.RequestsTransport`: TLS verified, no automatic redirects, timeouts, size
+limits), so tests can replace the network and the security defaults are the project's.
+
+What the client guarantees:
+
+* **Content is checked, headers are not trusted.** A manifest fetched by digest must hash to
+  that digest; a tag resolves to the sha256 of the exact bytes received, and a
+  ``Docker-Content-Digest`` header that disagrees is an error, never an answer. Blobs are hashed
+  and length-checked against the digest and size asked for.
+* **Bounded reads.** Manifests up to 4 MiB (what registries accept), blobs up to the caller's
+  limit, token and tag-list answers up to fixed limits.
+* **Plain http only where the user allows it**: loopback hosts (local development registries)
+  and hosts named in ``insecure_registries``. Token realms and blob redirects named by the
+  registry are checked the same way, and credentials are never sent to a redirect target.
+* **Retries** (:mod:`opkey.registry.retry`) for 429, 5xx and transport failures, bounded in
+  attempts and time. Every registry request is safe to repeat: GET/HEAD/PUT/DELETE are
+  idempotent, content is addressed by digest, and a repeated upload start (POST) only leaves an
+  abandoned upload session that the registry expires.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+from urllib.parse import quote, urlencode, urljoin, urlsplit
+
+from opkey.errors import FormatError, NetworkError, OpkeyError, RegistryError
+from opkey.http import (
+    HttpResponse,
+    RequestsTransport,
+    ResponseTooLargeError,
+    Transport,
+    check_url,
+    is_loopback_host,
+)
+from opkey.registry.auth import (
+    AuthState,
+    Challenge,
+    Credentials,
+    DockerCredentialStore,
+    normalize_registry_host,
+    parse_challenges,
+)
+from opkey.registry.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest_json
+from opkey.registry.mediatypes import MANIFEST_ACCEPT
+from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+
+__all__ = [
+    "DEFAULT_MAX_BLOB_BYTES",
+    "RegistryClient",
+]
+
+T = TypeVar("T")
+
+#: Default ceiling for one blob download. Signature payloads and configs are tiny.
+DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024
+_MAX_TOKEN_RESPONSE = 1024 * 1024
+_MAX_TAG_PAGE = 4 * 1024 * 1024
+_MAX_ERROR_BODY = 64 * 1024
+_HEAD_LIMIT = 1 << 62  # HEAD answers declare the size of a body they do not send
+_TAG_PAGE_SIZE = 1000
+_MAX_TAGS = 100_000
+_MAX_BLOB_REDIRECTS = 3
+
+
+class _TransientError(Exception):
+    """A failure worth retrying; ``error`` is what to raise when retries run out."""
+
+    def __init__(self, error: OpkeyError, retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    url: str
+    host: str
+    scope: str | None
+    headers: Mapping[str, str]
+    body: bytes | None = None
+    max_bytes: int = MAX_MANIFEST_BYTES
+
+
+def _normalize_scope(scope: str | None) -> str:
+    """A cache key for a token scope: actions sorted (registries write ``push,pull``)."""
+    items = []
+    for item in (scope or "").split():
+        head, sep, actions = item.rpartition(":")
+        items.append(f"{head}:{','.join(sorted(actions.split(',')))}" if sep else item)
+    return " ".join(sorted(items))
+
+
+def _errors(response: HttpResponse) -> list[tuple[str, str]]:
+    """``(code, message)`` pairs from a distribution error body (at most 5)."""
+    try:
+        document = parse_manifest_json(response.body[:_MAX_ERROR_BODY], what="error body")
+    except FormatError:
+        return []
+    errors = document.get("errors")
+    found: list[tuple[str, str]] = []
+    if isinstance(errors, list):
+        for item in errors[:5]:
+            if isinstance(item, dict):
+                code, message = item.get("code"), item.get("message")
+                found.append((str(code), message if isinstance(message, str) else ""))
+    return found
+
+
+def _error_summary(response: HttpResponse) -> str:
+    """``CODE: message`` pairs from a distribution error body, or the status alone."""
+    parts = [f"{code}: {message}" if message else code for code, message in _errors(response)]
+    return f"HTTP {response.status}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+#: Error codes a registry may answer, for blobs that exist, while another client is uploading
+#: the same blob (the filesystem driver rewrites a blob's link file in place).
+_BLOB_RACE_CODES = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID"})
+
+
+class RegistryClient:
+    """Talks to OCI registries on behalf of one signer or verifier.
+
+    Thread-safe: concurrent signers may share a client (tokens are cached per host and scope).
+    ``credentials`` maps registry hosts to :class:`Credentials`; hosts not in it are looked up
+    in docker's ``config.json`` (``docker_config``, default location when ``None``).
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: Transport | None = None,
+        credentials: Mapping[str, Credentials] | None = None,
+        docker_config: DockerCredentialStore | None = None,
+        insecure_registries: Collection[str] = (),
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        allow_private_addresses: bool = False,
+    ) -> None:
+        self.transport: Transport = transport or RequestsTransport(user_agent="opkey-registry")
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.insecure_registries = frozenset(h.lower() for h in insecure_registries)
+        # check_url compares host names without ports: accept "host:port" entries there too.
+        self._insecure_hostnames = self.insecure_registries | {
+            urlsplit(f"//{h}").hostname or h for h in self.insecure_registries
+        }
+        self.allow_private_addresses = allow_private_addresses
+        self._explicit_credentials = {
+            normalize_registry_host(host): value for host, value in (credentials or {}).items()
+        }
+        self._docker_config = docker_config
+        self._config_lock = threading.Lock()
+        self._auth = AuthState()
+        self._sleep = sleep
+        self._clock = clock
+
+    # ----------------------------------------------------------------------------- plumbing
+
+    def _base_url(self, ref: ImageReference) -> str:
+        host = ref.api_host
+        hostname = urlsplit(f"//{host}").hostname or host
+        insecure = host.lower() in self.insecure_registries or hostname in self.insecure_registries
+        scheme = "http" if is_loopback_host(hostname) or insecure else "https"
+        return f"{scheme}://{host}"
+
+    def _repo_url(self, ref: ImageReference, suffix: str) -> str:
+        return f"{self._base_url(ref)}/v2/{ref.repository}/{suffix}"
+
+    def _credentials(self, host: str) -> Credentials | None:
+        explicit = self._explicit_credentials.get(normalize_registry_host(host))
+        if explicit is not None:
+            return explicit
+        return self._store().lookup(host)
+
+    def _store(self) -> DockerCredentialStore:
+        with self._config_lock:
+            if self._docker_config is None:
+                self._docker_config = DockerCredentialStore.load()
+            return self._docker_config
+
+    def _check_server_url(self, url: str, host: str, what: str) -> None:
+        """Allow a URL the registry named (token realm, redirect) under the client's rules."""
+        target = urlsplit(url)
+        same_host = (target.netloc or "").lower() == host.lower()
+        check_url(
+            url,
+            what=what,
+            insecure_hosts=self._insecure_hostnames,
+            allow_private=self.allow_private_addresses or same_host,
+            resolve=not same_host,
+        )
+
+    def _retrying(self, what: str, operation: Callable[[], T]) -> T:
+        """Run ``operation``, repeating it on transient failures within the retry policy."""
+        policy = self.retry
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return operation()
+            except _TransientError as failure:
+                last = failure
+            if attempt >= policy.max_attempts:
+                raise type(last.error)(
+                    f"{last.error.message} (gave up after {attempt} attempts)"
+                ) from None
+            if last.retry_after is not None and last.retry_after > policy.max_retry_after:
+                raise RegistryError(
+                    f"{last.error.message}; the registry asks to retry after "
+                    f"{last.retry_after:g}s, longer than the {policy.max_retry_after:g}s allowed",
+                    found=last.retry_after,
+                ) from None
+            delay = last.retry_after if last.retry_after is not None else policy.backoff(attempt)
+            if self._clock() - started + delay > policy.deadline:
+                raise type(last.error)(
+                    f"{last.error.message} (gave up after {attempt} attempts: the "
+                    f"{policy.deadline:g}s deadline for {what} would pass)"
+                ) from None
+            self._sleep(delay)
+
+    def _transport_call(self, request: _Request, authorization: str | None) -> HttpResponse:
+        headers = dict(request.headers)
+        if authorization:
+            headers["Authorization"] = authorization
+        max_bytes = _HEAD_LIMIT if request.method == "HEAD" else request.max_bytes
+        try:
+            return self.transport.request(
+                request.method,
+                request.url,
+                headers=headers,
+                data=request.body,
+                timeout=self.timeout,
+                max_bytes=max_bytes,
+            )
+        except ResponseTooLargeError:
+            raise
+        except NetworkError as exc:
+            raise _TransientError(NetworkError(f"{request.method} {request.url}: {exc}")) from None
+
+    def _once(self, request: _Request) -> HttpResponse:
+        """One request with authentication; transient failures raise :class:`_TransientError`."""
+        authorization = self._authorization(request.host, request.scope)
+        response = self._transport_call(request, authorization)
+        if response.status == 401:
+            authorization = self._answer_challenge(request, response, authorization)
+            response = self._transport_call(request, authorization)
+            if response.status == 401:
+                if request.scope is not None:
+                    self._auth.forget_token(request.host, _normalize_scope(request.scope))
+                if self._credentials(request.host) is None:
+                    raise self._missing_credentials(request.host)
+                raise RegistryError(
+                    f"{request.method} {request.url}: the registry refused the credentials "
+                    f"for {request.host} ({_error_summary(response)})",
+                    found=401,
+                )
+        if response.status in RETRYABLE_STATUSES:
+            raise _TransientError(
+                RegistryError(
+                    f"{request.method} {request.url}: {_error_summary(response)}",
+                    found=response.status,
+                ),
+                retry_after=parse_retry_after(response.header("Retry-After")),
+            )
+        return response
+
+    def _request(self, request: _Request) -> HttpResponse:
+        return self._retrying(f"{request.method} {request.url}", lambda: self._once(request))
+
+    # --------------------------------------------------------------------------------- auth
+
+    def _authorization(self, host: str, scope: str | None) -> str | None:
+        known = self._auth.host_scheme(host)
+        if known is None:
+            return None
+        scheme, realm, service = known
+        if scheme == "basic":
+            credentials = self._credentials(host)
+            return credentials.basic_header() if credentials else None
+        token = self._auth.cached_token(host, _normalize_scope(scope))
+        if token is None:
+            token = self._fetch_token(host, realm, service, scope)
+        return f"Bearer {token}"
+
+    def _answer_challenge(self, request: _Request, response: HttpResponse, sent: str | None) -> str:
+        """The ``Authorization`` to retry with, after a 401 and its challenge."""
+        header = response.header("WWW-Authenticate")
+        challenges = parse_challenges(header) if header else []
+        by_scheme: dict[str, Challenge] = {c.scheme: c for c in challenges}
+        bearer, basic = by_scheme.get("bearer"), by_scheme.get("basic")
+        if bearer is not None:
+            realm = bearer.params.get("realm")
+            if not realm:
+                raise RegistryError(f"{request.host}: bearer challenge without a realm")
+            self._auth.remember_bearer(request.host, realm, bearer.params.get("service"))
+            scope = bearer.params.get("scope") or request.scope
+            token = self._fetch_token(request.host, realm, bearer.params.get("service"), scope)
+            return f"Bearer {token}"
+        if basic is not None:
+            self._auth.remember_basic(request.host)
+            credentials = self._credentials(request.host)
+            if credentials is None:
+                raise self._missing_credentials(request.host)
+            if sent and sent.startswith("Basic "):
+                raise RegistryError(
+                    f"{request.host}: the registry refused the credentials "
+                    f"({_error_summary(response)})"
+                )
+            return credentials.basic_header()
+        raise RegistryError(
+            f"{request.method} {request.url}: authentication required, but the registry's "
+            f"challenge {header!r} names no supported scheme (Basic or Bearer)",
+            found=header,
+        )
+
+    def _missing_credentials(self, host: str) -> RegistryError:
+        source = self._store().unsupported_source(host)
+        if source is not None:
+            return RegistryError(
+                f"{host} requires credentials, which are kept in {source}; opkey does not "
+                f"run credential helpers. Add an 'auths' entry for {host} to "
+                f"{self._store().path} or pass credentials explicitly"
+            )
+        return RegistryError(
+            f"{host} requires credentials and none were found (looked in "
+            f"{self._store().path}); run 'docker login {host}' or pass credentials explicitly"
+        )
+
+    def _fetch_token(self, host: str, realm: str, service: str | None, scope: str | None) -> str:
+        """Get a bearer token from ``realm`` for ``scope`` and cache it."""
+        self._check_server_url(realm, host, "token realm")
+        params: list[tuple[str, str]] = []
+        if service:
+            params.append(("service", service))
+        for item in (scope or "").split():
+            params.append(("scope", item))
+        separator = "&" if urlsplit(realm).query else "?"
+        url = realm + (separator + urlencode(params) if params else "")
+        credentials = self._credentials(host)
+        headers = {"Accept": "application/json"}
+        if credentials is not None:
+            headers["Authorization"] = credentials.basic_header()
+        token_request = _Request("GET", url, host, None, headers, None, _MAX_TOKEN_RESPONSE)
+
+        def once() -> HttpResponse:
+            response = self._transport_call(token_request, None)
+            if response.status in RETRYABLE_STATUSES:
+                raise _TransientError(
+                    RegistryError(f"token request to {realm}: {_error_summary(response)}"),
+                    retry_after=parse_retry_after(response.header("Retry-After")),
+                )
+            return response
+
+        response = self._retrying(f"token from {realm}", once)
+        if response.status in (401, 403):
+            if credentials is None:
+                raise self._missing_credentials(host)
+            raise RegistryError(
+                f"the token service {realm} refused the credentials for {host} "
+                f"({_error_summary(response)})",
+                found=response.status,
+            )
+        if response.status != 200:
+            raise RegistryError(
+                f"the token service {realm} answered {_error_summary(response)}",
+                found=response.status,
+            )
+        try:
+            document = parse_manifest_json(response.body, what=f"token from {realm}")
+        except FormatError as exc:
+            raise RegistryError(str(exc)) from None
+        token = document.get("token") or document.get("access_token")
+        if not isinstance(token, str) or not token.isascii() or not token.isprintable():
+            raise RegistryError(f"the token service {realm} returned no usable token")
+        if " " in token or len(token) > 64 * 1024:
+            raise RegistryError(f"the token service {realm} returned a malformed token")
+        lifetime = document.get("expires_in", 60)
+        if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime <= 0:
+            lifetime = 60
+        self._auth.store_token(host, _normalize_scope(scope), token, float(lifetime))
+        return token
+
+    # ------------------------------------------------------------------------ status checks
+
+    @staticmethod
+    def _fail(response: HttpResponse, what: str) -> RegistryError:
+        summary = _error_summary(response)
+        if response.status == 403:
+            return RegistryError(f"{what}: access denied ({summary})", found=403)
+        if response.status == 404:
+            return RegistryError(f"{what}: not found ({summary})", found=404)
+        if 300 <= response.status < 400:
+            return RegistryError(
+                f"{what}: unexpected redirect to {response.header('Location')!r}",
+                found=response.status,
+            )
+        return RegistryError(f"{what}: {summary}", found=response.status)
+
+    # ---------------------------------------------------------------------------- manifests
+
+    def ping(self, ref: ImageReference) -> None:
+        """Check that ``ref``'s registry speaks the v2 API (authenticating if it asks)."""
+        url = f"{self._base_url(ref)}/v2/"
+        response = self._request(_Request("GET", url, ref.api_host, None, {}))
+        if response.status != 200:
+            raise self._fail(response, f"{ref.api_host} /v2/")
+
+    def find_manifest_bytes(self, ref: ImageReference) -> tuple[bytes, str | None] | None:
+        """The exact bytes and ``Content-Type`` of the manifest ``ref`` names, ``None`` if the
+        registry has no such tag or digest.
+
+        The bytes are checked against ``ref.digest`` when given, and against any
+        ``Docker-Content-Digest`` the registry sends, but not parsed: callers that must tell
+        "not a manifest" apart from transport problems parse them themselves.
+        """
+        url = self._repo_url(ref, f"manifests/{ref.reference}")
+        what = f"manifest {ref}"
+        request = _Request(
+            "GET",
+            url,
+            ref.api_host,
+            f"repository:{ref.repository}:pull",
+            {"Accept": MANIFEST_ACCEPT},
+        )
+        try:
+            response = self._request(request)
+        except ResponseTooLargeError:
+            raise RegistryError(
+                f"{what}: larger than the {MAX_MANIFEST_BYTES}-byte manifest limit",
+                expected=MAX_MANIFEST_BYTES,
+            ) from None
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise self._fail(response, what)
+        computed = sha256_digest(response.body)
+        if ref.digest is not None and computed != ref.digest:
+            raise RegistryError(
+                f"{what}: the registry returned content whose digest is {computed}, "
+                f"not the {ref.digest} requested",
+                expected=ref.digest,
+                found=computed,
+            )
+        header = response.header("Docker-Content-Digest")
+        if header is not None and header.strip() != computed:
+            raise RegistryError(
+                f"{what}: Docker-Content-Digest says {header.strip()} but the manifest bytes "
+                f"hash to {computed}",
+                expected=computed,
+                found=header.strip(),
+            )
+        return response.body, response.header("Content-Type")
+
+    def find_manifest(self, ref: ImageReference) -> Manifest | None:
+        """The parsed manifest ``ref`` names (see :meth:`find_manifest_bytes`), or ``None``.
+
+        Content that is not a manifest of a supported media type is a :class:`RegistryError`.
+        """
+        found = self.find_manifest_bytes(ref)
+        if found is None:
+            return None
+        raw, content_type = found
+        try:
+            return Manifest.from_bytes(raw, content_type=content_type, what=f"manifest {ref}")
+        except FormatError as exc:
+            raise RegistryError(f"unusable manifest: {exc}", found=exc.found) from None
+
+    def get_manifest(self, ref: ImageReference) -> Manifest:
+        """Like :meth:`find_manifest`, but a missing manifest is a :class:`RegistryError`."""
+        manifest = self.find_manifest(ref)
+        if manifest is None:
+            raise RegistryError(f"manifest {ref} not found", found=404)
+        return manifest
+
+    def resolve(self, ref: ImageReference) -> ImageReference:
+        """``ref`` pinned to the digest of the manifest it names (computed from the bytes)."""
+        manifest = self.get_manifest(ref)
+        return ref.with_digest(manifest.digest)
+
+    def put_manifest(
+        self,
+        ref: ImageReference,
+        raw: bytes,
+        media_type: str,
+        *,
+        blobs_pushed: bool = False,
+    ) -> str:
+        """Store ``raw`` under ``ref``'s tag (or digest); return the manifest digest.
+
+        ``blobs_pushed``: the caller has just uploaded every blob the manifest references, so
+        a "blob unknown" answer can only be a registry still settling a concurrent upload of
+        the same blob, and is retried like a 5xx.
+        """
+        digest = sha256_digest(raw)
+        what = f"storing manifest {ref}"
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise RegistryError(
+                f"{what}: {len(raw)} bytes exceeds the {MAX_MANIFEST_BYTES}-byte manifest limit",
+                expected=MAX_MANIFEST_BYTES,
+                found=len(raw),
+            )
+        if ref.digest is not None and ref.digest != digest:
+            raise RegistryError(f"{what}: the content's digest is {digest}, not {ref.digest}")
+        url = self._repo_url(ref, f"manifests/{ref.reference}")
+        request = _Request(
+            "PUT",
+            url,
+            ref.api_host,
+            f"repository:{ref.repository}:pull,push",
+            {"Content-Type": media_type},
+            raw,
+            _MAX_ERROR_BODY,
+        )
+
+        def attempt() -> HttpResponse:
+            response = self._once(request)
+            codes = {code for code, _ in _errors(response)}
+            if blobs_pushed and response.status == 400 and codes & _BLOB_RACE_CODES:
+                raise _TransientError(self._fail(response, what))
+            return response
+
+        response = self._retrying(what, attempt)
+        if response.status not in (200, 201, 202):
+            raise self._fail(response, what)
+        echoed = response.header("Docker-Content-Digest")
+        if echoed is not None and echoed.strip() != digest:
+            raise RegistryError(
+                f"{what}: the registry stored digest {echoed.strip()}, not {digest}",
+                expected=digest,
+                found=echoed.strip(),
+            )
+        return digest
+
+    def delete_manifest(self, ref: ImageReference) -> None:
+        """Delete the manifest ``ref.digest`` (and with it every tag pointing at it)."""
+        digest = ref.require_digest()
+        url = self._repo_url(ref, f"manifests/{digest}")
+        response = self._request(
+            _Request("DELETE", url, ref.api_host, f"repository:{ref.repository}:delete", {})
+        )
+        if response.status not in (200, 202, 404):
+            raise self._fail(response, f"deleting manifest {ref}")
+
+    # -------------------------------------------------------------------------------- blobs
+
+    def blob_exists(self, ref: ImageReference, digest: str) -> bool:
+        """Whether ``ref``'s repository holds the blob ``digest``."""
+        parse_digest(digest)
+        url = self._repo_url(ref, f"blobs/{digest}")
+        response = self._request(
+            _Request("HEAD", url, ref.api_host, f"repository:{ref.repository}:pull", {})
+        )
+        if response.status == 200:
+            return True
+        if response.status == 404:
+            return False
+        raise self._fail(response, f"checking blob {digest} in {ref.name}")
+
+    def push_blob(self, ref: ImageReference, data: bytes) -> str:
+        """Upload ``data`` to ``ref``'s repository (skipped when present); return its digest.
+
+        Monolithic upload: ``POST`` to open an upload session, ``PUT`` the bytes with
+        ``?digest=``. The registry verifies the digest; so do we, on its answer. Each step is
+        retried on its own; a failed ``PUT`` restarts from a new session, which is safe because
+        blobs are addressed by content.
+        """
+        digest = sha256_digest(data)
+        scope = f"repository:{ref.repository}:pull,push"
+        what = f"uploading blob {digest} to {ref.name}"
+        head = _Request("HEAD", self._repo_url(ref, f"blobs/{digest}"), ref.api_host, scope, {})
+
+        def upload() -> str:
+            if self._request(head).status == 200:
+                # Present already (or our previous PUT succeeded and only its answer was lost).
+                return digest
+            start = self._request(
+                _Request(
+                    "POST",
+                    self._repo_url(ref, "blobs/uploads/"),
+                    ref.api_host,
+                    scope,
+                    {"Content-Length": "0"},
+                    b"",
+                    _MAX_ERROR_BODY,
+                )
+            )
+            if start.status == 201:
+                return digest  # the registry mounted or already had it
+            if start.status != 202:
+                raise self._fail(start, what)
+            location = start.header("Location")
+            if not location:
+                raise RegistryError(f"{what}: the registry gave no upload Location")
+            upload_url = self._upload_url(ref, location, what)
+            separator = "&" if urlsplit(upload_url).query else "?"
+            finish = self._once(
+                _Request(
+                    "PUT",
+                    f"{upload_url}{separator}digest={quote(digest, safe='')}",
+                    ref.api_host,
+                    scope,
+                    {"Content-Type": "application/octet-stream"},
+                    data,
+                    _MAX_ERROR_BODY,
+                )
+            )
+            if finish.status == 404:
+                # The upload session vanished (registry restarted): start again.
+                raise _TransientError(RegistryError(f"{what}: upload session lost (HTTP 404)"))
+            if finish.status == 400 and {c for c, _ in _errors(finish)} & _BLOB_RACE_CODES:
+                # Our bytes hash to the digest we sent, so this is a concurrent upload of the
+                # same blob being committed: start again (the HEAD will then find it).
+                raise _TransientError(self._fail(finish, what))
+            if finish.status not in (201, 204):
+                raise self._fail(finish, what)
+            echoed = finish.header("Docker-Content-Digest")
+            if echoed is not None and echoed.strip() != digest:
+                raise RegistryError(
+                    f"{what}: the registry stored digest {echoed.strip()}",
+                    expected=digest,
+                    found=echoed.strip(),
+                )
+            return digest
+
+        return self._retrying(what, upload)
+
+    def _upload_url(self, ref: ImageReference, location: str, what: str) -> str:
+        base = self._base_url(ref)
+        url = urljoin(base + "/", location)
+        target, origin = urlsplit(url), urlsplit(base)
+        if (target.scheme, target.netloc.lower()) != (origin.scheme, origin.netloc.lower()):
+            # Uploads elsewhere would carry our credentials to a host the user did not name.
+            raise RegistryError(
+                f"{what}: the registry sent the upload to another origin ({location!r})",
+                found=location,
+            )
+        return url
+
+    def get_blob(
+        self, ref: ImageReference, digest: str, *, max_bytes: int = DEFAULT_MAX_BLOB_BYTES
+    ) -> bytes:
+        """Download blob ``digest``, checking its hash; at most ``max_bytes``.
+
+        A registry may redirect blob downloads to its storage (S3, a CDN): the redirect is
+        followed (at most 3 hops), under the same URL rules and without our credentials.
+        """
+        parse_digest(digest)
+        what = f"blob {digest} in {ref.name}"
+        url = self._repo_url(ref, f"blobs/{digest}")
+        request = _Request(
+            "GET", url, ref.api_host, f"repository:{ref.repository}:pull", {}, None, max_bytes
+        )
+        try:
+            response = self._request(request)
+            hops = 0
+            while response.status in (301, 302, 303, 307, 308) and hops < _MAX_BLOB_REDIRECTS:
+                hops += 1
+                location = response.header("Location")
+                if not location:
+                    raise RegistryError(f"{what}: redirect without a Location")
+                target = urljoin(request.url, location)
+                self._check_server_url(target, ref.api_host, f"{what} redirect")
+                same_origin = urlsplit(target).netloc.lower() == ref.api_host.lower()
+                request = _Request(
+                    "GET",
+                    target,
+                    ref.api_host,
+                    request.scope if same_origin else None,
+                    {},
+                    None,
+                    max_bytes,
+                )
+                if same_origin:
+                    response = self._request(request)
+                else:
+                    response = self._retrying(what, partial(self._unauthenticated, request))
+        except ResponseTooLargeError:
+            raise RegistryError(
+                f"{what}: larger than the {max_bytes}-byte limit", expected=max_bytes
+            ) from None
+        if response.status == 404:
+            raise RegistryError(f"{what}: not found", found=404)
+        if response.status != 200:
+            raise self._fail(response, what)
+        computed = sha256_digest(response.body)
+        if computed != digest:
+            raise RegistryError(
+                f"{what}: the registry returned content whose digest is {computed}",
+                expected=digest,
+                found=computed,
+            )
+        return response.body
+
+    def _unauthenticated(self, request: _Request) -> HttpResponse:
+        response = self._transport_call(request, None)
+        if response.status in RETRYABLE_STATUSES:
+            raise _TransientError(
+                RegistryError(f"GET {request.url}: {_error_summary(response)}"),
+                retry_after=parse_retry_after(response.header("Retry-After")),
+            )
+        return response
+
+    # --------------------------------------------------------------------------------- tags
+
+    def list_tags(self, ref: ImageReference) -> list[str]:
+        """Every tag of ``ref``'s repository (following ``Link`` pagination); [] if unknown."""
+        scope = f"repository:{ref.repository}:pull"
+        base = self._base_url(ref)
+        url: str | None = self._repo_url(ref, f"tags/list?n={_TAG_PAGE_SIZE}")
+        tags: list[str] = []
+        while url is not None:
+            try:
+                response = self._request(_Request("GET", url, ref.api_host, scope, {}, None))
+            except ResponseTooLargeError:
+                raise RegistryError(f"tag list of {ref.name}: page too large") from None
+            if response.status == 404:
+                return []
+            if response.status != 200:
+                raise self._fail(response, f"listing tags of {ref.name}")
+            try:
+                document = parse_manifest_json(response.body, what=f"tag list of {ref.name}")
+            except FormatError as exc:
+                raise RegistryError(str(exc)) from None
+            page = document.get("tags")
+            if page is None:
+                page = []
+            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                raise RegistryError(f"tag list of {ref.name}: 'tags' is not a list of strings")
+            tags.extend(page)
+            if len(tags) > _MAX_TAGS:
+                raise RegistryError(f"{ref.name} has more than {_MAX_TAGS} tags")
+            url = self._next_page(base, response.header("Link"), ref)
+        return tags
+
+    @staticmethod
+    def _next_page(base: str, link: str | None, ref: ImageReference) -> str | None:
+        if not link or 'rel="next"' not in link.replace(" ", ""):
+            return None
+        start, end = link.find("<"), link.find(">")
+        if start < 0 or end < start:
+            raise RegistryError(f"tag list of {ref.name}: unreadable Link header {link!r}")
+        target = urljoin(base + "/", link[start + 1 : end])
+        if urlsplit(target).netloc.lower() != urlsplit(base).netloc.lower():
+            raise RegistryError(f"tag list of {ref.name}: Link points to another host")
+        return target

@@ -1,0 +1,125 @@
+"""The "simple signing" payload cosign signs for a container image.
+
+What a cosign image signature covers is not the manifest but this small JSON document naming
+it (sigstore ``pkg/signature/payload``)::
+
+    {"critical":{"identity":{"docker-reference":"<registry/repository>"},
+                 "image":{"docker-manifest-digest":"sha256:<hex>"},
+                 "type":"cosign container image signature"},
+     "optional":null}
+
+written compactly by Go's ``json.Marshal`` (struct fields in declaration order, which here is
+also alphabetical; ``optional`` is a map, so its keys are sorted; ``<``, ``>``, ``&`` escaped).
+The builder reproduces those bytes exactly, because the signature is over the bytes, and a
+cosign verifier recomputes nothing: it parses what was signed.
+
+The parser is strict: exactly the members above, a ``sha256`` digest in canonical form, and the
+cosign type string. It runs before anything trusts the payload, so verifiers can compare the
+digest in it with the image they were asked about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opkey.errors import ConfigError, FormatError
+from opkey.jose import freeze_json, go_json, parse_json_object
+from opkey.registry.reference import parse_digest
+
+__all__ = [
+    "COSIGN_SIGNATURE_TYPE",
+    "SimpleSigningPayload",
+    "parse_simple_signing_payload",
+    "simple_signing_payload",
+]
+
+#: The ``critical.type`` cosign writes and checks.
+COSIGN_SIGNATURE_TYPE = "cosign container image signature"
+
+
+@dataclass(frozen=True, slots=True)
+class SimpleSigningPayload:
+    """A parsed simple-signing payload."""
+
+    docker_reference: str
+    manifest_digest: str
+    optional: Mapping[str, Any] | None = None
+
+
+def simple_signing_payload(
+    docker_reference: str,
+    manifest_digest: str,
+    optional: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The payload bytes cosign would sign for ``manifest_digest`` in ``docker_reference``.
+
+    ``docker_reference`` is the repository without tag or digest, as cosign writes it (see
+    :attr:`~opkey.registry.reference.ImageReference.cosign_name`). ``optional`` holds cosign's
+    ``-a key=value`` annotations; ``None`` encodes as ``null``.
+    """
+    if not isinstance(docker_reference, str):
+        raise ConfigError("docker-reference must be a string")
+    if not docker_reference:
+        raise ConfigError("docker-reference must not be empty")
+    parse_digest(manifest_digest, what="docker-manifest-digest")
+    document = {
+        "critical": {
+            "identity": {"docker-reference": docker_reference},
+            "image": {"docker-manifest-digest": manifest_digest},
+            "type": COSIGN_SIGNATURE_TYPE,
+        },
+        "optional": None if optional is None else dict(optional),
+    }
+    # Every struct here has its fields in alphabetical order, so Go's output equals sorted keys.
+    return go_json(document)
+
+
+def _exact_members(value: Any, names: set[str], what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise FormatError(f"simple-signing payload: {what} must be an object")
+    if set(value) != names:
+        raise FormatError(
+            f"simple-signing payload: {what} must have exactly the members {sorted(names)}, "
+            f"found {sorted(value)}",
+            expected=sorted(names),
+            found=sorted(value),
+        )
+    return value
+
+
+def parse_simple_signing_payload(data: bytes) -> SimpleSigningPayload:
+    """Parse and check a cosign simple-signing payload (see the module docstring)."""
+    document = parse_json_object(data, what="simple-signing payload")
+    allowed = {"critical", "optional"}
+    if not set(document) <= allowed or "critical" not in document:
+        raise FormatError(
+            "simple-signing payload: expected members 'critical' and 'optional', found "
+            f"{sorted(document)}",
+            found=sorted(document),
+        )
+    critical = _exact_members(document["critical"], {"identity", "image", "type"}, "critical")
+    identity = _exact_members(critical["identity"], {"docker-reference"}, "critical.identity")
+    image = _exact_members(critical["image"], {"docker-manifest-digest"}, "critical.image")
+    if critical["type"] != COSIGN_SIGNATURE_TYPE:
+        raise FormatError(
+            f"simple-signing payload: type {critical['type']!r} is not a cosign image signature",
+            expected=COSIGN_SIGNATURE_TYPE,
+            found=critical["type"],
+        )
+    reference = identity["docker-reference"]
+    if not isinstance(reference, str) or not reference:
+        raise FormatError("simple-signing payload: docker-reference must be a non-empty string")
+    digest = image["docker-manifest-digest"]
+    if not isinstance(digest, str):
+        raise FormatError("simple-signing payload: docker-manifest-digest must be a string")
+    try:
+        parse_digest(digest, what="simple-signing payload docker-manifest-digest")
+    except ConfigError as exc:
+        raise FormatError(str(exc), found=digest) from None
+    optional = document.get("optional")
+    if optional is not None and not isinstance(optional, dict):
+        raise FormatError("simple-signing payload: optional must be an object or null")
+    frozen: Mapping[str, Any] | None = None if optional is None else freeze_json(optional)
+    return SimpleSigningPayload(reference, digest, frozen)
