@@ -8,6 +8,7 @@ signature over another digest or another kind of statement. These tests run the 
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from typing import Any
@@ -28,10 +29,12 @@ from opkey.errors import (
     SignatureError,
 )
 from opkey.expiry import ExpiryPolicy
+from opkey.images import COSIGN_SIGNATURE, OPKEY_OSM, OPKEY_PKTOKEN, sign_image, verify_image
 from opkey.jose import b64url_decode, b64url_encode, go_json
 from opkey.keys import generate_signing_key
 from opkey.keyset import KeySet
 from opkey.message import sign_message, verify_message
+from opkey.pktoken import PKToken
 from opkey.policy import (
     AllOf,
     AnyOf,
@@ -46,6 +49,9 @@ from opkey.policy import (
     accepts_any_signer,
 )
 from opkey.policyfile import parse_policy_file
+from opkey.registry.client import RegistryClient
+from opkey.registry.reference import ImageReference
+from opkey.registry.signatures import attach_signature, list_signatures
 from opkey.signer import Signer
 from opkey.verifier import Verifier
 from opkey.verify import CommitmentType, IssuerConfig, verify_pktoken
@@ -501,10 +507,44 @@ def test_image_signature_payload_replayed_as_an_artifact_signature(op: MiniOP) -
         verifier.verify_bundle(bundle, DIGEST, policy=UnsafeNoPolicy())
 
 
-def test_artifact_statement_replayed_as_an_image_signature_payload() -> None:
-    simplesigning = pytest.importorskip("opkey.registry.simplesigning")
-    with pytest.raises(FormatError, match="simple-signing payload"):
-        simplesigning.parse_simple_signing_payload(artifact_statement(DIGEST))
+@pytest.mark.registry
+def test_artifact_signature_replayed_as_an_image_signature(
+    op: MiniOP, registry_client: RegistryClient, registry_image: ImageReference
+) -> None:
+    """A genuine artifact bundle's statement and OSM pushed as a signature layer of an image
+    (in a real registry) is not an image signature: its payload is no cosign payload."""
+    pkt, key = op.pktoken()
+    image_digest = Digest(registry_image.require_digest())
+    bundle = Signer(pkt, key).sign_digest(image_digest)
+    head, payload_b64, signature = bundle.signature.split(".")
+    annotations = {
+        OPKEY_PKTOKEN: pkt.to_compact(),
+        OPKEY_OSM: f"{head}..{signature}",
+        COSIGN_SIGNATURE: base64.b64encode(key.sign_der(b64url_decode(payload_b64))).decode(),
+    }
+    attach_signature(registry_client, registry_image, b64url_decode(payload_b64), annotations)
+    verifier = pinned_verifier((op.config(expiry=ExpiryPolicy.never()), op.keyset))
+    with pytest.raises(SignatureError, match="simple-signing payload"):
+        verify_image(registry_client, registry_image, verifier, policy=UnsafeNoPolicy())
+
+
+@pytest.mark.registry
+def test_image_signature_replayed_as_an_artifact_bundle(
+    op: MiniOP, registry_client: RegistryClient, registry_image: ImageReference
+) -> None:
+    """The OSM of a real image signature, re-attached to its payload, does not verify as a
+    signature of the same digest as a file."""
+    pkt, key = op.pktoken()
+    sign_image(registry_client, registry_image, Signer(pkt, key))
+    verifier = pinned_verifier((op.config(expiry=ExpiryPolicy.never()), op.keyset))
+    verify_image(registry_client, registry_image, verifier, policy=UnsafeNoPolicy())  # control
+    (layer,) = list_signatures(registry_client, registry_image)
+    head, _, signature = layer.annotations[OPKEY_OSM].split(".")
+    osm = f"{head}.{b64url_encode(layer.payload)}.{signature}"
+    bundle = Bundle(PKToken.from_compact(layer.annotations[OPKEY_PKTOKEN]), osm)
+    digest = Digest(registry_image.require_digest())
+    with pytest.raises(FormatError, match="not an artifact signature"):
+        verifier.verify_bundle(bundle, digest, policy=UnsafeNoPolicy())
 
 
 @pytest.mark.parametrize("typ", ["OSM", "jwt", "osm ", "CIC", "JWT"])
