@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from fuzz.world import DIGEST, World
 from opkey.bundle import Bundle
-from opkey.discovery import ProviderMetadata
+from opkey.discovery import ProviderMetadata, validate_issuer
 from opkey.errors import OpkeyError, PolicyError
 from opkey.http import check_url, is_loopback_host
 from opkey.jose import go_json, parse_json_object
@@ -207,8 +207,13 @@ def _offline_resolver() -> Iterator[None]:
 
 def _discovery(data: bytes) -> str:
     document = parse_json_object(data, what="discovery")
+    # The configured issuer is always a validated URL; take the document's when it is one.
     issuer = document.get("issuer")
-    expected = issuer if isinstance(issuer, str) else "https://issuer.fuzz.example"
+    expected = "https://issuer.fuzz.example"
+    if isinstance(issuer, str):
+        with suppress(OpkeyError):
+            validate_issuer(issuer)
+            expected = issuer
     metadata = ProviderMetadata.from_document(document, expected_issuer=expected)
     issuer_host = urlsplit(expected).hostname or ""
     with _offline_resolver():
