@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import functools
 import json
 import random
 import re
@@ -68,6 +70,23 @@ class _Raw(str):
 
 
 RAW_NUMBERS = [_Raw(t) for t in ("1e400", "-1e400", "1E999", "-0.0", "1.0e-400", "0e0", "9" * 30)]
+
+
+_Mutator = Callable[[bytes, random.Random], "bytes | None"]
+
+
+def _safe(mutator: _Mutator) -> _Mutator:
+    """A structural mutator that gives up (``None``: mutate the bytes instead) on structures it
+    cannot handle, such as documents nested deeper than the recursion limit."""
+
+    @functools.wraps(mutator)
+    def guarded(data: bytes, rng: random.Random) -> bytes | None:
+        try:
+            return mutator(data, rng)
+        except (RecursionError, TypeError, ValueError, KeyError, IndexError):
+            return None
+
+    return guarded
 
 
 # -- bytes -------------------------------------------------------------------------------------
@@ -211,7 +230,7 @@ def _mutate_json_value(root: Any, rng: random.Random) -> tuple[Any, list[_Duplic
         node[rng.choice(NAMES)] = _random_value(rng)
     elif op == 3 and isinstance(node, dict) and node:  # duplicate a member
         key = rng.choice(list(node))
-        other = _random_value(rng) if rng.random() < 0.5 else node[key]
+        other = _random_value(rng) if rng.random() < 0.5 else copy.deepcopy(node[key])
         duplicates.append((path, key, other))
     elif op == 4:  # nest deeper
         wrapped: Any = node
@@ -233,7 +252,8 @@ def _mutate_json_value(root: Any, rng: random.Random) -> tuple[Any, list[_Duplic
         if node and rng.random() < 0.5:
             node.pop(rng.randrange(len(node)))
         else:
-            node.append(_random_value(rng) if not node or rng.random() < 0.5 else rng.choice(node))
+            reused = copy.deepcopy(rng.choice(node)) if node else None
+            node.append(_random_value(rng) if reused is None or rng.random() < 0.5 else reused)
     else:
         root = _set(root, path, _random_value(rng))
     return root, duplicates
@@ -279,6 +299,7 @@ def _dump(
         return "null"
 
 
+@_safe
 def mutate_json(data: bytes, rng: random.Random) -> bytes | None:
     """A structural mutation of JSON ``data``; ``None`` if ``data`` is not JSON."""
     value = _loads(data)
@@ -330,6 +351,7 @@ def _toml_dump(document: Any) -> str:
     return "\n".join(lines + tables) + "\n"
 
 
+@_safe
 def mutate_toml(data: bytes, rng: random.Random) -> bytes | None:
     """A structural mutation of a TOML document; ``None`` if ``data`` is not TOML."""
     try:
@@ -365,6 +387,7 @@ def _b64encode(data: bytes, rng: random.Random) -> bytes:
     return encoded
 
 
+@_safe
 def mutate_segment(data: bytes, rng: random.Random) -> bytes | None:
     """Decode a base64url segment of ``data``, mutate what it holds, and re-encode it."""
     segments = list(_SEGMENT.finditer(data))
@@ -387,6 +410,7 @@ def mutate_segment(data: bytes, rng: random.Random) -> bytes | None:
 # -- compact tokens and splicing ---------------------------------------------------------------
 
 
+@_safe
 def mutate_parts(data: bytes, rng: random.Random) -> bytes | None:
     """Reorder, drop or duplicate the ``:``/``.`` separated parts of a compact token."""
     separator = b":" if b":" in data else b"."
