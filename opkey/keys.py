@@ -283,9 +283,9 @@ def verify_cosign_signature(jwk: PublicJWK, payload: bytes, signature: bytes) ->
     key = jwk.key
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+            key.verify(signature, payload, _ECDSA_SHA256)
         elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
+            key.verify(signature, payload, _PKCS1V15, _SHA256)
         else:
             key.verify(signature, payload)
     except (InvalidSignature, ValueError):

@@ -61,6 +61,9 @@ class SignatureRole(enum.Enum):
     __hash__ = object.__hash__
 
 
+_ROLES = tuple(SignatureRole)  # iterating an Enum class runs Python code each time
+
+
 def _role_of(header: Mapping[str, Any]) -> SignatureRole:
     typ = header.get("typ")
     if typ is None or typ in ("JWT", "dpop+id_token"):
@@ -203,7 +206,7 @@ class PKToken:
         *,
         what: str,
     ) -> PKToken:
-        by_role: dict[SignatureRole, list[TokenSignature]] = {role: [] for role in SignatureRole}
+        by_role: dict[SignatureRole, list[TokenSignature]] = {role: [] for role in _ROLES}
         for signature in signatures:
             by_role[signature.role].append(signature)
         counts = {role: len(items) for role, items in by_role.items()}
