@@ -9,7 +9,11 @@ directory, pushes small images, then measures
 * ``list_signatures`` (manifest + payload fetch, digest-checked) on an image with 1 and with
   all the concurrent signatures;
 * for contrast, cosign's plain read-modify-write with 16 concurrent writers, counting the
-  signatures it loses (opkey's attaches must lose none; that is asserted).
+  signatures it loses (opkey's attaches must lose none; that is asserted);
+* ``opkey.images.verify_image`` of an image signed by GQ256 PK tokens, per second (resolve the
+  tag, list and fetch the signatures, verify every layer, apply the policy).
+
+``benchmarks/run.py --registry`` includes these figures in its table (:func:`run`).
 
 Numbers depend on the machine and on the registry's filesystem; they are for comparing
 changes on one machine, not across machines.
@@ -26,6 +30,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import fixtures
+from benchmarks.harness import Figure
+from opkey.images import sign_image, verify_image
 from opkey.registry import (
     COSIGN_SIGNATURE_ANNOTATION,
     DockerCredentialStore,
@@ -97,13 +106,59 @@ def naive_append(client: RegistryClient, image: ImageReference, payload: bytes, 
     client.put_manifest(sig, manifest.encode(), OCI_MANIFEST, blobs_pushed=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _image_verifications(
+    client: RegistryClient, image: ImageReference, signers: int, rounds: int
+) -> Figure:
+    """Sign ``image`` with ``signers`` GQ256 PK tokens, then time ``verify_image``."""
+    from opkey import gq
+
+    provider = fixtures.Provider.create()
+    for identity in range(signers):
+        signer = fixtures.make_signer(provider.jwk, provider.mint, use_gq=True, identity=identity)
+        sign_image(client, image, signer)
+    verifier = fixtures.verifier(provider, use_gq=True)
+    policy = fixtures.policy()
+    gq.set_backend("auto")
+    verify_image(client, image, verifier, policy=policy)  # warm: verified PK tokens cached
+    started = time.perf_counter()
+    for _ in range(rounds):
+        result = verify_image(client, image, verifier, policy=policy)
+        assert len(result.valid) == signers
+    elapsed = time.perf_counter() - started
+    return Figure(
+        "registry_verify_image_per_s",
+        round(rounds / elapsed, 1),
+        "images/s",
+        sides={"signatures_per_image": signers, "ms_per_image": round(elapsed / rounds * 1e3, 2)},
+    )
+
+
+def run(context: dict[str, float] | None = None) -> list[Figure]:
+    """The registry figures for ``benchmarks/run.py --registry`` (default sizes)."""
+    del context
+    figures: list[Figure] = []
+    if main([], figures=figures) == 2:
+        return [
+            Figure(
+                "registry",
+                0.0,
+                "skipped",
+                sides={"note": "skipped: install with `apt-get install docker-registry`"},
+            )
+        ]
+    return figures
+
+
+def main(argv: list[str] | None = None, *, figures: list[Figure] | None = None) -> int:
+    """Run the registry benchmark, print its lines; collect figures into ``figures``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequential", type=int, default=40, help="sequential attaches")
     parser.add_argument("--signers", type=int, default=16, help="concurrent signer threads")
     parser.add_argument("--per-signer", type=int, default=4, help="attaches per signer thread")
     parser.add_argument("--lists", type=int, default=50, help="list_signatures calls per case")
+    parser.add_argument("--verifications", type=int, default=30, help="verify_image calls")
     args = parser.parse_args(argv)
+    figures = figures if figures is not None else []
     if find_registry_binary() is None:
         print("docker-registry is not installed; install it: apt-get install docker-registry")
         return 2
@@ -126,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
             durations.append(time.perf_counter() - started)
         total = sum(durations)
         assert len(list_signatures(client, target)) == args.sequential
+        figures.append(
+            Figure(
+                "registry_attach_sequential_per_s",
+                round(args.sequential / total, 1),
+                "signatures/s",
+            )
+        )
         print(
             f"attach, sequential:            {args.sequential / total:7.1f} signatures/s "
             f"(median {statistics.median(durations) * 1000:.1f} ms, "
@@ -147,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         count = args.signers * args.per_signer
         stored = list_signatures(client, target)
         assert len(stored) == count, f"lost signatures: {count - len(stored)}"
+        figures.append(
+            Figure(
+                f"registry_attach_{args.signers}_concurrent_per_s",
+                round(count / elapsed, 1),
+                "signatures/s",
+                sides={"attached": count, "present": len(stored), "sig_writes": sum(writes)},
+            )
+        )
         print(
             f"attach, {args.signers} concurrent signers: {count / elapsed:7.1f} signatures/s "
             f"({count} attached, {len(stored)} present, {sum(writes)} .sig writes)"
@@ -162,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
                 list_signatures(client, ref)
             elapsed = time.perf_counter() - started
             print(f"list_signatures, {label + ':':16s} {args.lists / elapsed:7.1f} listings/s")
+            figures.append(
+                Figure(
+                    f"registry_list_signatures_{label.split()[0]}_per_s",
+                    round(args.lists / elapsed, 1),
+                    "listings/s",
+                )
+            )
 
         # Contrast: cosign-style read-modify-write with the same concurrency.
         target = image("naive")
@@ -171,10 +248,22 @@ def main(argv: list[str] | None = None) -> int:
             args.signers, lambda n: naive_append(new_client(), target, payload, n)
         )
         kept = len(list_signatures(client, target))
+        figures.append(
+            Figure(
+                "registry_read_modify_write_lost_signatures",
+                args.signers - kept,
+                "signatures",
+                sides={"writers": args.signers, "note": "cosign's way, for contrast"},
+            )
+        )
         print(
             f"contrast, read-modify-write:   {args.signers} concurrent writers kept {kept} of "
             f"{args.signers} signatures ({args.signers - kept} lost) in {elapsed * 1000:.0f} ms"
         )
+
+        figure = _image_verifications(client, image("verify"), 4, args.verifications)
+        figures.append(figure)
+        print(f"verify_image, 4 signatures:    {figure.value:7.1f} images/s")
     return 0
 
 

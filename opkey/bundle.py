@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opkey.errors import FormatError
-from opkey.jose import parse_compact, parse_json_object
+from opkey.jose import CompactJWS, parse_compact, parse_json_object
 from opkey.pktoken import PKToken
 
 __all__ = ["BUNDLE_MEDIA_TYPE", "Bundle"]
@@ -35,9 +35,13 @@ class Bundle:
 
     pktoken: PKToken
     signature: str
+    #: ``signature`` as parsed when the bundle was built, so verification does not parse twice.
+    signature_jws: CompactJWS = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        parse_compact(self.signature, what="bundle signature")
+        object.__setattr__(
+            self, "signature_jws", parse_compact(self.signature, what="bundle signature")
+        )
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Bundle:

@@ -40,6 +40,7 @@ class ClientInstanceClaims:
     upk: PublicJWK
     rz: str
     extra: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    _commitment: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.alg not in USER_ALGORITHMS:
@@ -101,5 +102,12 @@ class ClientInstanceClaims:
         return go_json(self.header())
 
     def commitment(self) -> str:
-        """``base64url(SHA3-256(go_json(header)))``, exactly as OpenPubkey computes it."""
-        return b64url_encode(hashlib.sha3_256(self.header_bytes()).digest())
+        """``base64url(SHA3-256(go_json(header)))``, exactly as OpenPubkey computes it.
+
+        Computed once: the claims are immutable.
+        """
+        if self._commitment is None:
+            value = b64url_encode(hashlib.sha3_256(self.header_bytes()).digest())
+            object.__setattr__(self, "_commitment", value)
+            return value
+        return self._commitment

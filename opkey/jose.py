@@ -17,13 +17,12 @@ signature check (DESIGN.md §4):
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -57,33 +56,58 @@ _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _FORBIDDEN_HEADER_MEMBERS = ("crit", "b64", "enc", "zip", "jwk", "jku", "x5u", "x5c")
 
 
+# Decoding maps the URL-safe alphabet onto the standard one and every character that must not
+# appear (``+``, ``/``, ``=``) onto one the decoder skips, so such input can never re-encode to
+# itself; encoding maps back.
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_PADDING = (b"", b"===", b"==", b"=")
+
+
 def b64url_encode(data: bytes) -> str:
     """Encode ``data`` as unpadded base64url (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return (
+        binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
+    )
 
 
 def b64url_decode(text: str, *, what: str = "value") -> bytes:
-    """Decode canonical unpadded base64url, rejecting every other spelling of the same bytes."""
+    """Decode canonical unpadded base64url, rejecting every other spelling of the same bytes.
+
+    The fast path decodes leniently and accepts only if the bytes re-encode to exactly the
+    input: that single comparison rejects foreign characters, padding and non-zero trailing
+    bits alike, all in C. For anything it rejects, :func:`_b64url_error` names the reason.
+    """
     if not isinstance(text, str):
         raise FormatError(f"{what}: expected a base64url string, found {type(text).__name__}")
     if len(text) > MAX_TOKEN_LENGTH * 2:
         raise FormatError(f"{what}: {len(text)} characters is larger than allowed")
+    if text.isascii():
+        standard = text.encode("ascii").translate(_TO_STANDARD) + _PADDING[len(text) % 4]
+        try:
+            raw = binascii.a2b_base64(standard)
+        except binascii.Error:
+            pass
+        else:
+            if binascii.b2a_base64(raw, newline=False) == standard:
+                return raw
+    raise _b64url_error(text, what)
+
+
+def _b64url_error(text: str, what: str) -> FormatError:
+    """The :class:`FormatError` that says why ``text`` is not canonical base64url."""
     if _B64URL.fullmatch(text) is None:
-        raise FormatError(
+        return FormatError(
             f"{what}: not unpadded base64url (only A-Z a-z 0-9 - _ are allowed, no '=' padding)"
         )
     remainder = len(text) % 4
     if remainder == 1:
-        raise FormatError(f"{what}: base64url length {len(text)} is impossible")
-    if remainder:
-        # The unused low bits of the last character must be zero (RFC 4648 §3.5).
-        unused_mask = 0b1111 if remainder == 2 else 0b11
-        if _INDEX[text[-1]] & unused_mask:
-            raise FormatError(f"{what}: non-canonical base64url (non-zero trailing bits)")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - excluded by the checks above
-        raise FormatError(f"{what}: invalid base64url: {exc}") from None
+        return FormatError(f"{what}: base64url length {len(text)} is impossible")
+    # The unused low bits of the last character must be zero (RFC 4648 §3.5).
+    unused_mask = 0b1111 if remainder == 2 else 0b11
+    if remainder and _INDEX[text[-1]] & unused_mask:
+        return FormatError(f"{what}: non-canonical base64url (non-zero trailing bits)")
+    return FormatError(f"{what}: invalid base64url")  # pragma: no cover - covered above
 
 
 def _reject_constant(name: str) -> Any:
@@ -108,6 +132,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             seen.add(key)
     return result
 
+
+# One decoder for every document: building one per call (what ``json.loads`` does with
+# keyword arguments) costs more than decoding a small header.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+)
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -165,12 +195,7 @@ def parse_json(data: bytes | str, *, what: str = "JSON", max_length: int = MAX_T
         except UnicodeEncodeError:
             raise FormatError(f"{what}: JSON text contains a lone surrogate") from None
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-        )
+        value = _DECODER.decode(text)
     except FormatError as exc:
         raise FormatError(f"{what}: {exc}") from None
     except RecursionError:
@@ -200,6 +225,10 @@ _GO_ESCAPES = str.maketrans(
 
 
 _GO_ESCAPED = re.compile("[<>&\u2028\u2029]")
+_SORTED_ENCODER, _ORDERED_ENCODER = (
+    json.JSONEncoder(sort_keys=sort, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    for sort in (True, False)
+)
 
 
 def go_json(value: Any, *, sort_keys: bool = True) -> bytes:
@@ -210,9 +239,7 @@ def go_json(value: Any, *, sort_keys: bool = True) -> bytes:
     declaration order), for OCI manifests.
     """
     try:
-        text = json.dumps(
-            value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        text = (_SORTED_ENCODER if sort_keys else _ORDERED_ENCODER).encode(value)
     except ValueError as exc:
         raise FormatError(f"cannot encode JSON: {exc}") from None
     if _GO_ESCAPED.search(text):
@@ -227,10 +254,13 @@ def freeze_json(value: Any) -> Any:
     copied, which keeps this off the verification profile.
     """
     if isinstance(value, dict):
-        if any(isinstance(v, (dict, list)) for v in value.values()):
-            value = {
-                k: freeze_json(v) if isinstance(v, (dict, list)) else v for k, v in value.items()
-            }
+        for item in value.values():  # a plain loop: cheaper than any() over a generator
+            if isinstance(item, (dict, list)):
+                value = {
+                    k: freeze_json(v) if isinstance(v, (dict, list)) else v
+                    for k, v in value.items()
+                }
+                break
         return MappingProxyType(value)
     if isinstance(value, list):
         return tuple(freeze_json(v) for v in value)
@@ -275,6 +305,8 @@ class CompactJWS:
     signature_b64: str
     header: Mapping[str, Any]
     signature: bytes
+    #: The payload bytes, when the parser has already decoded them (kept to decode once).
+    decoded_payload: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def signing_input(self) -> bytes:
@@ -289,6 +321,8 @@ class CompactJWS:
 
     def payload(self) -> bytes:
         """The decoded payload bytes."""
+        if self.decoded_payload is not None:
+            return self.decoded_payload
         return b64url_decode(self.payload_b64, what="JWS payload")
 
     def compact(self) -> str:
@@ -314,7 +348,7 @@ def parse_compact(token: str, *, what: str = "JWS") -> CompactJWS:
     )
     check_protected_header(header, what=what)
     # The payload is decoded to check its encoding now; callers parse it as they need.
-    b64url_decode(payload_b64, what=f"{what} payload")
+    payload = b64url_decode(payload_b64, what=f"{what} payload")
     signature = b64url_decode(signature_b64, what=f"{what} signature")
     return CompactJWS(
         protected_b64=protected_b64,
@@ -322,4 +356,5 @@ def parse_compact(token: str, *, what: str = "JWS") -> CompactJWS:
         signature_b64=signature_b64,
         header=MappingProxyType(header),
         signature=signature,
+        decoded_payload=payload,
     )

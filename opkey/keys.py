@@ -61,9 +61,18 @@ _PUBLIC_MEMBERS = {
 }
 _OPTIONAL_MEMBERS = frozenset({"kty", "alg", "kid", "use", "key_ops", "x5t", "x5t#S256", "x5c"})
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_ALLOWED_MEMBERS = {
+    kty: _OPTIONAL_MEMBERS.union(members) for kty, members in _PUBLIC_MEMBERS.items()
+}
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _MIN_RSA_BITS = 2048
 _MAX_RSA_BITS = 8192
+# Immutable parameter objects, built once rather than for every signature checked.
+_SHA256 = hashes.SHA256()
+_ECDSA_SHA256 = ec.ECDSA(_SHA256)
+_PKCS1V15 = padding.PKCS1v15()
+_PSS_SHA256 = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=32)
+_P256 = ec.SECP256R1()
 
 
 def _member(jwk: Mapping[str, Any], name: str, what: str) -> str:
@@ -95,6 +104,7 @@ class PublicJWK:
     members: Mapping[str, Any]
     alg: str | None = None
     kid: str | None = None
+    _thumbprint: str | None = field(default=None, init=False, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, jwk: Mapping[str, Any], *, what: str = "JWK") -> PublicJWK:
@@ -110,8 +120,8 @@ class PublicJWK:
                 f"{what}: contains private key members {sorted(private)}; "
                 "only public keys are accepted"
             )
-        unknown = set(jwk) - _OPTIONAL_MEMBERS - set(_PUBLIC_MEMBERS[kty])
-        if unknown:
+        if not _ALLOWED_MEMBERS[kty].issuperset(jwk):
+            unknown = set(jwk) - _ALLOWED_MEMBERS[kty]
             raise FormatError(f"{what}: unknown members {sorted(unknown)}")
         alg = jwk.get("alg")
         if alg is not None and (not isinstance(alg, str) or _KTY_FOR_ALG.get(alg) != kty):
@@ -163,11 +173,18 @@ class PublicJWK:
         return dict(self.members)
 
     def thumbprint(self) -> str:
-        """RFC 7638 SHA-256 thumbprint, base64url (OpenPubkey's ``jkt``)."""
-        required = {"kty": self.kty}
-        for name in _PUBLIC_MEMBERS[self.kty]:
-            required[name] = self.members[name]
-        return b64url_encode(hashlib.sha256(go_json(required)).digest())
+        """RFC 7638 SHA-256 thumbprint, base64url (OpenPubkey's ``jkt``).
+
+        Computed once: key lookups by ``jkt`` and every verified identity ask for it.
+        """
+        if self._thumbprint is None:
+            required = {"kty": self.kty}
+            for name in _PUBLIC_MEMBERS[self.kty]:
+                required[name] = self.members[name]
+            value = b64url_encode(hashlib.sha256(go_json(required)).digest())
+            object.__setattr__(self, "_thumbprint", value)
+            return value
+        return self._thumbprint
 
     def allows(self, alg: str) -> bool:
         """Whether this key may verify ``alg``: key type matches, and a declared alg agrees."""
@@ -206,7 +223,7 @@ def _load_public_key(kty: str, jwk: Mapping[str, Any], what: str) -> PublicKey:
             y = b64url_decode(_member(jwk, "y", what), what=f"{what} y")
             if len(x) != 32 or len(y) != 32:
                 raise FormatError(f"{what}: P-256 coordinates must be 32 bytes each")
-            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + y)
+            return ec.EllipticCurvePublicKey.from_encoded_point(_P256, b"\x04" + x + y)
         if crv != "Ed25519":
             raise FormatError(f"{what}: unsupported OKP curve {crv!r}", found=crv)
         x = b64url_decode(_member(jwk, "x", what), what=f"{what} x")
@@ -239,7 +256,7 @@ def verify_signature(alg: str, jwk: PublicJWK, signing_input: bytes, signature: 
             s = int.from_bytes(signature[32:], "big")
             if not (0 < r < _P256_ORDER and 0 < s < _P256_ORDER):
                 raise SignatureError("ES256 signature has r or s out of range")
-            key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
+            key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
         elif alg in ("RS256", "PS256"):
             assert isinstance(key, rsa.RSAPublicKey)
             if len(signature) != (key.key_size + 7) // 8:
@@ -247,12 +264,8 @@ def verify_signature(alg: str, jwk: PublicJWK, signing_input: bytes, signature: 
                     f"{alg} signature is {len(signature)} bytes, "
                     f"the modulus {(key.key_size + 7) // 8}"
                 )
-            pad: padding.AsymmetricPadding
-            if alg == "RS256":
-                pad = padding.PKCS1v15()
-            else:
-                pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-            key.verify(signature, signing_input, pad, hashes.SHA256())
+            pad = _PKCS1V15 if alg == "RS256" else _PSS_SHA256
+            key.verify(signature, signing_input, pad, _SHA256)
         elif alg == "EdDSA":
             assert isinstance(key, ed25519.Ed25519PublicKey)
             if len(signature) != 64:
@@ -270,9 +283,9 @@ def verify_cosign_signature(jwk: PublicJWK, payload: bytes, signature: bytes) ->
     key = jwk.key
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+            key.verify(signature, payload, _ECDSA_SHA256)
         elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
+            key.verify(signature, payload, _PKCS1V15, _SHA256)
         else:
             key.verify(signature, payload)
     except (InvalidSignature, ValueError):

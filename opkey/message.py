@@ -11,7 +11,7 @@ itself must be verified separately (:func:`opkey.verify.verify_pktoken`).
 from __future__ import annotations
 
 from opkey.errors import FormatError, SignatureError
-from opkey.jose import b64url_encode, go_json, parse_compact
+from opkey.jose import CompactJWS, b64url_encode, go_json, parse_compact
 from opkey.keys import SigningKey, verify_signature
 from opkey.pktoken import PKToken
 
@@ -34,13 +34,19 @@ def sign_message(
 
 
 def verify_message(
-    osm: str, pktoken: PKToken, *, typ: str = OSM_TYP, pktoken_hash: str | None = None
+    osm: str | CompactJWS,
+    pktoken: PKToken,
+    *,
+    typ: str = OSM_TYP,
+    pktoken_hash: str | None = None,
 ) -> bytes:
     """Verify an OSM against ``pktoken`` and return the signed content.
 
+    ``osm`` is the compact JWS, or one :func:`~opkey.jose.parse_compact` already parsed (a
+    bundle parses its signature when it is read; parsing again would only repeat the work).
     ``pktoken_hash`` may pass a precomputed :meth:`PKToken.hash` to avoid rehashing.
     """
-    jws = parse_compact(osm, what="signed message")
+    jws = osm if isinstance(osm, CompactJWS) else parse_compact(osm, what="signed message")
     header = jws.header
     if header.get("typ") != typ:
         raise FormatError(

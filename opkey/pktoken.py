@@ -11,11 +11,17 @@ A signature's role comes only from its *protected* ``typ``: the OP signature has
 Exactly one OP, one CIC and at most one COS are accepted. Parsing is strict (see
 :mod:`opkey.jose`) and checks the payload's claim types, but verifies nothing: that is
 :func:`opkey.verify.verify_pktoken`'s job.
+
+Parsing is a pure function of the serialized parts and a :class:`PKToken` is immutable, so the
+last :data:`PARSE_CACHE_SIZE` tokens parsed are remembered: the many signatures of one CI run
+carry the same PK token, and parsing it (base64url, strict JSON, loading the ephemeral key)
+costs as much as one signature check. Input that fails to parse is never cached.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +43,17 @@ from opkey.jose import (
 )
 from opkey.keys import SigningKey
 
-__all__ = ["MAX_TIME", "PKToken", "SignatureRole", "TokenSignature", "check_claim_types"]
+__all__ = [
+    "MAX_TIME",
+    "PARSE_CACHE_SIZE",
+    "PKToken",
+    "SignatureRole",
+    "TokenSignature",
+    "check_claim_types",
+]
+
+#: How many parsed PK tokens are remembered (about 10 KiB each with a GQ256 signature).
+PARSE_CACHE_SIZE = 256
 
 
 class SignatureRole(enum.Enum):
@@ -46,6 +62,13 @@ class SignatureRole(enum.Enum):
     OP = "OP"
     CIC = "CIC"
     COS = "COS"
+
+    # Members are singletons compared by identity; hashing by identity too (in C) keeps the
+    # role bookkeeping of every parsed token cheap. Enum's own __hash__ is Python code.
+    __hash__ = object.__hash__
+
+
+_ROLES = tuple(SignatureRole)  # iterating an Enum class runs Python code each time
 
 
 def _role_of(header: Mapping[str, Any]) -> SignatureRole:
@@ -170,6 +193,8 @@ class PKToken:
     cos: TokenSignature | None = None
     fresh_id_token: str | None = None
     cic_claims: ClientInstanceClaims = field(init=False, compare=False, repr=False)
+    # hash() is asked for by the verifier's cache, the verification and every message check.
+    _hash: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.op.role is not SignatureRole.OP:
@@ -196,7 +221,7 @@ class PKToken:
         *,
         what: str,
     ) -> PKToken:
-        by_role: dict[SignatureRole, list[TokenSignature]] = {role: [] for role in SignatureRole}
+        by_role: dict[SignatureRole, list[TokenSignature]] = {role: [] for role in _ROLES}
         for signature in signatures:
             by_role[signature.role].append(signature)
         counts = {role: len(items) for role, items in by_role.items()}
@@ -243,7 +268,7 @@ class PKToken:
             raise FormatError(f"{what}: 'signatures' must be a non-empty array")
         if len(raw_signatures) > 3:
             raise FormatError(f"{what}: {len(raw_signatures)} signatures; at most 3 are allowed")
-        signatures = []
+        parts: list[str] = []
         for index, entry in enumerate(raw_signatures):
             if not isinstance(entry, dict):
                 raise FormatError(f"{what}: signature {index} must be an object")
@@ -252,6 +277,17 @@ class PKToken:
                 raise FormatError(f"{what}: signature {index} has unexpected {sorted(extra)}")
             if "protected" not in entry or "signature" not in entry:
                 raise FormatError(f"{what}: signature {index} needs 'protected' and 'signature'")
+            if isinstance(entry["protected"], str) and isinstance(entry["signature"], str):
+                parts += (entry["protected"], entry["signature"])
+        if len(parts) == 2 * len(raw_signatures) and not any(
+            "header" in entry for entry in raw_signatures
+        ):
+            # The usual shape: all strings, no unprotected header. Parse (or recall) by value.
+            if cls is PKToken:
+                return _parse_json_parts(payload_b64, tuple(parts))
+            return cls._from_json_parts(payload_b64, tuple(parts))
+        signatures = []
+        for index, entry in enumerate(raw_signatures):
             signatures.append(
                 TokenSignature.parse(
                     entry["protected"],
@@ -275,6 +311,21 @@ class PKToken:
             raise FormatError(f"{what}: expected a string")
         if len(data) > MAX_TOKEN_LENGTH:
             raise FormatError(f"{what}: {len(data)} characters is larger than allowed")
+        return _parse_compact_text(data) if cls is PKToken else cls._from_compact_text(data)
+
+    @classmethod
+    def _from_json_parts(cls, payload_b64: str, parts: tuple[str, ...]) -> PKToken:
+        """JSON serialization without unprotected headers: ``parts`` alternates protected
+        headers and signatures."""
+        signatures = [
+            TokenSignature.parse(parts[i], parts[i + 1], what=f"PK token signature {i // 2}")
+            for i in range(0, len(parts), 2)
+        ]
+        return cls._assemble(payload_b64, signatures, None, what="PK token")
+
+    @classmethod
+    def _from_compact_text(cls, data: str) -> PKToken:
+        what = "compact PK token"
         tokens, dot, fresh = data.partition(".")
         parts = tokens.split(":")
         if len(parts) < 3 or len(parts) % 2 != 1:
@@ -351,8 +402,15 @@ class PKToken:
         return f"{compact}.{self.fresh_id_token}" if self.fresh_id_token else compact
 
     def hash(self) -> str:
-        """``base64url(SHA3-256(to_json()))``: the PK token hash an OSM names as its ``kid``."""
-        return b64url_encode(hashlib.sha3_256(self.to_json()).digest())
+        """``base64url(SHA3-256(to_json()))``: the PK token hash an OSM names as its ``kid``.
+
+        Computed once: the token is immutable.
+        """
+        if self._hash is None:
+            digest = b64url_encode(hashlib.sha3_256(self.to_json()).digest())
+            object.__setattr__(self, "_hash", digest)
+            return digest
+        return self._hash
 
     # -- convenience ----------------------------------------------------------------------
 
@@ -374,3 +432,8 @@ class PKToken:
     def cic_token(self) -> str:
         """The CIC signature as a compact JWS."""
         return self.cic.compact(self.payload_b64)
+
+
+# The remembered parsers (see the module doc); input that raises is not remembered.
+_parse_json_parts = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(PKToken._from_json_parts)
+_parse_compact_text = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(PKToken._from_compact_text)

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from opkey.artifact import Digest, parse_artifact_statement
+from opkey.artifact import Digest, artifact_statement, parse_artifact_statement
 from opkey.bundle import Bundle
 from opkey.errors import ConfigError, KeyNotFoundError, SignatureError
 from opkey.expiry import timestamp
+from opkey.jose import CompactJWS
 from opkey.keysource import FallbackKeys, IssuerKeys, KeySource
 from opkey.message import OSM_TYP, verify_message
 from opkey.pktoken import PKToken
@@ -147,13 +148,17 @@ class Verifier:
     def verify_message(
         self,
         pktoken: PKToken,
-        signature: str,
+        signature: str | CompactJWS,
         *,
         policy: ClaimsPolicy,
         at: datetime | None = None,
         typ: str = OSM_TYP,
     ) -> tuple[VerifiedIdentity, bytes]:
-        """Verify an OSM made with ``pktoken``'s key; return who signed and the content."""
+        """Verify an OSM made with ``pktoken``'s key; return who signed and the content.
+
+        ``signature`` is the compact OSM, or the same already parsed by
+        :func:`~opkey.jose.parse_compact`.
+        """
         if not callable(getattr(policy, "check", None)):
             raise ConfigError("a policy is required (use UnsafeNoPolicy to accept any signer)")
         verified, source = self.verify_pktoken(pktoken, at=at)
@@ -171,10 +176,12 @@ class Verifier:
     ) -> VerifiedIdentity:
         """Verify that ``bundle`` signs exactly ``digest`` and ``policy`` accepts its signer."""
         identity, content = self.verify_message(
-            bundle.pktoken, bundle.signature, policy=policy, at=at
+            bundle.pktoken, bundle.signature_jws, policy=policy, at=at
         )
-        signed = parse_artifact_statement(content)
-        if signed != digest:
+        if content != artifact_statement(digest):
+            # Not the canonical statement for this digest: say what it signs instead (parsing
+            # raises if it is no artifact statement at all).
+            signed = parse_artifact_statement(content)
             raise SignatureError(
                 f"the bundle signs {signed}, not {digest}", expected=str(digest), found=str(signed)
             )

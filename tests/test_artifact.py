@@ -8,6 +8,7 @@ import pytest
 
 from opkey.artifact import Digest, artifact_statement, parse_artifact_statement
 from opkey.errors import FormatError
+from opkey.jose import go_json
 
 
 @pytest.mark.parametrize(
@@ -52,3 +53,10 @@ def test_statement_is_canonical_and_domain_separated() -> None:
     ):
         with pytest.raises(FormatError):
             parse_artifact_statement(bad)
+
+
+@pytest.mark.parametrize("hex_digits", ["0" * 64, "0123456789abcdef" * 4, "f" * 64])
+def test_statement_is_go_json_of_the_statement(hex_digits: str) -> None:
+    digest = Digest("sha256:" + hex_digits)
+    expected = go_json({"digest": digest.value, "type": "opkey artifact signature v1"})
+    assert artifact_statement(digest) == expected

@@ -16,7 +16,7 @@ from tests.helpers import MiniOP, rsa_key
 
 @pytest.fixture
 def restore_backend() -> Iterator[None]:
-    before = gq.backend()
+    before = gq._mode or "auto"
     yield
     gq.set_backend(before)
 
@@ -114,3 +114,69 @@ def test_pre_v025_message_format_does_not_verify() -> None:
     old_style = gq._sign(params, q, identity, random.Random(1).randrange)
     assert gq._verify(params, old_style, identity, identity)
     assert not gq._verify(params, old_style, identity, jws.signing_input)
+
+
+def test_auto_backend_starts_with_python_then_loads_gmpy2(
+    restore_backend: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One-shot commands skip the gmpy2 import; busy processes switch; the bytes agree."""
+    pytest.importorskip("gmpy2")
+    op = MiniOP()
+    token = op.mint(op.claims())
+    monkeypatch.setattr(gq, "_auto_operations", 0)
+    gq.set_backend("auto")
+    used, outputs = [], set()
+    for _ in range(gq.AUTO_PYTHON_OPERATIONS + 2):
+        used.append(gq.backend())
+        signed = gq.sign_jwt(token, op.public_jwk, randbelow=random.Random(7).randrange)
+        outputs.add(signed)
+    assert used[: gq.AUTO_PYTHON_OPERATIONS] == ["python"] * gq.AUTO_PYTHON_OPERATIONS
+    assert used[gq.AUTO_PYTHON_OPERATIONS :] == ["gmpy2", "gmpy2"]
+    assert len(outputs) == 1
+    gq.verify_jwt(parse_compact(outputs.pop()), op.public_jwk)
+
+
+def test_auto_backend_without_gmpy2_stays_python(
+    restore_backend: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gq, "_gmpy2_backend", lambda: None)
+    monkeypatch.setattr(gq, "_auto_operations", gq.AUTO_PYTHON_OPERATIONS)
+    gq.set_backend("auto")
+    assert gq.backend() == "python"
+    with pytest.raises(RuntimeError, match="not installed"):
+        gq.set_backend("gmpy2")
+
+
+@pytest.mark.parametrize("name", ["python", "gmpy2"])
+@pytest.mark.parametrize("bits", [8, 16, 32])
+def test_shared_base_powers_equal_separate_exponentiations(
+    restore_backend: None, name: str, bits: int
+) -> None:
+    if name == "gmpy2":
+        pytest.importorskip("gmpy2")
+    gq.set_backend(name)
+    be = gq._current()
+    rng = random.Random(bits)
+    n = rsa_key().public_key().public_numbers().n
+    base = rng.randrange(2, n)
+    exponents = [0, 1, 15, 16, 2**bits - 1, 2 ** (bits - 1)]
+    exponents += [rng.randrange(2**bits) for _ in range(20)]
+    powers = gq._shared_base_powers(be.mpz(base), exponents, bits, be.mpz(n))
+    assert [int(p) for p in powers] == [pow(base, e, n) for e in exponents]
+
+
+def test_environment_pins_the_backend(
+    restore_backend: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gq, "_mode", None)
+    monkeypatch.setattr(gq, "_backend", None)
+    monkeypatch.setenv("OPKEY_GQ_BACKEND", "python")
+    monkeypatch.setattr(gq, "_auto_operations", gq.AUTO_PYTHON_OPERATIONS)
+    assert gq.backend() == "python"
+    assert gq._mode == "python"
+    monkeypatch.setattr(gq, "_mode", None)
+    monkeypatch.setattr(gq, "_backend", None)
+    monkeypatch.setattr(gq, "_gmpy2_backend", lambda: None)
+    monkeypatch.setenv("OPKEY_GQ_BACKEND", "gmpy2")
+    with pytest.raises(RuntimeError, match="OPKEY_GQ_BACKEND=gmpy2"):
+        gq.backend()

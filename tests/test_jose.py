@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from opkey.errors import FormatError
 from opkey.jose import (
@@ -47,6 +51,53 @@ def test_b64url_rejects_non_canonical(text: str, reason: str) -> None:
         return
     with pytest.raises(FormatError):
         b64url_decode(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Zm9v==", "not unpadded base64url"),
+        ("Zm9v+/", "not unpadded base64url"),
+        ("Zm9é", "not unpadded base64url"),
+        ("Z", "impossible"),
+        ("Zh", "non-zero trailing bits"),
+        ("Zm9", "non-zero trailing bits"),
+    ],
+)
+def test_b64url_errors_say_why(text: str, message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        b64url_decode(text, what="field")
+
+
+def _reference_b64url_decode(text: str) -> bytes | None:
+    """The definition, spelled out slowly: alphabet, length, zero trailing bits."""
+    if re.fullmatch(r"[A-Za-z0-9_-]*", text) is None or len(text) % 4 == 1:
+        return None
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return data if base64.urlsafe_b64encode(data).rstrip(b"=").decode() == text else None
+
+
+_B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/= \n.!\x00é"
+
+
+@given(
+    st.one_of(
+        st.text(alphabet=_B64_CHARS, max_size=24),
+        st.binary(max_size=24).map(b64url_encode),
+        st.tuples(
+            st.binary(min_size=1, max_size=24), st.integers(0, 40), st.sampled_from(_B64_CHARS)
+        )
+        .map(lambda t: (b64url_encode(t[0]), t[1], t[2]))
+        .map(lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]),
+    )
+)
+def test_b64url_decode_accepts_exactly_the_canonical_spellings(text: str) -> None:
+    expected = _reference_b64url_decode(text)
+    if expected is None:
+        with pytest.raises(FormatError):
+            b64url_decode(text)
+    else:
+        assert b64url_decode(text) == expected
 
 
 def test_b64url_rejects_non_string() -> None:

@@ -241,3 +241,37 @@ def test_compact_rejections(pkt: PKToken) -> None:
     for bad in bad_inputs:
         with pytest.raises(FormatError):
             PKToken.from_compact(bad)
+
+
+def test_parsing_is_remembered_by_value(pkt: PKToken) -> None:
+    """Both serializations return the same immutable token for the same text; the cache is
+    bounded and never holds input that failed to parse."""
+    from opkey import pktoken as module
+
+    document = json.loads(pkt.to_json())
+    first = PKToken.from_json(pkt.to_json())
+    assert PKToken.from_json(json.dumps(document, indent=1)) is first
+    assert PKToken.from_json(document) is first
+    assert first == pkt
+    assert first.hash() == pkt.hash()
+    compact = pkt.to_compact()
+    assert PKToken.from_compact(compact) is PKToken.from_compact(compact.encode()) == pkt
+    for cached in (module._parse_json_parts, module._parse_compact_text):
+        assert cached.cache_info().maxsize == module.PARSE_CACHE_SIZE
+    misses = module._parse_compact_text.cache_info().currsize
+    for _ in range(2):
+        with pytest.raises(FormatError):
+            PKToken.from_compact(compact.replace(":", ":x", 1))
+    assert module._parse_compact_text.cache_info().currsize == misses
+
+
+def test_lazily_computed_values_match_fresh_computation(pkt: PKToken) -> None:
+    again = PKToken.from_json(pkt.to_json())
+    expected_hash = b64url_encode(hashlib.sha3_256(pkt.to_json()).digest())
+    assert again.hash() == expected_hash == again.hash()
+    cic = again.cic_claims
+    expected_commitment = b64url_encode(hashlib.sha3_256(go_json(cic.header())).digest())
+    assert cic.commitment() == expected_commitment == cic.commitment()
+    members = {k: cic.upk.members[k] for k in ("crv", "kty", "x", "y")}
+    expected_jkt = b64url_encode(hashlib.sha256(go_json(members)).digest())
+    assert cic.upk.thumbprint() == expected_jkt == cic.upk.thumbprint()

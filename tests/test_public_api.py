@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
 import subprocess
 import sys
 
@@ -55,3 +57,36 @@ def test_offline_verify_path_does_not_load_network_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_offline_verify_of_one_gq_bundle_loads_no_network_library_and_no_gmpy2(
+    tmp_path: pathlib.Path,
+) -> None:
+    """One signature is cheaper to check with Python integers than gmpy2 is to import."""
+    from opkey.artifact import Digest
+    from opkey.keyset import KeySet
+    from opkey.signer import Signer
+    from opkey.verify import CommitmentType
+    from tests.helpers import NOW_TS, MiniOP
+
+    op = MiniOP()
+    pkt, key = op.pktoken(CommitmentType.AUD, gq_sign=True)
+    artifact = tmp_path / "app.tar.gz"
+    artifact.write_bytes(b"release")
+    bundle = Signer(pkt, key).sign_digest(Digest.of_file(artifact))
+    (tmp_path / "app.tar.gz.opkey.json").write_bytes(bundle.to_json())
+    (tmp_path / "jwks.json").write_text(json.dumps(KeySet((op.public_jwk,)).to_dict()))
+    args = [
+        "verify", "--file", str(artifact), "--issuer", op.issuer, "--commitment", "aud",
+        "--subject", "user-1234", "--jwks", str(tmp_path / "jwks.json"), "--offline",
+        "--at", str(NOW_TS),
+    ]  # fmt: skip
+    code = (
+        "import sys; from opkey.cli import main; code = main(sys.argv[1:]); "
+        "print(code, ','.join(m for m in ('requests', 'authlib', 'jwt', 'gmpy2') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "0", result.stderr
