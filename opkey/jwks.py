@@ -169,8 +169,9 @@ class JwksClient:
                 age = self._clock() - entry.last_attempt
                 if age < self.min_refresh_interval:
                     raise KeyNotFoundError(
-                        f"issuer {issuer}: {miss.message} (JWKS fetched {age:.0f}s ago; "
-                        f"not refetching within {self.min_refresh_interval:g}s)",
+                        f"issuer {issuer}: no key with {wanted} in its JWKS "
+                        f"({miss.message}), fetched {age:.0f}s ago; not refetching within "
+                        f"{self.min_refresh_interval:g}s",
                         found=kid if kid is not None else jkt,
                     )
                 keyset = self._fetch(issuer, entry, rediscover=False)
