@@ -7,6 +7,7 @@ End-to-end tests use the real dev identity provider over HTTP instead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from opkey import gq
 from opkey.cic import ClientInstanceClaims
+from opkey.http import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, HttpResponse, RequestsTransport
 from opkey.keys import PublicJWK, SigningKey, generate_signing_key
 from opkey.keyset import KeySet
 from opkey.pktoken import PKToken
@@ -142,3 +144,33 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+
+
+@dataclass
+class RoutingTransport:
+    """Sends requests for URL prefixes to other base URLs: a stand-in for DNS in tests, so a
+    client's real HTTP path runs against a local server while it believes it talks to a public
+    host. Responses keep the URL the client asked for."""
+
+    routes: Mapping[str, str]
+    inner: RequestsTransport = field(default_factory=RequestsTransport)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> HttpResponse:
+        target = url
+        for prefix, base in self.routes.items():
+            if url.startswith(prefix):
+                target = base + url[len(prefix) :]
+                break
+        response = self.inner.request(
+            method, target, headers=headers, data=data, timeout=timeout, max_bytes=max_bytes
+        )
+        return HttpResponse(response.status, response.headers, response.body, url)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,10 +20,6 @@ from werkzeug import Request, Response
 
 from opkey.errors import ConfigError, FormatError, KeyNotFoundError, NetworkError, SignatureError
 from opkey.http import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_TIMEOUT,
-    HttpResponse,
-    RequestsTransport,
     check_url,
     is_loopback_host,
 )
@@ -32,38 +27,16 @@ from opkey.jose import b64url_encode
 from opkey.jwks import JwksClient
 from opkey.keysource import LiveKeys
 from opkey.verifier import TrustedIssuer, Verifier
-from tests.helpers import NOW, FakeClock, MiniOP, rsa_key
+from tests.helpers import NOW, FakeClock, MiniOP, RoutingTransport, rsa_key
 from tests.security.sec_common import forge, parse, rsa_signer
 
 #: A public address (example.com's) that RoutedTransport maps to the local test server.
 PUBLIC = "93.184.215.14"
 
 
-@dataclass
-class RoutedTransport:
+def RoutedTransport(server: HTTPServer) -> RoutingTransport:
     """Sends ``https://PUBLIC/...`` to the test server; everything else as it is."""
-
-    server: HTTPServer
-    inner: RequestsTransport = field(default_factory=RequestsTransport)
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        data: bytes | Mapping[str, str] | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-    ) -> HttpResponse:
-        prefix = f"https://{PUBLIC}"
-        target = url
-        if url.startswith(prefix):
-            target = self.server.url_for(url[len(prefix) :] or "/")
-        response = self.inner.request(
-            method, target, headers=headers, data=data, timeout=timeout, max_bytes=max_bytes
-        )
-        return HttpResponse(response.status, response.headers, response.body, url)
+    return RoutingTransport({f"https://{PUBLIC}": server.url_for("/").rstrip("/")})
 
 
 def base(server: HTTPServer) -> str:
