@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
         "--key-type",
         choices=["ES256", "EdDSA", "RS256"],
         default="ES256",
-        help="ephemeral key algorithm (default: %(default)s; images need ES256)",
+        help="ephemeral key algorithm (default: %(default)s)",
     )
     parser.add_argument(
         "--insecure-registry",
