@@ -176,6 +176,8 @@ def _check_str(text: str, what: str) -> None:
 
 def parse_json(data: bytes | str, *, what: str = "JSON", max_length: int = MAX_TOKEN_LENGTH) -> Any:
     """Parse JSON strictly (UTF-8, no duplicates, no NaN, bounded size and depth)."""
+    if not isinstance(data, (bytes, str)):
+        raise FormatError(f"{what}: expected JSON text, found {type(data).__name__}")
     if len(data) > max_length:
         raise FormatError(
             f"{what}: {len(data)} bytes is more than the {max_length} allowed",

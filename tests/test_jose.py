@@ -218,3 +218,18 @@ def test_parse_compact_rejects_padded_signature() -> None:
     token = _token({"alg": "RS256"}, sig=b"ab")
     with pytest.raises(FormatError, match="signature"):
         parse_compact(token + "==")
+
+
+@pytest.mark.parametrize("value", [[1], 5, None, {"a": 1}])
+def test_parse_json_rejects_values_that_are_not_text(value: object) -> None:
+    """A decoded value where JSON text is expected (a session file's nested member, say) is
+    a FormatError, not a TypeError from deep inside the parser."""
+    with pytest.raises(FormatError, match="expected JSON text"):
+        parse_json(value)  # type: ignore[arg-type]
+
+
+def test_pktoken_from_a_decoded_array_is_a_format_error() -> None:
+    from opkey.pktoken import PKToken
+
+    with pytest.raises(FormatError, match="expected JSON text, found list"):
+        PKToken.from_json([1])  # type: ignore[arg-type]
