@@ -27,22 +27,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from opkey import presets
 from opkey.errors import ProviderError
-from opkey.http import RequestsTransport, Transport
-from opkey.jwks import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import new_cic
 from opkey.providers.loopback import LoopbackListener
 from opkey.providers.oidc import (
-    OidcClient,
+    LoginProvider,
     endpoint,
     finish_nonce_login,
     oauth_error,
     post_form,
 )
-from opkey.verify import IssuerConfig
 
 __all__ = ["BrowserProvider", "Opener"]
 
@@ -57,30 +53,14 @@ def _webbrowser_open(url: str) -> bool:
 
 
 @dataclass
-class BrowserProvider:
+class BrowserProvider(LoginProvider):
     """PK tokens from an interactive browser login (see module doc)."""
 
-    client: OidcClient
-    transport: Transport = field(default_factory=RequestsTransport, repr=False)
-    jwks: JwksClient | None = field(default=None, repr=False)
     no_browser: bool = False
     opener: Opener | None = field(default=None, repr=False)
     timeout: float = 300.0
     request_timeout: float = 10.0
     output: TextIO | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.jwks is None:
-            self.jwks = JwksClient([self.client.issuer], transport=self.transport)
-
-    @property
-    def issuer(self) -> str:
-        """The provider's issuer."""
-        return self.client.issuer
-
-    def issuer_config(self) -> IssuerConfig:
-        """``nonce`` commitment, audience = client id."""
-        return presets.oidc(self.client.issuer, self.client.client_id)
 
     def _say(self, text: str) -> None:
         stream = self.output if self.output is not None else sys.stderr

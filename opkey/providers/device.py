@@ -16,21 +16,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from opkey import presets
 from opkey.errors import ProviderError
-from opkey.http import RequestsTransport, Transport
-from opkey.jwks import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import new_cic
 from opkey.providers.oidc import (
-    OidcClient,
+    LoginProvider,
     endpoint,
     finish_nonce_login,
     oauth_error,
     post_form,
 )
-from opkey.verify import IssuerConfig
 
 __all__ = ["DEVICE_GRANT_TYPE", "DeviceFlowProvider", "DevicePrompt"]
 
@@ -72,30 +68,14 @@ def _seconds(document: Mapping[str, Any], name: str, default: float | None, what
 
 
 @dataclass
-class DeviceFlowProvider:
+class DeviceFlowProvider(LoginProvider):
     """PK tokens from an RFC 8628 device login (see module doc)."""
 
-    client: OidcClient
-    transport: Transport = field(default_factory=RequestsTransport, repr=False)
-    jwks: JwksClient | None = field(default=None, repr=False)
     on_prompt: Callable[[DevicePrompt], None] | None = field(default=None, repr=False)
     output: TextIO | None = field(default=None, repr=False)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     request_timeout: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.jwks is None:
-            self.jwks = JwksClient([self.client.issuer], transport=self.transport)
-
-    @property
-    def issuer(self) -> str:
-        """The provider's issuer."""
-        return self.client.issuer
-
-    def issuer_config(self) -> IssuerConfig:
-        """``nonce`` commitment, audience = client id."""
-        return presets.oidc(self.client.issuer, self.client.client_id)
 
     def _prompt(self, prompt: DevicePrompt) -> None:
         if self.on_prompt is not None:

@@ -19,7 +19,7 @@ from opkey import presets
 from opkey.cic import ClientInstanceClaims
 from opkey.discovery import ProviderMetadata
 from opkey.errors import ConfigError, FormatError, ProviderError
-from opkey.http import Transport, check_url
+from opkey.http import RequestsTransport, Transport, check_url
 from opkey.jose import parse_json_object
 from opkey.jwks import JwksClient
 from opkey.keys import SigningKey
@@ -31,6 +31,7 @@ from opkey.providers.base import (
     require_issuer,
     self_verify,
 )
+from opkey.verify import IssuerConfig
 
 __all__ = [
     "GITLAB_USER",
@@ -38,6 +39,7 @@ __all__ = [
     "MICROSOFT",
     "OPENPUBKEY_REDIRECT_URIS",
     "PRESETS",
+    "LoginProvider",
     "OidcClient",
 ]
 
@@ -119,6 +121,29 @@ GITLAB_USER = OidcClient(
 PRESETS: Mapping[str, OidcClient] = MappingProxyType(
     {"google": GOOGLE, "microsoft": MICROSOFT, "gitlab": GITLAB_USER}
 )
+
+
+@dataclass
+class LoginProvider:
+    """What browser and device logins share: the client registration, the HTTP transport, and
+    the issuer's keys (for the provider's own check of the PK token it returns)."""
+
+    client: OidcClient
+    transport: Transport = field(default_factory=RequestsTransport, repr=False)
+    jwks: JwksClient | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.jwks is None:
+            self.jwks = JwksClient([self.client.issuer], transport=self.transport)
+
+    @property
+    def issuer(self) -> str:
+        """The provider's issuer."""
+        return self.client.issuer
+
+    def issuer_config(self) -> IssuerConfig:
+        """``nonce`` commitment, audience = client id."""
+        return presets.oidc(self.client.issuer, self.client.client_id)
 
 
 def endpoint(metadata: ProviderMetadata, name: str) -> str:
