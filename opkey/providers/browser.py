@@ -36,8 +36,8 @@ from opkey.providers.oidc import (
     LoginProvider,
     endpoint,
     finish_nonce_login,
-    oauth_error,
     post_form,
+    refusal,
 )
 
 __all__ = ["BrowserProvider", "Opener"]
@@ -157,12 +157,7 @@ class BrowserProvider(LoginProvider):
             timeout=self.request_timeout,
         )
         if status != 200:
-            error, description = oauth_error(document)
-            raise ProviderError(
-                f"{what}: the token endpoint refused the code: {error}"
-                + (f": {description}" if description else ""),
-                found=error,
-            )
+            raise refusal(document, f"{what}: the token endpoint refused the code")
         return finish_nonce_login(
             document,
             client=client,

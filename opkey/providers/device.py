@@ -26,6 +26,7 @@ from opkey.providers.oidc import (
     finish_nonce_login,
     oauth_error,
     post_form,
+    refusal,
 )
 
 __all__ = ["DEVICE_GRANT_TYPE", "DeviceFlowProvider", "DevicePrompt"]
@@ -104,12 +105,7 @@ class DeviceFlowProvider(LoginProvider):
             timeout=self.request_timeout,
         )
         if status != 200:
-            error, description = oauth_error(document)
-            raise ProviderError(
-                f"{what}: device authorization refused: {error}"
-                + (f": {description}" if description else ""),
-                found=error,
-            )
+            raise refusal(document, f"{what}: device authorization refused")
         device_code = _str(document, "device_code", what)
         # Google names it verification_url; RFC 8628 verification_uri.
         uri_name = "verification_uri" if "verification_uri" in document else "verification_url"

@@ -41,6 +41,7 @@ __all__ = [
     "PRESETS",
     "LoginProvider",
     "OidcClient",
+    "refusal",
 ]
 
 #: The loopback redirect URIs OpenPubkey's public clients are registered with.
@@ -195,6 +196,13 @@ def oauth_error(document: Mapping[str, Any]) -> tuple[str, str]:
     error = str(document.get("error", ""))
     description = document.get("error_description")
     return error, description if isinstance(description, str) else ""
+
+
+def refusal(document: Mapping[str, Any], message: str) -> ProviderError:
+    """A :class:`ProviderError` for an OAuth error response: ``message: error[: description]``."""
+    error, description = oauth_error(document)
+    detail = f"{error}: {description}" if description else error
+    return ProviderError(f"{message}: {detail}", found=error)
 
 
 def finish_nonce_login(
