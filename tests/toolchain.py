@@ -47,7 +47,7 @@ def _go_version() -> str | None:
 
 def go_tool(module: str, binary: str | None = None) -> Path:
     """The path of ``binary`` (default: the module's name) built from ``tests/tools/<module>``
-    (or ``tests/interop``); skips or fails the test when it is not built."""
+    (or ``tests/interop/<module>``); skips or fails the test when it is not built."""
     build = _build_module()
     name = binary or module
     version = _go_version()
