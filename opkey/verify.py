@@ -1,7 +1,7 @@
 """Pure PK token verification: signatures, commitment and expiry against data the caller gives.
 
 :func:`verify_pktoken` takes a parsed :class:`~opkey.pktoken.PKToken`, the trusted issuer's
-configuration (:class:`IssuerConfig`), that issuer's keys (a :class:`~opkey.keyset.KeySet` or
+configuration (:class:`IssuerConfig`), that issuer's keys (a :class:`~opkey.jwks.keyset.KeySet` or
 another key lookup) and ``now``. It performs no I/O and reads no clock. Steps, in order:
 
 1. the payload ``iss`` equals the configured issuer exactly (before any key is looked up);
@@ -18,78 +18,25 @@ A COS (cosigner) signature, if present, is not verified and grants nothing.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from opkey import gq
-from opkey.errors import CommitmentError, ConfigError, FormatError, KeyNotFoundError, SignatureError
-from opkey.expiry import ExpiryPolicy, timestamp
-from opkey.keys import ALL_OP_ALGORITHMS, PublicJWK, verify_signature
-from opkey.keyset import KeyLookup
+from opkey.errors import CommitmentError, FormatError, KeyNotFoundError, SignatureError
+from opkey.expiry import timestamp
+from opkey.issuers import CommitmentType, IssuerConfig
+from opkey.jwks.keyset import KeyLookup
+from opkey.keys import PublicJWK, verify_signature
 from opkey.pktoken import PKToken
 
 __all__ = [
-    "GQ_AUDIENCE_PREFIX",
-    "CommitmentType",
-    "IssuerConfig",
     "VerifiedPKToken",
     "find_op_key",
     "op_key_id",
     "verify_pktoken",
 ]
-
-#: ``aud`` prefix that GQ-bound ID tokens (GitLab CI) must carry, as in OpenPubkey.
-GQ_AUDIENCE_PREFIX = "OPENPUBKEY-PKTOKEN:"
-
-
-class CommitmentType(enum.Enum):
-    """Where the identity provider carries the CIC commitment."""
-
-    NONCE = "nonce"
-    AUD = "aud"
-    GQ_BOUND = "gq-bound"
-
-
-@dataclass(frozen=True, slots=True)
-class IssuerConfig:
-    """What a verifier trusts about one issuer. The token never overrides any of it.
-
-    ``client_id`` is the audience a ``nonce``-committed ID token must be issued to; ``aud`` and
-    GQ-bound commitments use ``aud`` for other purposes and need none.
-    """
-
-    issuer: str
-    commitment: CommitmentType
-    algorithms: frozenset[str] = frozenset({"RS256"})
-    require_gq: bool = False
-    expiry: ExpiryPolicy = field(default_factory=lambda: ExpiryPolicy.max_age_of(24 * 3600))
-    client_id: str | None = None
-    gq_audience_prefix: str = GQ_AUDIENCE_PREFIX
-
-    def __post_init__(self) -> None:
-        if not self.issuer:
-            raise ConfigError("issuer must be a non-empty string")
-        algorithms = frozenset(self.algorithms)
-        object.__setattr__(self, "algorithms", algorithms)
-        unknown = algorithms - ALL_OP_ALGORITHMS
-        if unknown:
-            raise ConfigError(
-                f"unsupported algorithms {sorted(unknown)}; choose from {sorted(ALL_OP_ALGORITHMS)}"
-            )
-        if not algorithms:
-            raise ConfigError("at least one OP algorithm must be allowed")
-        if self.require_gq and algorithms != {"GQ256"}:
-            raise ConfigError("require_gq allows only GQ256; set algorithms to {'GQ256'}")
-        if self.commitment is CommitmentType.GQ_BOUND and not self.require_gq:
-            raise ConfigError("GQ-bound commitments need require_gq=True")
-        if self.commitment is CommitmentType.GQ_BOUND and not self.gq_audience_prefix:
-            # An empty prefix matches every aud: a token issued for any audience could be bound.
-            raise ConfigError("GQ-bound commitments need a non-empty gq_audience_prefix")
-        if self.commitment is CommitmentType.NONCE and not self.client_id:
-            raise ConfigError(f"issuer {self.issuer}: nonce commitments need a client_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +165,9 @@ def verify_pktoken(
 ) -> VerifiedPKToken:
     """Verify ``pktoken`` against ``config`` and ``keys`` as of ``now``; see the module doc.
 
-    ``keys`` holds the keys of ``config.issuer`` only (a :class:`~opkey.keyset.KeySet`, or
-    any :class:`~opkey.keyset.KeyLookup` such as a verifier's issuer-bound key source).
+    ``keys`` holds the keys of ``config.issuer`` only (a :class:`~opkey.jwks.keyset.KeySet`, or
+    any :class:`~opkey.jwks.keyset.KeyLookup`, such as the :class:`~opkey.jwks.sources.FoundKey` a
+    verifier found through the issuer's key sources).
     """
     now_ts = timestamp(now)
     issuer = pktoken.claims["iss"]

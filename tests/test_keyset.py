@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from opkey.errors import FormatError, KeyNotFoundError
+from opkey.jwks.keyset import KeySet
 from opkey.keys import generate_signing_key
-from opkey.keyset import KeySet
 
 GITHUB = Path(__file__).parent / "data" / "github-actions"
 

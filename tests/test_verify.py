@@ -19,11 +19,12 @@ from opkey.errors import (
     SignatureError,
 )
 from opkey.expiry import ExpiryPolicy
+from opkey.issuers import CommitmentType, IssuerConfig
 from opkey.jose import b64url_decode, b64url_encode, go_json
+from opkey.jwks.keyset import KeySet
 from opkey.keys import generate_signing_key
-from opkey.keyset import KeySet
 from opkey.pktoken import PKToken
-from opkey.verify import CommitmentType, IssuerConfig, verify_pktoken
+from opkey.verify import verify_pktoken
 from tests.helpers import CLIENT_ID, ISSUER, NOW, NOW_TS, MiniOP, rsa_key
 
 
@@ -179,13 +180,14 @@ def test_client_id_rule(op: MiniOP) -> None:
     verify_pktoken(pkt, op.config(), op.keyset, now=NOW)
 
 
-def test_expiry_default_is_24h_from_iat(op: MiniOP) -> None:
+def test_expiry_default_is_never_as_spec_time_says(op: MiniOP) -> None:
+    """One default everywhere (spec/time.md): signatures outlive their ID tokens."""
     pkt, _ = op.pktoken()
     config = op.config()
-    assert str(config.expiry) == "24h"
-    verify_pktoken(pkt, config, op.keyset, now=NOW + timedelta(hours=23))
-    with pytest.raises(ExpiredError, match="older than 24h"):
-        verify_pktoken(pkt, config, op.keyset, now=NOW + timedelta(hours=25))
+    assert str(config.expiry) == "never"
+    verify_pktoken(pkt, config, op.keyset, now=NOW + timedelta(days=3650))
+    with pytest.raises(ExpiredError, match="issued in the future"):
+        verify_pktoken(pkt, config, op.keyset, now=NOW - timedelta(hours=1))
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from opkey.errors import ProviderError
 from opkey.http import Transport
-from opkey.jwks import JwksClient
+from opkey.jwks.client import JwksClient
 from opkey.providers.base import Provider
 from opkey.providers.github import GitHubActionsProvider
 from opkey.providers.gitlab import GitLabCIProvider
