@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from opkey.providers import (
         BrowserProvider,
         DeviceFlowProvider,
+        ForgejoActionsProvider,
         GitHubActionsProvider,
         GitLabCIProvider,
         Provider,
@@ -93,6 +94,7 @@ __all__ = [
     "Digest",
     "ExpiredError",
     "ExpiryPolicy",
+    "ForgejoActionsProvider",
     "FormatError",
     "GitHubActionsProvider",
     "GitHubWorkflow",
@@ -195,6 +197,7 @@ _LOCATIONS = {
         (
             "BrowserProvider",
             "DeviceFlowProvider",
+            "ForgejoActionsProvider",
             "GitHubActionsProvider",
             "GitLabCIProvider",
             "Provider",

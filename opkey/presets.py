@@ -13,12 +13,16 @@ from opkey.expiry import ExpiryPolicy
 from opkey.verify import CommitmentType, IssuerConfig
 
 __all__ = [
+    "CODEBERG_ACTIONS_ISSUER",
+    "FORGEJO_ISSUER_SUFFIX",
     "GITHUB_ACTIONS_ISSUER",
     "GITLAB_ISSUER",
     "GOOGLE_CLIENT_ID",
     "GOOGLE_ISSUER",
     "MICROSOFT_CLIENT_ID",
     "MICROSOFT_ISSUER",
+    "forgejo_actions",
+    "forgejo_issuer_from_request_url",
     "github_actions",
     "gitlab_ci",
     "google",
@@ -28,6 +32,10 @@ __all__ = [
 
 GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
 GITLAB_ISSUER = "https://gitlab.com"
+#: Forgejo Actions issuers are an instance URL followed by this path.
+FORGEJO_ISSUER_SUFFIX = "/api/actions"
+#: Codeberg's Forgejo Actions issuer, the best-known Forgejo instance.
+CODEBERG_ACTIONS_ISSUER = "https://codeberg.org/api/actions"
 GOOGLE_ISSUER = "https://accounts.google.com"
 MICROSOFT_ISSUER = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
 #: OpenPubkey's public client ids, so PK tokens from OpenPubkey clients verify by default.
@@ -46,6 +54,29 @@ def github_actions(
         require_gq=True,
         expiry=expiry or ExpiryPolicy.never(),
     )
+
+
+def forgejo_actions(
+    *, issuer: str = CODEBERG_ACTIONS_ISSUER, expiry: ExpiryPolicy | None = None
+) -> IssuerConfig:
+    """Forgejo Actions (Codeberg by default): GitHub's scheme on a per-instance issuer, ``aud``
+    commitment, GQ256 required."""
+    return github_actions(issuer=issuer, expiry=expiry)
+
+
+def forgejo_issuer_from_request_url(request_url: str) -> str | None:
+    """The issuer of the Forgejo instance serving ``ACTIONS_ID_TOKEN_REQUEST_URL``.
+
+    A Forgejo runner's request URL is ``<instance>/api/actions/…``; its tokens are issued by
+    ``<instance>/api/actions``. ``None`` when the URL has no such path (GitHub's has not).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(request_url)
+    index = parts.path.find(FORGEJO_ISSUER_SUFFIX + "/")
+    if index < 0 or not parts.netloc or parts.scheme not in ("http", "https"):
+        return None
+    return f"{parts.scheme}://{parts.netloc}{parts.path[:index]}{FORGEJO_ISSUER_SUFFIX}"
 
 
 def gitlab_ci(*, issuer: str = GITLAB_ISSUER, expiry: ExpiryPolicy | None = None) -> IssuerConfig:
