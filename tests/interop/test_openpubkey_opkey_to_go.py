@@ -153,7 +153,8 @@ def test_go_commitment_of_extra_claims_go_escapes(dev_idp: DevIdP, maker: str) -
     # The escapes really are in the hashed bytes: this is what Go's encoder must reproduce.
     header = made.pktoken.cic_claims.header_bytes()
     assert b"\\u003ca href='x'\\u003e\\u0026amp;" in header
-    assert b"\\u2028" in header and b"\\u2029" in header
+    assert b"\\u2028" in header
+    assert b"\\u2029" in header
     assert "ünïcødé ✓".encode() in header
     check_with_go(made, dev_idp, [b"extra claims"])
 
