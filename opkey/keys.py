@@ -170,16 +170,21 @@ class PublicJWK:
         """The JWK members as a plain dict (a copy)."""
         return dict(self.members)
 
+    def public_members(self) -> dict[str, Any]:
+        """``kty`` and the key's public parameters (``n e``, ``crv x y``, ``crv x``): the
+        members RFC 7638 thumbprints cover, without ``alg``, ``kid`` or anything else."""
+        required: dict[str, Any] = {"kty": self.kty}
+        for name in _PUBLIC_MEMBERS[self.kty]:
+            required[name] = self.members[name]
+        return required
+
     def thumbprint(self) -> str:
         """RFC 7638 SHA-256 thumbprint, base64url (OpenPubkey's ``jkt``).
 
         Computed once: key lookups by ``jkt`` and every verified identity ask for it.
         """
         if self._thumbprint is None:
-            required = {"kty": self.kty}
-            for name in _PUBLIC_MEMBERS[self.kty]:
-                required[name] = self.members[name]
-            value = b64url_encode(hashlib.sha256(go_json(required)).digest())
+            value = b64url_encode(hashlib.sha256(go_json(self.public_members())).digest())
             object.__setattr__(self, "_thumbprint", value)
             return value
         return self._thumbprint

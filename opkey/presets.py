@@ -28,6 +28,7 @@ __all__ = [
     "google",
     "microsoft",
     "oidc",
+    "oidc_key_bound",
 ]
 
 GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
@@ -123,3 +124,18 @@ def microsoft(
 ) -> IssuerConfig:
     """Microsoft Entra ID (personal accounts tenant by default): ``nonce`` commitment."""
     return oidc(issuer, client_id, expiry=expiry, allow_gq=allow_gq)
+
+
+def oidc_key_bound(
+    issuer: str, client_id: str, *, expiry: ExpiryPolicy | None = None
+) -> IssuerConfig:
+    """An OpenID provider that binds keys (OpenID Connect Key Binding: Hello, Authentik): ID
+    tokens of ``typ`` ``dpop+id_token`` carrying the key in ``cnf.jwk``, ``client_id`` in
+    ``aud``."""
+    return IssuerConfig(
+        issuer=issuer,
+        commitment=CommitmentType.KEY_BOUND,
+        algorithms=frozenset({"RS256"}),
+        client_id=client_id,
+        expiry=expiry or ExpiryPolicy.never(),
+    )

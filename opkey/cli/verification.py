@@ -146,7 +146,7 @@ def issuer_config_for(request: VerificationRequest, issuer: str) -> IssuerConfig
     expiry = ExpiryPolicy.parse(request.expiry) if request.expiry else None
     if request.commitment:
         commitment = CommitmentType(request.commitment)
-        gq = commitment is not CommitmentType.NONCE
+        gq = commitment in (CommitmentType.AUD, CommitmentType.GQ_BOUND)
         return IssuerConfig(
             issuer=issuer,
             commitment=commitment,
