@@ -110,7 +110,7 @@ def test_opkey_reads_go_refreshed_id_token() -> None:
         minted, mock_config(minted, "nonce", False), KeySet.from_dict(minted["jwks"])
     )
     assert pktoken.fresh_id_token == minted["facts"]["fresh_id_token"]
-    assert minted["pktoken_compact"].endswith("." + pktoken.fresh_id_token)
+    assert minted["pktoken_compact"].endswith("." + minted["facts"]["fresh_id_token"])
 
 
 @pytest.mark.parametrize("alg", ALGS)

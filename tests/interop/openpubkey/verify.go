@@ -15,7 +15,8 @@ import (
 type verifierConfig struct {
 	Issuer string `json:"issuer"`
 	// Style is the Go provider whose verifier settings to use: "github" (AUD_CLAIM, GQ only,
-	// no client id; also Forgejo's), "gitlab" (GQ_BOUND, GQ only, no client id), "standard"
+	// no client id; also Forgejo's), "aud" (AUD_CLAIM without GQ, for RS256 comparisons),
+	// "gitlab" (GQ_BOUND, GQ only, no client id), "standard"
 	// (NONCE_CLAIM with the client id, as StandardOp), "keybound" (KEY_BOUND with the client
 	// id, as KeyBindingOp).
 	Style    string `json:"style"`
@@ -60,6 +61,9 @@ func providerOptions(config verifierConfig) (providers.ProviderVerifierOpts, err
 	case "github":
 		opts.CommitType = providers.CommitTypesEnum.AUD_CLAIM
 		opts.GQOnly = true
+		opts.SkipClientIDCheck = true
+	case "aud":
+		opts.CommitType = providers.CommitTypesEnum.AUD_CLAIM
 		opts.SkipClientIDCheck = true
 	case "gitlab":
 		opts.CommitType = providers.CommitTypesEnum.GQ_BOUND
