@@ -306,13 +306,13 @@ def _parse_issuer(entry: Any, path: str, base_dir: Path | None) -> IssuerEntry:
     if issuer != issuer.strip():
         raise ConfigError(f"{path}.issuer: has leading or trailing whitespace", found=issuer)
     if "commitment" not in entry:
-        raise ConfigError(f"{path}.commitment: required; one of nonce, aud, gq-bound")
+        raise ConfigError(f"{path}.commitment: required; one of nonce, aud, gq-bound, key-bound")
     commitment_name = _require_string(entry["commitment"], f"{path}.commitment")
     try:
         commitment = CommitmentType(commitment_name)
     except ValueError:
         raise ConfigError(
-            f"{path}.commitment: expected one of nonce, aud, gq-bound, "
+            f"{path}.commitment: expected one of nonce, aud, gq-bound, key-bound, "
             f"found {_show(commitment_name)}",
             found=commitment_name,
         ) from None
