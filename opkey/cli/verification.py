@@ -157,6 +157,8 @@ def issuer_config_for(request: VerificationRequest, issuer: str) -> IssuerConfig
         )
     if request.github or issuer == presets.GITHUB_ACTIONS_ISSUER:
         return presets.github_actions(issuer=issuer, expiry=expiry)
+    if issuer == presets.CODEBERG_ACTIONS_ISSUER:
+        return presets.forgejo_actions(issuer=issuer, expiry=expiry)
     if request.gitlab or issuer == presets.GITLAB_ISSUER:
         return presets.gitlab_ci(issuer=issuer, expiry=expiry)
     if issuer == presets.GOOGLE_ISSUER:
