@@ -114,7 +114,8 @@ class Provider:
         elif commitment is CommitmentType.AUD:
             claims.setdefault("aud", cic.commitment())
         else:
-            claims.setdefault("aud", ["OPENPUBKEY-PKTOKEN:fuzz", "other"])
+            # A single string, as OpenPubkey requires of GQ-bound tokens.
+            claims.setdefault("aud", "OPENPUBKEY-PKTOKEN:fuzz")
         token = self.id_token(self.claims(**claims))
         if gq_sign or self.config.require_gq:
             bound = cic.commitment() if commitment is CommitmentType.GQ_BOUND else None

@@ -47,11 +47,7 @@ if TYPE_CHECKING:
         VerificationError,
     )
     from opkey.expiry import ExpiryPolicy
-    from opkey.images import (
-        ImageVerdict,
-        sign_image,
-        verify_image,
-    )
+    from opkey.images import ImageVerdict, sign_image, verify_image
     from opkey.issuers import CommitmentType, IssuerConfig
     from opkey.jwks.archive import JwksArchive
     from opkey.jwks.client import JwksClient
@@ -93,6 +89,7 @@ if TYPE_CHECKING:
     from opkey.providers import (
         BrowserProvider,
         DeviceFlowProvider,
+        ForgejoActionsProvider,
         GitHubActionsProvider,
         GitLabCIProvider,
         Provider,
@@ -139,6 +136,7 @@ __all__ = [
     "ExpiredError",
     "ExpiryPolicy",
     "ForeignSignatureError",
+    "ForgejoActionsProvider",
     "FormatError",
     "GitHubActionsProvider",
     "GitHubWorkflow",
@@ -260,6 +258,7 @@ _LOCATIONS = {
         (
             "BrowserProvider",
             "DeviceFlowProvider",
+            "ForgejoActionsProvider",
             "GitHubActionsProvider",
             "GitLabCIProvider",
             "Provider",

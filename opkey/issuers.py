@@ -26,11 +26,14 @@ from opkey.expiry import DEFAULT_LEEWAY, EXPIRY_NAMES, ExpiryPolicy
 from opkey.keys import ALL_OP_ALGORITHMS
 
 __all__ = [
+    "CODEBERG_ACTIONS_ISSUER",
+    "FORGEJO_ISSUER_SUFFIX",
     "GITHUB_ACTIONS_ISSUER",
     "GITLAB_ISSUER",
     "GOOGLE_CLIENT_ID",
     "GOOGLE_ISSUER",
     "GQ_AUDIENCE_PREFIX",
+    "KEY_BOUND_TYP",
     "MICROSOFT_CLIENT_ID",
     "MICROSOFT_ISSUER",
     "SETTINGS_KEYS",
@@ -43,6 +46,7 @@ __all__ = [
     "issuer_settings",
     "microsoft",
     "oidc",
+    "oidc_key_bound",
     "well_known",
 ]
 
@@ -56,14 +60,23 @@ class CommitmentType(enum.Enum):
     NONCE = "nonce"
     AUD = "aud"
     GQ_BOUND = "gq-bound"
+    #: OpenID Connect Key Binding: the provider puts the key itself in ``cnf.jwk`` of an ID
+    #: token of ``typ`` ``dpop+id_token`` (OpenPubkey's ``KEY_BOUND``; Hello, Authentik).
+    KEY_BOUND = "key-bound"
+
+
+#: The OP ``typ`` of key-bound ID tokens.
+KEY_BOUND_TYP = "dpop+id_token"
+
+_CLIENT_ID_COMMITMENTS = frozenset({CommitmentType.NONCE, CommitmentType.KEY_BOUND})
 
 
 @dataclass(frozen=True, slots=True)
 class IssuerConfig:
     """What a verifier trusts about one issuer. The token never overrides any of it.
 
-    ``client_id`` is the audience a ``nonce``-committed ID token must be issued to; ``aud`` and
-    GQ-bound commitments use ``aud`` for other purposes and need none.
+    ``client_id`` is the audience a ``nonce``-committed or key-bound ID token must be issued to;
+    ``aud`` and GQ-bound commitments use ``aud`` for other purposes and need none.
     """
 
     issuer: str
@@ -93,12 +106,18 @@ class IssuerConfig:
         if self.commitment is CommitmentType.GQ_BOUND and not self.gq_audience_prefix:
             # An empty prefix matches every aud: a token issued for any audience could be bound.
             raise ConfigError("GQ-bound commitments need a non-empty gq_audience_prefix")
-        if self.commitment is CommitmentType.NONCE and not self.client_id:
-            raise ConfigError(f"issuer {self.issuer}: nonce commitments need a client_id")
+        if self.commitment in _CLIENT_ID_COMMITMENTS and not self.client_id:
+            raise ConfigError(
+                f"issuer {self.issuer}: {self.commitment.value} commitments need a client_id"
+            )
 
 
 GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
 GITLAB_ISSUER = "https://gitlab.com"
+#: Forgejo Actions issuers are an instance URL followed by this path.
+FORGEJO_ISSUER_SUFFIX = "/api/actions"
+#: Codeberg's Forgejo Actions issuer, the best-known Forgejo instance.
+CODEBERG_ACTIONS_ISSUER = "https://codeberg.org/api/actions"
 GOOGLE_ISSUER = "https://accounts.google.com"
 MICROSOFT_ISSUER = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
 #: OpenPubkey's public client ids, so PK tokens from OpenPubkey clients verify by default.
@@ -117,6 +136,29 @@ def github_actions(
         require_gq=True,
         expiry=expiry or ExpiryPolicy.never(),
     )
+
+
+def forgejo_actions(
+    *, issuer: str = CODEBERG_ACTIONS_ISSUER, expiry: ExpiryPolicy | None = None
+) -> IssuerConfig:
+    """Forgejo Actions (Codeberg by default): GitHub's scheme on a per-instance issuer, ``aud``
+    commitment, GQ256 required."""
+    return github_actions(issuer=issuer, expiry=expiry)
+
+
+def forgejo_issuer_from_request_url(request_url: str) -> str | None:
+    """The issuer of the Forgejo instance serving ``ACTIONS_ID_TOKEN_REQUEST_URL``.
+
+    A Forgejo runner's request URL is ``<instance>/api/actions/…``; its tokens are issued by
+    ``<instance>/api/actions``. ``None`` when the URL has no such path (GitHub's has not).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(request_url)
+    index = parts.path.find(FORGEJO_ISSUER_SUFFIX + "/")
+    if index < 0 or not parts.netloc or parts.scheme not in ("http", "https"):
+        return None
+    return f"{parts.scheme}://{parts.netloc}{parts.path[:index]}{FORGEJO_ISSUER_SUFFIX}"
 
 
 def gitlab_ci(*, issuer: str = GITLAB_ISSUER, expiry: ExpiryPolicy | None = None) -> IssuerConfig:
@@ -169,11 +211,27 @@ def microsoft(
     return oidc(issuer, client_id, expiry=expiry, allow_gq=allow_gq)
 
 
+def oidc_key_bound(
+    issuer: str, client_id: str, *, expiry: ExpiryPolicy | None = None
+) -> IssuerConfig:
+    """An OpenID provider that binds keys (OpenID Connect Key Binding: Hello, Authentik): ID
+    tokens of ``typ`` ``dpop+id_token`` carrying the key in ``cnf.jwk``, ``client_id`` in
+    ``aud``."""
+    return IssuerConfig(
+        issuer=issuer,
+        commitment=CommitmentType.KEY_BOUND,
+        algorithms=frozenset({"RS256"}),
+        client_id=client_id,
+        expiry=expiry or ExpiryPolicy.never(),
+    )
+
+
 def well_known(issuer: str, *, expiry: ExpiryPolicy | None = None) -> IssuerConfig | None:
     """The settings of a well-known issuer, by exact URL; ``None`` for any other issuer."""
     factories: dict[str, Callable[[], IssuerConfig]] = {
         GITHUB_ACTIONS_ISSUER: lambda: github_actions(expiry=expiry),
         GITLAB_ISSUER: lambda: gitlab_ci(expiry=expiry),
+        CODEBERG_ACTIONS_ISSUER: lambda: forgejo_actions(expiry=expiry),
         GOOGLE_ISSUER: lambda: google(expiry=expiry),
         MICROSOFT_ISSUER: lambda: microsoft(expiry=expiry),
     }
@@ -195,6 +253,9 @@ SETTINGS_KEYS = (
     "gq_audience_prefix",
 )
 _COMMITMENTS = ", ".join(c.value for c in CommitmentType)
+#: Commitments whose PK tokens are published by workloads: GQ256 by default, since the
+#: provider's own signature would make them replayable ID tokens.
+_GQ_BY_DEFAULT = frozenset({CommitmentType.AUD, CommitmentType.GQ_BOUND})
 
 
 def issuer_config(settings: Mapping[str, Any], *, path: str = "") -> IssuerConfig:
@@ -207,8 +268,9 @@ def issuer_config(settings: Mapping[str, Any], *, path: str = "") -> IssuerConfi
       settings are used, and only ``expiry``, ``leeway`` and ``client_id`` may be changed. Any
       other issuer must say where its tokens commit to the key: ``nonce``, ``aud`` or
       ``gq-bound``;
-    * ``require_gq`` defaults to true unless the commitment is ``nonce``: a PK token with the
-      provider's own signature is a replayable ID token, acceptable only from people's logins;
+    * ``require_gq`` defaults to true for ``aud`` and ``gq-bound`` commitments (CI workloads): a
+      PK token with the provider's own signature is a replayable ID token, acceptable only
+      from people's logins (``nonce``, ``key-bound``);
     * ``algorithms`` defaults to ``["GQ256"]`` when GQ is required, else ``["RS256", "GQ256"]``;
     * ``expiry`` defaults to ``never`` and ``leeway`` to 60 seconds (``spec/time.md``).
 
@@ -280,7 +342,7 @@ def issuer_config(settings: Mapping[str, Any], *, path: str = "") -> IssuerConfi
             found=commitment_name,
         ) from None
     require_gq = tables.require_bool(
-        settings.get("require_gq", commitment is not CommitmentType.NONCE), key("require_gq")
+        settings.get("require_gq", commitment in _GQ_BY_DEFAULT), key("require_gq")
     )
     algorithms = tables.require_array(
         settings.get("algorithms", ["GQ256"] if require_gq else ["RS256", "GQ256"]),

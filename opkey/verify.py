@@ -9,8 +9,10 @@ another key lookup) and ``now``. It performs no I/O and reads no clock. Steps, i
 3. the key is found in that issuer's keys by exact ``kid`` (and ``jkt`` for GQ256);
 4. the OP signature verifies (RS256, PS256, ES256, EdDSA or GQ256);
 5. the CIC signature verifies under ``upk`` with the CIC ``alg``;
-6. the commitment matches, where the issuer puts it (``nonce``, ``aud`` or the GQ ``cic``);
-7. the audience rule holds (client id for nonce commitments, prefix for GQ-bound);
+6. the commitment matches, where the issuer puts it (``nonce``, ``aud`` or the GQ ``cic``), or,
+   for a key-bound ID token, ``cnf.jwk`` is the CIC's key;
+7. the audience rule holds (client id for nonce and key-bound commitments; for GQ-bound, a
+   single string ``aud`` with the prefix);
 8. the expiry policy accepts the token at ``now``.
 
 A COS (cosigner) signature, if present, is not verified and grants nothing.
@@ -26,7 +28,7 @@ from typing import Any
 from opkey import gq
 from opkey.errors import CommitmentError, FormatError, KeyNotFoundError, SignatureError
 from opkey.expiry import timestamp
-from opkey.issuers import CommitmentType, IssuerConfig
+from opkey.issuers import _CLIENT_ID_COMMITMENTS, KEY_BOUND_TYP, CommitmentType, IssuerConfig
 from opkey.jwks.keyset import KeyLookup
 from opkey.keys import PublicJWK, verify_signature
 from opkey.pktoken import PKToken
@@ -86,8 +88,19 @@ def find_op_key(pktoken: PKToken, keys: KeyLookup) -> PublicJWK:
 def check_op_algorithm(pktoken: PKToken, config: IssuerConfig) -> str:
     """The OP ``alg``, if the verifier allows it for this issuer."""
     alg = pktoken.op.alg
-    if pktoken.op.header.get("typ") == "dpop+id_token":
-        raise SignatureError("key-bound (dpop+id_token) ID tokens are not supported")
+    key_bound = pktoken.op.header.get("typ") == KEY_BOUND_TYP
+    if key_bound != (config.commitment is CommitmentType.KEY_BOUND):
+        # Both ways, as OpenPubkey: a key-bound token carries no commitment of the CIC, and a
+        # key-bound issuer's plain ID tokens bind no key.
+        raise CommitmentError(
+            f"key-bound ({KEY_BOUND_TYP}) ID token for an issuer configured for "
+            f"{config.commitment.value} commitments"
+            if key_bound
+            else f"issuer {config.issuer} binds keys: its ID tokens must have typ "
+            f"{KEY_BOUND_TYP!r}, found {pktoken.op.header.get('typ')!r}",
+            expected=config.commitment.value,
+            found=pktoken.op.header.get("typ"),
+        )
     if alg not in config.algorithms:
         detail = " (GQ256 is required)" if config.require_gq else ""
         raise SignatureError(
@@ -110,8 +123,11 @@ def verify_op_signature(pktoken: PKToken, alg: str, key: PublicJWK) -> None:
 
 def check_commitment(pktoken: PKToken, config: IssuerConfig) -> None:
     """The ID token commits to this PK token's CIC, where ``config`` says it does."""
-    commitment = pktoken.cic_claims.commitment()
     claims = pktoken.claims
+    if config.commitment is CommitmentType.KEY_BOUND:
+        check_key_binding(pktoken)
+        return
+    commitment = pktoken.cic_claims.commitment()
     if config.commitment is CommitmentType.NONCE:
         found: Any = claims.get("nonce")
         where = "nonce"
@@ -135,25 +151,56 @@ def check_commitment(pktoken: PKToken, config: IssuerConfig) -> None:
         raise CommitmentError("GQ header carries a cic but the issuer does not use GQ-bound")
 
 
+def check_key_binding(pktoken: PKToken) -> None:
+    """A key-bound ID token's ``cnf.jwk`` is exactly the CIC's key.
+
+    As OpenPubkey compares them: the JWK the provider signed must have exactly the members of
+    the CIC key's public JWK (``kty`` and the key's public parameters) plus ``alg`` = the CIC
+    ``alg``, with the same values; nothing more (no ``kid``, no ``use``) and nothing less.
+    """
+    cnf = pktoken.claims.get("cnf")
+    jwk = cnf.get("jwk") if isinstance(cnf, Mapping) else None
+    if not isinstance(jwk, Mapping) or not jwk:
+        raise CommitmentError(
+            "key-bound ID token has no key in its cnf claim (cnf.jwk)", found=cnf is not None
+        )
+    cic = pktoken.cic_claims
+    expected = cic.upk.public_members()
+    expected["alg"] = cic.alg
+    if dict(jwk) != expected:
+        raise CommitmentError(
+            "the key in the ID token's cnf.jwk is not this PK token's key",
+            expected=expected,
+            found=dict(jwk),
+        )
+
+
 def check_audience(claims: Mapping[str, Any], config: IssuerConfig) -> None:
-    """The audience rule: client id for nonce commitments, prefix for GQ-bound ones."""
+    """The audience rule: client id for nonce and key-bound commitments; for GQ-bound ones a
+    single string ``aud`` with the prefix (as OpenPubkey: a list, even one whose entries carry
+    the prefix, is refused)."""
     aud = claims["aud"]
-    audiences = list(aud) if isinstance(aud, (list, tuple)) else [aud]
-    if config.commitment is CommitmentType.NONCE:
+    if config.commitment in _CLIENT_ID_COMMITMENTS:
+        audiences = list(aud) if isinstance(aud, (list, tuple)) else [aud]
         if config.client_id not in audiences:
             raise CommitmentError(
                 f"ID token audience {aud!r} does not include client id {config.client_id!r}",
                 expected=config.client_id,
                 found=aud,
             )
-    elif config.commitment is CommitmentType.GQ_BOUND and not any(
-        a.startswith(config.gq_audience_prefix) for a in audiences
-    ):
-        raise CommitmentError(
-            f"GQ-bound ID token audience must start with {config.gq_audience_prefix!r}",
-            expected=config.gq_audience_prefix,
-            found=aud,
-        )
+    elif config.commitment is CommitmentType.GQ_BOUND:
+        if not isinstance(aud, str):
+            raise CommitmentError(
+                "GQ-bound ID token audience must be a single string, found a list",
+                expected=config.gq_audience_prefix,
+                found=aud,
+            )
+        if not aud.startswith(config.gq_audience_prefix):
+            raise CommitmentError(
+                f"GQ-bound ID token audience must start with {config.gq_audience_prefix!r}",
+                expected=config.gq_audience_prefix,
+                found=aud,
+            )
 
 
 def verify_pktoken(

@@ -391,7 +391,8 @@ ISSUER = '[[issuers]]\nissuer = "https://idp.example"\ncommitment = "aud"\n'
         ),
         (
             "version = 1\n" + ISSUER.replace("aud", "audience"),
-            r"^issuers\[0\]\.commitment: expected one of nonce, aud, gq-bound, found string",
+            r"^issuers\[0\]\.commitment: expected one of nonce, aud, gq-bound, key-bound, "
+            "found string",
         ),
         (
             "version = 1\n" + ISSUER + "require_gq = 'yes'\n",

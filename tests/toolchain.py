@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +37,8 @@ def _build_module() -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs: its dataclasses look their module up while being built.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -83,7 +83,7 @@ def register(subparsers: Any) -> None:
         help="accept any signer the issuer vouches for (no identity check)",
     )
     settings = parser.add_argument_group("issuer settings (for issuers without a preset)")
-    settings.add_argument("--commitment", choices=["aud", "nonce", "gq-bound"])
+    settings.add_argument("--commitment", choices=["aud", "nonce", "gq-bound", "key-bound"])
     settings.add_argument("--client-id", metavar="ID", help="audience for nonce commitments")
     settings.add_argument(
         "--expiry",

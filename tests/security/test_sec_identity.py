@@ -410,15 +410,25 @@ def test_array_aud_never_carries_an_aud_commitment(github: MiniOP, aud: list[str
 
 
 @pytest.mark.parametrize(
-    "aud", [["other"], ["openpubkey-pktoken:x"], "OPENPUBKEY-PKTOKEN", "x:OPENPUBKEY-PKTOKEN:y"]
+    ("aud", "message"),
+    [
+        ("other", "must start with 'OPENPUBKEY-PKTOKEN:'"),
+        ("openpubkey-pktoken:x", "must start with 'OPENPUBKEY-PKTOKEN:'"),
+        ("OPENPUBKEY-PKTOKEN", "must start with 'OPENPUBKEY-PKTOKEN:'"),
+        ("x:OPENPUBKEY-PKTOKEN:y", "must start with 'OPENPUBKEY-PKTOKEN:'"),
+        # A list, even one whose every member has the prefix (OpenPubkey requires a string).
+        (["x", "OPENPUBKEY-PKTOKEN:y"], "must be a single string"),
+        (["OPENPUBKEY-PKTOKEN:y"], "must be a single string"),
+        (["other"], "must be a single string"),
+    ],
 )
-def test_gq_bound_audience_needs_the_exact_prefix(op: MiniOP, aud: object) -> None:
+def test_gq_bound_audience_needs_the_exact_prefix(op: MiniOP, aud: object, message: str) -> None:
     """OpenPubkey PR #373: array ``aud`` panicked its GQ-bound check. Here: typed errors."""
     config = op.config(CommitmentType.GQ_BOUND)
-    good = mint_pktoken(op, commitment=CommitmentType.GQ_BOUND, aud=["x", "OPENPUBKEY-PKTOKEN:y"])
-    verify_pktoken(good.pktoken, config, op.keyset, now=NOW)  # one prefixed member suffices
+    good = mint_pktoken(op, commitment=CommitmentType.GQ_BOUND, aud="OPENPUBKEY-PKTOKEN:y")
+    verify_pktoken(good.pktoken, config, op.keyset, now=NOW)
     pkt = mint_pktoken(op, commitment=CommitmentType.GQ_BOUND, aud=aud).pktoken
-    with pytest.raises(CommitmentError, match="must start with 'OPENPUBKEY-PKTOKEN:'"):
+    with pytest.raises(CommitmentError, match=message):
         verify_pktoken(pkt, config, op.keyset, now=NOW)
 
 
