@@ -39,6 +39,8 @@ if TYPE_CHECKING:
         ProviderError,
         RegistryError,
         SignatureError,
+        TimestampAuthorityError,
+        TimestampError,
         VerificationError,
     )
     from opkey.expiry import ExpiryPolicy
@@ -73,6 +75,14 @@ if TYPE_CHECKING:
     )
     from opkey.signer import Signer
     from opkey.signoff import SignerRequirement, evaluate_signers
+    from opkey.timestamp import (
+        TimestampAuthority,
+        TimestampClient,
+        TimestampToken,
+        VerifiedTimestamp,
+        check_signed_while_valid,
+        verify_timestamp,
+    )
     from opkey.verifier import TrustedIssuer, VerifiedIdentity, Verifier
     from opkey.verify import CommitmentType, IssuerConfig
 
@@ -122,17 +132,25 @@ __all__ = [
     "SigningKey",
     "StaticProvider",
     "Subject",
+    "TimestampAuthority",
+    "TimestampAuthorityError",
+    "TimestampClient",
+    "TimestampError",
+    "TimestampToken",
     "TrustedIssuer",
     "UnsafeNoPolicy",
     "VerificationError",
     "VerifiedIdentity",
+    "VerifiedTimestamp",
     "Verifier",
     "__version__",
     "auto_provider",
+    "check_signed_while_valid",
     "evaluate_signers",
     "generate_signing_key",
     "load_policy_file",
     "presets",
+    "verify_timestamp",
 ]
 
 #: Where each public name lives (imported on first attribute access).
@@ -156,6 +174,17 @@ _LOCATIONS = {
     "CommitmentType": "opkey.verify",
     "IssuerConfig": "opkey.verify",
     **dict.fromkeys(("ArchiveKeys", "LiveKeys", "PinnedKeys"), "opkey.keysource"),
+    **dict.fromkeys(
+        (
+            "TimestampAuthority",
+            "TimestampClient",
+            "TimestampToken",
+            "VerifiedTimestamp",
+            "check_signed_while_valid",
+            "verify_timestamp",
+        ),
+        "opkey.timestamp",
+    ),
     **dict.fromkeys(("PublicJWK", "SigningKey", "generate_signing_key"), "opkey.keys"),
     **dict.fromkeys(
         (
@@ -170,6 +199,8 @@ _LOCATIONS = {
             "ProviderError",
             "RegistryError",
             "SignatureError",
+            "TimestampAuthorityError",
+            "TimestampError",
             "VerificationError",
         ),
         "opkey.errors",
