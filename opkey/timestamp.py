@@ -97,6 +97,9 @@ _IMPRINT_HASHES = {
     "2.16.840.1.101.3.4.2.3": "sha512",
 }
 _GRANTED = 0
+#: What rfc3161-client and pyca/cryptography raise for malformed DER, also from parts they
+#: parse lazily (a name with an unknown string type is a KeyError inside cryptography).
+_PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError, OverflowError, x509.InvalidVersion)
 _STATUS_NAMES = {
     0: "granted",
     1: "grantedWithMods",
@@ -142,14 +145,24 @@ def _decode_response(der: bytes, *, what: str) -> TimeStampResponse:
     try:
         response = decode_timestamp_response(der)
         if response.status == _GRANTED:
-            # Touch what verification reads, so a token that parses lazily fails here.
-            _ = response.tst_info.gen_time, response.tst_info.message_imprint.message
-            _ = response.signed_data.signer_infos, response.signed_data.certificates
-    except ValueError as exc:  # every parse error of rfc3161-client
+            _touch(response)
+    except _PARSE_ERRORS as exc:
         raise FormatError(
             f"{what} is not a DER RFC 3161 time-stamp response ({_first_line(exc)})"
         ) from None
     return response
+
+
+def _touch(response: TimeStampResponse) -> None:
+    """Read every field verification uses: rfc3161-client parses parts of a token lazily, so
+    a token that is malformed deep inside fails here, as a :class:`FormatError`."""
+    info = response.tst_info
+    _ = info.gen_time, info.policy, info.serial_number, info.nonce, info.accuracy
+    _ = info.message_imprint.hash_algorithm, info.message_imprint.message
+    signed = response.signed_data
+    _ = signed.certificates, response.time_stamp_token()
+    for signer in signed.signer_infos:
+        _ = signer.issuer, signer.serial_number
 
 
 def _first_line(exc: BaseException) -> str:
@@ -480,7 +493,7 @@ class TimestampAuthority:
             raise ConfigError(f"{what}: larger than {_MAX_CHAIN_PEM_BYTES} bytes")
         try:
             certs = x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
+        except _PARSE_ERRORS as exc:
             raise ConfigError(f"{what}: not PEM certificates ({_first_line(exc)})") from None
         return cls.from_certificates(certs, what=what)
 
@@ -620,9 +633,13 @@ def _signer_certificate(
     candidates: list[x509.Certificate] = []
     for der in response.signed_data.certificates:
         try:
-            candidates.append(x509.load_der_x509_certificate(der))
-        except ValueError:
+            cert = x509.load_der_x509_certificate(der)
+            # cryptography parses names and validity lazily: a broken one fails here.
+            _ = cert.issuer, cert.subject, cert.serial_number
+            _ = cert.not_valid_before_utc, cert.not_valid_after_utc
+        except _PARSE_ERRORS:
             raise FormatError("timestamp token: a certificate it carries does not parse") from None
+        candidates.append(cert)
     candidates += [a.leaf for a in authorities if a.leaf is not None]
     for cert in candidates:
         if cert.issuer == signer.issuer and cert.serial_number == signer.serial_number:
@@ -704,7 +721,7 @@ def verify_timestamp(
             continue
         try:
             authority._verifier.verify(response, digest)
-        except _Rfc3161Error as exc:
+        except (_Rfc3161Error, *_PARSE_ERRORS) as exc:
             failures.append(
                 TimestampError(
                     f"timestamp token signed by {_subject(cert)} does not verify along the "
