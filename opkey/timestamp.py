@@ -143,26 +143,45 @@ def _decode_response(der: bytes, *, what: str) -> TimeStampResponse:
             found=len(der),
         )
     try:
-        response = decode_timestamp_response(der)
-        if response.status == _GRANTED:
-            _touch(response)
+        return decode_timestamp_response(der)
     except _PARSE_ERRORS as exc:
         raise FormatError(
             f"{what} is not a DER RFC 3161 time-stamp response ({_first_line(exc)})"
         ) from None
-    return response
 
 
-def _touch(response: TimeStampResponse) -> None:
-    """Read every field verification uses: rfc3161-client parses parts of a token lazily, so
-    a token that is malformed deep inside fails here, as a :class:`FormatError`."""
-    info = response.tst_info
-    _ = info.gen_time, info.policy, info.serial_number, info.nonce, info.accuracy
-    _ = info.message_imprint.hash_algorithm, info.message_imprint.message
-    signed = response.signed_data
-    _ = signed.certificates, response.time_stamp_token()
-    for signer in signed.signer_infos:
-        _ = signer.issuer, signer.serial_number
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A granted response with every part verification reads already parsed.
+
+    rfc3161-client and cryptography parse names and certificates lazily (and rebuild a name
+    on every access), so a token malformed deep inside would otherwise fail late with
+    arbitrary exceptions, and verification would pay for the same parsing several times.
+    """
+
+    response: TimeStampResponse
+    signers: tuple[tuple[x509.Name, int], ...]
+    certificates: tuple[x509.Certificate, ...]
+
+    @classmethod
+    def of(cls, response: TimeStampResponse, *, what: str) -> _Parsed:
+        try:
+            info = response.tst_info
+            _ = info.gen_time, info.policy, info.serial_number, info.nonce, info.accuracy
+            _ = info.message_imprint.hash_algorithm, info.message_imprint.message
+            signed = response.signed_data
+            signers = tuple((si.issuer, si.serial_number) for si in signed.signer_infos)
+            certificates = []
+            for der in signed.certificates:
+                cert = x509.load_der_x509_certificate(der)
+                _ = cert.issuer, cert.subject, cert.serial_number
+                _ = cert.not_valid_before_utc, cert.not_valid_after_utc
+                certificates.append(cert)
+        except _PARSE_ERRORS as exc:
+            raise FormatError(
+                f"{what} is not a DER RFC 3161 time-stamp response ({_first_line(exc)})"
+            ) from None
+        return cls(response, signers, tuple(certificates))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -200,10 +219,11 @@ class TimestampToken:
     """
 
     der: bytes
-    _response: TimeStampResponse = field(init=False, repr=False, compare=False)
+    _parsed: _Parsed = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        response = _decode_response(self.der, what="timestamp token")
+        what = "timestamp token"
+        response = _decode_response(self.der, what=what)
         if response.status != _GRANTED:
             raise FormatError(
                 f"timestamp token: the response carries no token, its status is "
@@ -211,7 +231,7 @@ class TimestampToken:
                 expected="granted",
                 found=_STATUS_NAMES.get(response.status, response.status),
             )
-        object.__setattr__(self, "_response", response)
+        object.__setattr__(self, "_parsed", _Parsed.of(response, what=what))
 
     @classmethod
     def from_der(cls, der: bytes) -> TimestampToken:
@@ -261,7 +281,7 @@ class TimestampToken:
     @property
     def claimed_time(self) -> datetime:
         """The time the token states, *unverified*: for display, never for a decision."""
-        return self._response.tst_info.gen_time.astimezone(timezone.utc)
+        return self._parsed.response.tst_info.gen_time.astimezone(timezone.utc)
 
 
 # -- requests and the authority's answer ------------------------------------------------------
@@ -307,8 +327,11 @@ def read_timestamp_reply(request: TimestampRequest, der: bytes, *, url: str = ""
     identity: that is :func:`verify_timestamp`'s job.
     """
     where = f"time-stamping authority {url}" if url else "time-stamping authority"
+    what = f"the answer of the {where}"
     try:
-        response = _decode_response(der, what=f"the answer of the {where}")
+        response = _decode_response(der, what=what)
+        if response.status == _GRANTED:
+            _Parsed.of(response, what=what)
     except FormatError as exc:
         raise TimestampAuthorityError(exc.message) from None
     if response.status != _GRANTED:
@@ -619,35 +642,23 @@ def _accuracy(response: TimeStampResponse) -> timedelta | None:
 
 
 def _signer_certificate(
-    response: TimeStampResponse, authorities: Sequence[TimestampAuthority]
+    parsed: _Parsed, authorities: Sequence[TimestampAuthority]
 ) -> x509.Certificate:
     """The certificate named by the token's one SignerInfo: carried in the token or pinned."""
-    signer_infos = list(response.signed_data.signer_infos)
-    if len(signer_infos) != 1:
+    if len(parsed.signers) != 1:
         raise TimestampError(
-            f"timestamp token: expected one signer, found {len(signer_infos)}",
+            f"timestamp token: expected one signer, found {len(parsed.signers)}",
             expected=1,
-            found=len(signer_infos),
+            found=len(parsed.signers),
         )
-    signer = signer_infos[0]
-    candidates: list[x509.Certificate] = []
-    for der in response.signed_data.certificates:
-        try:
-            cert = x509.load_der_x509_certificate(der)
-            # cryptography parses names and validity lazily: a broken one fails here.
-            _ = cert.issuer, cert.subject, cert.serial_number
-            _ = cert.not_valid_before_utc, cert.not_valid_after_utc
-        except _PARSE_ERRORS:
-            raise FormatError("timestamp token: a certificate it carries does not parse") from None
-        candidates.append(cert)
-    candidates += [a.leaf for a in authorities if a.leaf is not None]
-    for cert in candidates:
-        if cert.issuer == signer.issuer and cert.serial_number == signer.serial_number:
+    issuer, serial = parsed.signers[0]
+    pinned = [a.leaf for a in authorities if a.leaf is not None]
+    for cert in (*parsed.certificates, *pinned):
+        if cert.serial_number == serial and cert.issuer == issuer:
             return cert
     raise TimestampError(
-        f"timestamp token: its signer ({signer.issuer.rfc4514_string()}, serial "
-        f"{signer.serial_number:#x}) is neither carried in the token nor a configured TSA "
-        f"certificate"
+        f"timestamp token: its signer ({issuer.rfc4514_string()}, serial {serial:#x}) is "
+        f"neither carried in the token nor a configured TSA certificate"
     )
 
 
@@ -671,7 +682,8 @@ def verify_timestamp(
     _require_signature(signature)
     if not authorities:
         raise TimestampError("no time-stamping authority is configured to verify the token")
-    response = token._response
+    parsed = token._parsed
+    response = parsed.response
     info = response.tst_info
 
     algorithm = info.message_imprint.hash_algorithm.dotted_string
@@ -692,7 +704,7 @@ def verify_timestamp(
             found=info.message_imprint.message.hex(),
         )
 
-    cert = _signer_certificate(response, authorities)
+    cert = _signer_certificate(parsed, authorities)
     problem = _timestamping_eku_problem(cert)
     if problem is not None:
         raise TimestampError(

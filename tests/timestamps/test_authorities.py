@@ -121,6 +121,14 @@ def test_client_with_configured_authority_verifies_before_returning(tsa: Running
     )
 
 
+def test_client_refuses_a_token_its_configured_chain_does_not_verify(
+    tsa: RunningTsa, other_pki: Pki
+) -> None:
+    client = TimestampClient(tsa.url, authority=other_pki.authority())
+    with pytest.raises(TimestampAuthorityError, match="does not verify against its configured"):
+        client.stamp(_signature(_signed()[0]))
+
+
 def test_the_request_is_sha256_of_the_signature_with_nonce_and_cert_req(
     tsa: RunningTsa, make_front: Callable[..., str]
 ) -> None:
