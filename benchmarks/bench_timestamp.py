@@ -116,9 +116,9 @@ def _openssl_token(openssl: str, directory: Path, chain: _Chain, signature: byte
     )
     query, reply = directory / "q.tsq", directory / "r.tsr"
     query.write_bytes(TimestampRequest.for_signature(signature).der)
+    argv = [openssl, "ts", "-reply", "-config", str(config), "-queryfile", str(query)]
     subprocess.run(
-        [openssl, "ts", "-reply", "-config", str(config), "-queryfile", str(query)]
-        + ["-out", str(reply)],
+        [*argv, "-out", str(reply)],
         check=True,
         capture_output=True,
         timeout=60,
