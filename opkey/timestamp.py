@@ -240,7 +240,8 @@ class TimestampToken:
 
     @classmethod
     def from_base64(cls, text: str) -> TimestampToken:
-        """Parse the standard (padded) base64 of the DER, as JSON documents carry it."""
+        """Parse the standard (padded) base64 of the DER, as JSON documents carry it (a decoded
+        JSON value that is not a string is a :class:`FormatError` too)."""
         return cls(_b64_decode(text, what="timestamp token"))
 
     @classmethod
@@ -261,14 +262,7 @@ class TimestampToken:
                 expected=[COSIGN_TIMESTAMP_FIELD],
                 found=sorted(document),
             )
-        return cls.from_base64_member(document[COSIGN_TIMESTAMP_FIELD])
-
-    @classmethod
-    def from_base64_member(cls, value: object) -> TimestampToken:
-        """Parse a decoded JSON member that must hold the base64 of a token."""
-        if not isinstance(value, str):
-            raise FormatError("timestamp token must be a base64 string", found=type(value).__name__)
-        return cls.from_base64(value)
+        return cls.from_base64(document[COSIGN_TIMESTAMP_FIELD])
 
     def to_base64(self) -> str:
         """Standard base64 with padding (as Go and protobuf JSON encode bytes)."""
