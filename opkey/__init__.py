@@ -44,6 +44,8 @@ if TYPE_CHECKING:
         RegistryError,
         ResponseTooLargeError,
         SignatureError,
+        TimestampAuthorityError,
+        TimestampError,
         VerificationError,
     )
     from opkey.expiry import ExpiryPolicy
@@ -97,6 +99,14 @@ if TYPE_CHECKING:
         auto_provider,
     )
     from opkey.signer import Signer
+    from opkey.timestamp import (
+        TimestampAuthority,
+        TimestampClient,
+        TimestampToken,
+        VerifiedTimestamp,
+        check_signed_while_valid,
+        verify_timestamp,
+    )
     from opkey.verification.evidence import (
         BundleEvidence,
         CosignLayerEvidence,
@@ -173,6 +183,11 @@ __all__ = [
     "SigningKey",
     "StaticProvider",
     "Subject",
+    "TimestampAuthority",
+    "TimestampAuthorityError",
+    "TimestampClient",
+    "TimestampError",
+    "TimestampToken",
     "Trust",
     "TrustedIssuer",
     "UnsafeNoPolicy",
@@ -180,20 +195,34 @@ __all__ = [
     "VerificationError",
     "VerifiedIdentity",
     "VerifiedMessage",
+    "VerifiedTimestamp",
     "Verifier",
     "__version__",
     "auto_provider",
+    "check_signed_while_valid",
     "evaluate_signers",
     "generate_signing_key",
     "issuers",
     "load_policy_file",
     "sign_image",
     "verify_image",
+    "verify_timestamp",
 ]
 
 #: Where each public name lives (imported on first attribute access).
 _LOCATIONS = {
     "issuers": "opkey.issuers",
+    **dict.fromkeys(
+        (
+            "TimestampAuthority",
+            "TimestampClient",
+            "TimestampToken",
+            "VerifiedTimestamp",
+            "check_signed_while_valid",
+            "verify_timestamp",
+        ),
+        "opkey.timestamp",
+    ),
     **dict.fromkeys(
         (
             "CommitmentError",
@@ -209,6 +238,8 @@ _LOCATIONS = {
             "RegistryError",
             "ResponseTooLargeError",
             "SignatureError",
+            "TimestampAuthorityError",
+            "TimestampError",
             "VerificationError",
         ),
         "opkey.errors",
