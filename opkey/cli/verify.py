@@ -39,7 +39,12 @@ def register(subparsers: Any) -> None:
         "PATH.opkey.json)",
     )
     who = parser.add_argument_group("identity policy")
-    who.add_argument("--policy", metavar="FILE", help="policy file (TOML); see spec/policy-file.md")
+    who.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="policy file (TOML); see "
+        "https://github.com/opkey-dev/opkey/blob/main/spec/policy-file.md",
+    )
     who.add_argument("--issuer", metavar="URL", help="the trusted issuer (exact URL)")
     who.add_argument("--subject", metavar="SUB", help="required 'sub' claim (exact)")
     who.add_argument("--github-repository", metavar="OWNER/REPO")
@@ -87,7 +92,8 @@ def register(subparsers: Any) -> None:
     settings.add_argument(
         "--expiry",
         metavar="POLICY",
-        help="oidc, 12h, 24h, 48h, 1w or never (default: never; see spec/time.md)",
+        help="oidc, 12h, 24h, 48h, 1w or never (default: never; see "
+        "https://github.com/opkey-dev/opkey/blob/main/spec/time.md)",
     )
     keys = parser.add_argument_group("provider keys")
     keys.add_argument("--jwks", metavar="FILE", help="pinned JWKS of the issuer (no network)")
