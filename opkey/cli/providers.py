@@ -33,7 +33,7 @@ __all__ = [
 PROVIDERS = ("auto", "github-actions", "gitlab-ci", "browser", "device")
 #: Environment variables configuring one's own OAuth client (``--client-id`` wins over the first).
 CLIENT_ID_VARIABLE = "OPKEY_CLIENT_ID"
-CLIENT_SECRET_VARIABLE = "OPKEY_CLIENT_SECRET"
+CLIENT_SECRET_VARIABLE = "OPKEY_CLIENT_SECRET"  # noqa: S105 - a variable name
 #: Where the browser login of one's own client returns: any free loopback port.
 #: Register ``http://127.0.0.1/login-callback`` (Google desktop clients need nothing, Microsoft
 #: ignores the port of loopback redirect URIs, RFC 8252 §7.3).
