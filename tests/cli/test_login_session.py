@@ -45,7 +45,9 @@ def test_a_session_is_refused_once_its_id_token_expired(
     at = datetime.fromtimestamp(exp, timezone.utc)
     assert load_session(path, now=at).pktoken.claims["exp"] == exp
     # the usual clock-skew leeway, and not a second more
-    assert load_session(path, now=at + timedelta(seconds=DEFAULT_LEEWAY))
+    assert (
+        load_session(path, now=at + timedelta(seconds=DEFAULT_LEEWAY)).pktoken.claims["exp"] == exp
+    )
     with pytest.raises(ConfigError, match=r"expired at .* log in again: opkey login --save"):
         load_session(path, now=at + timedelta(seconds=DEFAULT_LEEWAY + 1))
 
