@@ -40,7 +40,12 @@ def register(subparsers: Any) -> None:
         "PATH.opkey.json)",
     )
     who = parser.add_argument_group("identity policy")
-    who.add_argument("--policy", metavar="FILE", help="policy file (TOML); see spec/policy-file.md")
+    who.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="policy file (TOML); see "
+        "https://github.com/opkey-dev/opkey/blob/main/spec/policy-file.md",
+    )
     who.add_argument("--issuer", metavar="URL", help="the trusted issuer (exact URL)")
     who.add_argument("--subject", metavar="SUB", help="required 'sub' claim (exact)")
     who.add_argument("--github-repository", metavar="OWNER/REPO")
@@ -88,7 +93,8 @@ def register(subparsers: Any) -> None:
     settings.add_argument(
         "--expiry",
         metavar="POLICY",
-        help="oidc, 12h, 24h, 48h, 1w or never (default: never; see spec/time.md)",
+        help="oidc, 12h, 24h, 48h, 1w or never (default: never; see "
+        "https://github.com/opkey-dev/opkey/blob/main/spec/time.md)",
     )
     keys = parser.add_argument_group("provider keys")
     keys.add_argument("--jwks", metavar="FILE", help="pinned JWKS of the issuer (no network)")
@@ -160,7 +166,13 @@ def _print_result(args: argparse.Namespace, outcome: Outcome) -> None:
         if outcome.image is not None:
             document["image"] = outcome.image
         document["requirements"] = [
-            {"name": r.name, "met": r.met, "signature": r.signature} for r in verdict.requirements
+            {
+                "name": r.name,
+                "met": r.met,
+                "signature": r.signature,
+                "satisfied_by": list(r.satisfied_by),
+            }
+            for r in verdict.requirements
         ]
         document["signers"] = {
             r.name: verdict.signatures[r.signature].label
@@ -171,7 +183,9 @@ def _print_result(args: argparse.Namespace, outcome: Outcome) -> None:
         emit_json(document)
         return
     print(f"Verified: {outcome.target}")
-    for identity in verdict.signers:
+    for signature in verdict.accepted_signatures:
+        identity = signature.identity
+        assert identity is not None
         claims = identity.claims
         print(f"  signed by {identity.subject}")
         rows = [("issuer", identity.issuer)]
