@@ -15,6 +15,10 @@ A tag is resolved to its manifest digest before signing: what is signed is alway
 Verification checks every layer on its own (payload names exactly this digest, OSM against the
 PK token, the cosign signature under the same key, PK token against the trusted issuer) and
 then applies the policy, or the policy file's multi-signer sign-off, to the layers that verified.
+Layers that carry neither opkey annotation (cosign's own signatures, made with a key or a
+certificate, which share the ``.sig`` manifest) are *ignored* with a note, not rejected: they
+name no OpenID identity for a policy to judge, and they must not make an image that opkey
+signers signed fail verification.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from opkey.registry.signatures import SignatureLayer, attach_signature, list_sig
 from opkey.registry.simplesigning import parse_simple_signing_payload, simple_signing_payload
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from opkey.policyfile import PolicyFile
     from opkey.registry.client import RegistryClient
     from opkey.signer import Signer
@@ -46,11 +52,13 @@ __all__ = [
     "OPKEY_PKTOKEN",
     "ImageSignature",
     "ImageVerification",
+    "foreign_signature_note",
     "sign_image",
     "verify_image",
 ]
 
 COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
+COSIGN_CERTIFICATE = "dev.sigstore.cosign/certificate"
 OPKEY_PKTOKEN = "dev.opkey/pktoken"
 OPKEY_OSM = "dev.opkey/osm"
 
@@ -75,12 +83,17 @@ def sign_image(
 
 @dataclass(frozen=True)
 class ImageSignature:
-    """One signature layer and what verifying it established."""
+    """One signature layer and what verifying it established.
+
+    Exactly one of ``identity`` (verified), ``error`` (rejected, with the error class name in
+    ``kind``) and ``ignored`` (not an opkey signature: a note saying what it is) is set.
+    """
 
     index: int
     identity: VerifiedIdentity | None
     error: str | None = None
     kind: str | None = None
+    ignored: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,36 @@ class ImageVerification:
         """The identities whose signatures verified (and, with a single policy, matched it)."""
         return [s.identity for s in self.signatures if s.identity is not None]
 
+    @property
+    def rejected(self) -> list[ImageSignature]:
+        """The opkey signatures that did not verify (or did not match the single policy)."""
+        return [s for s in self.signatures if s.error is not None]
+
+    @property
+    def ignored(self) -> list[ImageSignature]:
+        """The layers that are not opkey signatures (cosign's own, for example)."""
+        return [s for s in self.signatures if s.ignored is not None]
+
+
+def foreign_signature_note(annotations: Mapping[str, str]) -> str | None:
+    """Why a ``.sig`` layer is not an opkey signature, or ``None`` when it claims to be one.
+
+    A layer with either opkey annotation is judged as an opkey signature (a missing half is an
+    error); a layer with neither is somebody else's and is described, not judged.
+    """
+    if OPKEY_PKTOKEN in annotations or OPKEY_OSM in annotations:
+        return None
+    if COSIGN_CERTIFICATE in annotations:
+        what = "a cosign signature with a certificate"
+    elif COSIGN_SIGNATURE in annotations:
+        what = "a cosign signature made with a key"
+    else:
+        what = "a layer without a signature annotation"
+    return (
+        f"not an opkey signature ({what}, no {OPKEY_PKTOKEN} annotation): ignored; "
+        "check it with cosign verify if it matters"
+    )
+
 
 def _verify_layer(
     layer: SignatureLayer,
@@ -104,8 +147,9 @@ def _verify_layer(
     at: datetime | None,
 ) -> VerifiedIdentity:
     annotations = layer.annotations
-    if OPKEY_PKTOKEN not in annotations or OPKEY_OSM not in annotations:
-        raise FormatError("not an opkey signature (no PK token annotation); ignored")
+    missing = [name for name in (OPKEY_PKTOKEN, OPKEY_OSM) if name not in annotations]
+    if missing:
+        raise FormatError(f"incomplete opkey signature: no {missing[0]} annotation")
     payload = parse_simple_signing_payload(layer.payload)
     if payload.manifest_digest != digest:
         raise SignatureError(
@@ -155,6 +199,10 @@ def verify_image(
     layer_policy: ClaimsPolicy = policy if policy is not None else UnsafeNoPolicy()
     results = []
     for index, layer in enumerate(layers):
+        note = foreign_signature_note(layer.annotations)
+        if note is not None:
+            results.append(ImageSignature(index, None, ignored=note))
+            continue
         try:
             identity = _verify_layer(layer, digest, verifier, layer_policy, at)
         except OpkeyError as exc:
@@ -166,8 +214,17 @@ def verify_image(
         policy_file.evaluate([i.claims for i in verification.valid]).raise_for_unmet()
         return verification
     if not verification.valid:
-        reasons = "; ".join(f"signature {s.index}: {s.error}" for s in results)
-        kinds = {s.kind for s in results}
+        rejected = verification.rejected
+        ignored = len(verification.ignored)
+        if not rejected:
+            raise SignatureError(
+                f"{resolved} has no opkey signatures: its {ignored} signature layer(s) carry "
+                f"no PK token (cosign's own signatures, for example)"
+            )
+        reasons = "; ".join(f"signature {s.index}: {s.error}" for s in rejected)
+        if ignored:
+            reasons += f"; {ignored} other layer(s) ignored: not opkey signatures"
+        kinds = {s.kind for s in rejected}
         error = PolicyError if kinds == {"PolicyError"} else SignatureError
         raise error(f"no signature of {resolved} satisfies the policy ({reasons})")
     return verification

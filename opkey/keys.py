@@ -172,6 +172,12 @@ class PublicJWK:
         """The JWK members as a plain dict (a copy)."""
         return dict(self.members)
 
+    def to_pem(self) -> bytes:
+        """The key as a PEM SubjectPublicKeyInfo, the form ``cosign verify --key`` reads."""
+        return self.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
     def thumbprint(self) -> str:
         """RFC 7638 SHA-256 thumbprint, base64url (OpenPubkey's ``jkt``).
 

@@ -54,9 +54,8 @@ def verify_image(
     extra: dict[str, Any] = {
         "image": str(result.image),
         "rejected_signatures": [
-            {"index": s.index, "error": s.error, "kind": s.kind}
-            for s in result.signatures
-            if s.identity is None
+            {"index": s.index, "error": s.error, "kind": s.kind} for s in result.rejected
         ],
+        "ignored_signatures": [{"index": s.index, "note": s.ignored} for s in result.ignored],
     }
     return str(result.image), result.valid, extra

@@ -160,6 +160,8 @@ def _print_result(
             f"    ID token    issued {identity.issued_at:%Y-%m-%dT%H:%M:%SZ} "
             f"(key from {identity.key_source}; signing time is not attested)"
         )
+    for layer in extra.get("ignored_signatures", ()):
+        print(f"  signature {layer['index']}: {layer['note']}")
 
 
 def run(args: argparse.Namespace) -> int:
