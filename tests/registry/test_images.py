@@ -24,12 +24,13 @@ from opkey.policy import GitHubWorkflow
 from opkey.policyfile import parse_policy_file
 from opkey.providers import GitHubActionsProvider
 from opkey.registry.client import RegistryClient
-from opkey.registry.local import LocalRegistry, seed_image
+from opkey.registry.local import seed_image
 from opkey.registry.reference import ImageReference, sha256_digest
 from opkey.registry.signatures import list_signatures, signature_tag
 from opkey.registry.simplesigning import simple_signing_payload
 from opkey.signer import Signer
 from opkey.verifier import TrustedIssuer, Verifier
+from tests.registries import RunningRegistry
 
 pytestmark = pytest.mark.registry
 
@@ -63,6 +64,7 @@ def _policy(idp: DevIdP, repository_id: str = REPO_ID) -> GitHubWorkflow:
     return GitHubWorkflow(issuer=idp.issuer, repository_id=repository_id)
 
 
+@pytest.mark.both_registries
 def test_sign_tag_verify_round_trip(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -75,6 +77,7 @@ def test_sign_tag_verify_round_trip(
         verify_image(registry_client, tagged, _verifier(idp), policy=_policy(idp, "614000002"))
 
 
+@pytest.mark.both_registries
 def test_layer_is_cosign_compatible(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -168,6 +171,7 @@ def test_pktoken_swapped_for_another_signers_is_rejected(
         verify_image(registry_client, registry_image, _verifier(idp), policy=_policy(idp))
 
 
+@pytest.mark.both_registries
 def test_tampered_layer_payload_is_rejected(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -184,6 +188,7 @@ def test_tampered_layer_payload_is_rejected(
         verify_image(registry_client, registry_image, _verifier(idp), policy=_policy(idp))
 
 
+@pytest.mark.both_registries
 def test_signature_copied_from_another_image_is_rejected(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -197,6 +202,7 @@ def test_signature_copied_from_another_image_is_rejected(
         verify_image(registry_client, other, _verifier(idp), policy=_policy(idp))
 
 
+@pytest.mark.both_registries
 def test_unsigned_image_and_garbage_sig_tag(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -211,6 +217,7 @@ def test_unsigned_image_and_garbage_sig_tag(
         sign_image(registry_client, registry_image, _signer(idp))
 
 
+@pytest.mark.both_registries
 def test_sixteen_concurrent_signers_all_land_and_verify(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -237,6 +244,7 @@ def test_sixteen_concurrent_signers_all_land_and_verify(
     }
 
 
+@pytest.mark.both_registries
 def test_multi_signer_policy_on_an_image(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -274,12 +282,13 @@ github.workflow_ref = "{ref.format("staging-deploy.yml")}"
     assert len(result.valid) == 3
 
 
+@pytest.mark.both_registries
 def test_cli_sign_and_verify_image(
     idp: DevIdP,
     registry_image: ImageReference,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    registry_server: LocalRegistry,
+    registry_server: RunningRegistry,
 ) -> None:
     for name, value in idp.env().items():
         monkeypatch.setenv(name, value)
