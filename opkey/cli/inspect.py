@@ -160,7 +160,10 @@ def _select(reports: list[dict[str, Any]], tokens: dict[int, PKToken], index: in
 
     if index is not None:
         if not 0 <= index < len(reports):
-            raise ConfigError(f"no signature {index}: the image has {len(reports)} (0 to n-1)")
+            raise ConfigError(
+                f"no signature {index}: the image has {len(reports)} signature layer(s)"
+                + (f", indexes 0 to {len(reports) - 1}" if reports else "")
+            )
         if index not in tokens:
             reason = reports[index].get("note") or reports[index].get("error")
             raise ConfigError(f"signature {index} holds no readable PK token ({reason})")

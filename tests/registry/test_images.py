@@ -309,3 +309,34 @@ def test_cli_sign_and_verify_image(
 def test_ephemeral_key_must_be_the_upk(idp: DevIdP) -> None:
     signer = _signer(idp)
     assert isinstance(signer.pktoken.cic_claims.upk, PublicJWK)
+
+
+def test_cli_inspect_lists_signatures_and_exports_the_chosen_key(
+    idp: DevIdP,
+    registry_client: RegistryClient,
+    registry_image: ImageReference,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    signers = [_signer(idp), _signer(idp, "scan.yml")]
+    for signer in signers:
+        sign_image(registry_client, registry_image, signer)
+    monkeypatch.setenv("DOCKER_CONFIG", "/nonexistent-opkey-test")
+    tagged = str(registry_image.with_tag("v1")).split("@")[0]
+    assert main(["inspect", tagged]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] is False
+    assert report["image"] == str(registry_image)
+    assert report["signature_tag"] == signature_tag(registry_image.require_digest())
+    assert [s["ephemeral_key_thumbprint"] for s in report["signatures"]] == [
+        s.pktoken.cic_claims.upk.thumbprint() for s in signers
+    ]
+    assert {s["docker_manifest_digest"] for s in report["signatures"]} == {registry_image.digest}
+    assert main(["inspect", tagged, "--public-key"]) == 2
+    assert "2 opkey signatures (0, 1); choose one with --signature" in capsys.readouterr().err
+    assert main(["inspect", tagged, "--public-key", "-", "--signature", "1"]) == 0
+    assert capsys.readouterr().out.encode() == signers[1].pktoken.cic_claims.upk.to_pem()
+    assert main(["inspect", tagged, "--pktoken", "--signature", "0"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(signers[0].pktoken.to_json())
+    assert main(["inspect", tagged, "--public-key", "--signature", "2"]) == 2
+    assert "no signature 2" in capsys.readouterr().err
