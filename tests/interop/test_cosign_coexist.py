@@ -217,3 +217,47 @@ github.repository_id = "{REPO_ID}"
     result = verify_image(registry_client, image, _verifier(dev_idp), policy_file=policy_file)
     assert len(result.valid) == 1
     assert [s.index for s in result.ignored] == [0]
+
+
+def test_cosign_own_ed25519_image_signatures_do_not_verify_with_its_verify_key(
+    cosign: Cosign,
+    dev_idp: DevIdP,
+    registry_server: RunningRegistry,
+    registry_client: RegistryClient,
+    tmp_path: Path,
+) -> None:
+    """Why opkey signs Ed25519 images with pure Ed25519: cosign's ``sign --key`` uses
+    Ed25519ph for an Ed25519 key (``GetDefaultLoadOptions``), while ``verify --key`` loads a
+    pure Ed25519 verifier, so cosign rejects its own Ed25519 image signatures (v2.6.5 and
+    v3.1.3). opkey's verify with the same key, pure Ed25519, succeeds (test_cosign_verify.py).
+    The layer is also not a pure Ed25519 signature over the payload, and opkey ignores it."""
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    pem = tmp_path / "ed25519.pem"
+    pem.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cosign.check(["import-key-pair", "--key", str(pem), "--output-key-prefix", "imported"])
+    image = _image(registry_server, registry_client, f"ed25519-{cosign.module}")
+    _cosign_sign(cosign, cosign.home / "imported.key", image)
+    rejected = cosign.verify(cosign.home / "imported.pub", str(image))
+    assert rejected.returncode != 0
+    assert "failed to verify signature" in rejected.stderr
+    (layer,) = list_signatures(registry_client, image)
+    signature = base64.b64decode(layer.annotations[COSIGN_SIGNATURE])
+    with pytest.raises(InvalidSignature):
+        private.public_key().verify(signature, layer.payload)
+    sign_image(registry_client, image, _signer(dev_idp))
+    policy = GitHubWorkflow(issuer=dev_idp.issuer, repository_id=REPO_ID)
+    result = verify_image(registry_client, image, _verifier(dev_idp), policy=policy)
+    assert [s.index for s in result.ignored] == [0]
+    assert len(result.valid) == 1
