@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opkey.pktoken import PKToken
+    from opkey.registry.reference import ImageReference
     from opkey.registry.signatures import SignatureLayer
 
 __all__ = ["register", "run"]
@@ -66,13 +67,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _is_image(target: str) -> bool:
-    """A target is an image when it is no file and names its registry: a mistyped file name
-    must not turn into a request to Docker Hub."""
+def _image_reference(target: str) -> ImageReference | None:
+    """The image ``target`` names, or ``None`` for a file: a target is an image only when it
+    is no file, names its registry and parses, so that a mistyped file name never turns into a
+    request to Docker Hub (and still gets "cannot read FILE")."""
     if target == "-" or os.path.exists(target):
-        return False
+        return None
     first, slash, _ = target.partition("/")
-    return bool(slash) and ("." in first or ":" in first or first == "localhost")
+    if not slash or not ("." in first or ":" in first or first == "localhost"):
+        return None
+    from opkey.errors import ConfigError
+    from opkey.registry.reference import ImageReference
+
+    try:
+        return ImageReference.parse(target)
+    except ConfigError:
+        return None
 
 
 def _decoded(data: bytes) -> tuple[Any, str | None]:
@@ -178,14 +188,13 @@ def _select(reports: list[dict[str, Any]], tokens: dict[int, PKToken], index: in
     )
 
 
-def _inspect_image(args: argparse.Namespace) -> int:
+def _inspect_image(args: argparse.Namespace, reference: ImageReference) -> int:
     from opkey.cli._common import emit_json
     from opkey.cli.images import registry_client
-    from opkey.registry.reference import ImageReference
     from opkey.registry.signatures import list_signatures, signature_tag
 
     client = registry_client(args.insecure_registry)
-    image = client.resolve(ImageReference.parse(args.target))
+    image = client.resolve(reference)
     reports: list[dict[str, Any]] = []
     tokens: dict[int, PKToken] = {}
     for index, layer in enumerate(list_signatures(client, image)):
@@ -216,8 +225,9 @@ def run(args: argparse.Namespace) -> int:
     from opkey.errors import ConfigError
     from opkey.jose import b64url_decode, parse_compact, thaw_json
 
-    if _is_image(args.target):
-        return _inspect_image(args)
+    reference = _image_reference(args.target)
+    if reference is not None:
+        return _inspect_image(args, reference)
     if args.signature is not None:
         raise ConfigError("--signature picks a signature of an image, not of a file")
     pktoken, signature = _decoded(read_input(args.target))

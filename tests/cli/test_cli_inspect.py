@@ -98,5 +98,6 @@ def test_signature_index_is_for_images_and_unknown_files_stay_files(
     assert main(["inspect", str(path), "--public-key", "--signature", "0"]) == 2
     assert "not of a file" in capsys.readouterr().err
     # A missing name without a registry part is a missing file, never a Docker Hub request.
-    assert main(["inspect", "dist/app.json", "--public-key"]) == 2
-    assert "cannot read dist/app.json" in capsys.readouterr().err
+    for missing in ("dist/app.json", "./dist/app.json", "../app.json"):
+        assert main(["inspect", missing, "--public-key"]) == 2
+        assert f"cannot read {missing}" in capsys.readouterr().err
