@@ -8,7 +8,9 @@ Sections: ``core`` (GQ256 and verification against their primitive floors), ``ti
 identities, keys from the dev OpenID provider over HTTP), ``peer`` (sigstore-python side by
 side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first), ``openpubkey``
 (OpenPubkey Go's in-process verification of the same PK tokens and messages) and, with
-``--registry``, ``registry`` (needs the CNCF distribution registry, ``docker-registry``).
+``--registry``, ``registry`` (needs the CNCF distribution registry, ``docker-registry``) and,
+with ``--cosign``, ``cosign`` (``cosign verify --key`` against ``opkey verify IMAGE`` as
+processes; needs docker-registry and cosign built by ``python tests/tools/build.py``).
 Each figure is one row of the table and of ``benchmarks/results.json``.
 """
 
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (
     bench_core,
+    bench_cosign,
     bench_openpubkey,
     bench_peer,
     bench_registry,
@@ -43,6 +46,7 @@ SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
     "peer": bench_peer.run,
     "openpubkey": bench_openpubkey.run,
     "registry": bench_registry.run,
+    "cosign": bench_cosign.run,
 }
 DEFAULT_SECTIONS = ("core", "timestamp", "startup", "throughput", "peer", "openpubkey")
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -80,10 +84,11 @@ def _machine() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the selected sections (all but ``registry`` by default)."""
+    """Run the selected sections (all but ``registry`` and ``cosign`` by default)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(SECTIONS), default=None)
     parser.add_argument("--registry", action="store_true", help="also run the registry section")
+    parser.add_argument("--cosign", action="store_true", help="also run the cosign section")
     parser.add_argument(
         "--setup-peer",
         action="store_true",
@@ -96,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = list(args.only or DEFAULT_SECTIONS)
     if args.registry and "registry" not in sections:
         sections.append("registry")
+    if args.cosign and "cosign" not in sections:
+        sections.append("cosign")
     context: dict[str, float] = {}
     figures: list[Figure] = []
     for name in sections:

@@ -34,6 +34,7 @@ from opkey.errors import ConfigError, FormatError
 from opkey.jose import freeze_json, go_json, parse_json_object
 
 __all__ = [
+    "COSIGN_CERTIFICATE",
     "COSIGN_SIGNATURE",
     "COSIGN_SIGNATURE_TYPE",
     "OPKEY_OSM",
@@ -50,6 +51,8 @@ COSIGN_SIGNATURE_TYPE = "cosign container image signature"
 
 #: Layer annotation holding the standard-base64 signature over the layer's payload (cosign's).
 COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
+#: Layer annotation holding the certificate of a cosign signature made with a certificate.
+COSIGN_CERTIFICATE = "dev.sigstore.cosign/certificate"
 #: Layer annotation holding the PK token that vouches for the signing key (compact form).
 OPKEY_PKTOKEN = "dev.opkey/pktoken"
 #: Layer annotation holding the OpenPubkey signed message over the payload, detached

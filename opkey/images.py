@@ -13,7 +13,11 @@ digest, and the layer annotations carry
 
 A tag is resolved to its manifest digest before signing or verifying: what is signed and
 verified is always a digest. Verification hands every signature layer to the verifier as
-:class:`~opkey.verification.evidence.CosignLayerEvidence` and returns its verdict.
+:class:`~opkey.verification.evidence.CosignLayerEvidence` and returns its verdict. Layers that
+carry neither opkey annotation (cosign's own signatures, made with a key or a certificate,
+which share the ``.sig`` manifest) are *ignored* with a note, not rejected: they name no OpenID
+identity for a policy to judge, and they must not make an image that opkey signers signed fail
+verification.
 """
 
 from __future__ import annotations

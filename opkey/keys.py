@@ -178,6 +178,12 @@ class PublicJWK:
             required[name] = self.members[name]
         return required
 
+    def to_pem(self) -> bytes:
+        """The key as a PEM SubjectPublicKeyInfo, the form ``cosign verify --key`` reads."""
+        return self.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
     def thumbprint(self) -> str:
         """RFC 7638 SHA-256 thumbprint, base64url (OpenPubkey's ``jkt``).
 

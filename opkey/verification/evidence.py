@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from opkey.bundle import Bundle
 from opkey.cosign import (
+    COSIGN_CERTIFICATE,
     COSIGN_SIGNATURE,
     OPKEY_OSM,
     OPKEY_PKTOKEN,
@@ -38,7 +39,13 @@ from opkey.pktoken import PKToken
 if TYPE_CHECKING:
     from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
 
-__all__ = ["BundleEvidence", "CosignLayerEvidence", "Evidence", "SignatureChecker"]
+__all__ = [
+    "BundleEvidence",
+    "CosignLayerEvidence",
+    "Evidence",
+    "SignatureChecker",
+    "foreign_signature_note",
+]
 
 
 class SignatureChecker(Protocol):
@@ -55,6 +62,26 @@ class SignatureChecker(Protocol):
     ) -> VerifiedIdentity:
         """Verify that ``bundle`` is a genuine signature of exactly ``digest``; who made it."""
         ...
+
+
+def foreign_signature_note(annotations: Mapping[str, str]) -> str | None:
+    """Why a ``.sig`` layer is not an opkey signature, or ``None`` when it claims to be one.
+
+    A layer with either opkey annotation is judged as an opkey signature (a missing half is an
+    error); a layer with neither is somebody else's and is described, not judged.
+    """
+    if OPKEY_PKTOKEN in annotations or OPKEY_OSM in annotations:
+        return None
+    if COSIGN_CERTIFICATE in annotations:
+        what = "a cosign signature with a certificate"
+    elif COSIGN_SIGNATURE in annotations:
+        what = "a cosign signature made with a key"
+    else:
+        what = "a layer without a signature annotation"
+    return (
+        f"not an opkey signature ({what}, no {OPKEY_PKTOKEN} annotation): ignored; "
+        "check it with cosign verify if it matters"
+    )
 
 
 class Evidence(Protocol):
@@ -100,11 +127,12 @@ class CosignLayerEvidence:
         """See :class:`Evidence`. Checks the payload names ``subject``, the OSM against the PK
         token, the PK token under the trust, and cosign's signature under the same key."""
         annotations = self.annotations
-        if OPKEY_PKTOKEN not in annotations or OPKEY_OSM not in annotations:
-            raise ForeignSignatureError(
-                "not an opkey signature (no PK token annotation); ignored",
-                found=sorted(annotations),
-            )
+        note = foreign_signature_note(annotations)
+        if note is not None:
+            raise ForeignSignatureError(note, found=sorted(annotations))
+        missing = [name for name in (OPKEY_PKTOKEN, OPKEY_OSM) if name not in annotations]
+        if missing:
+            raise FormatError(f"incomplete opkey signature: no {missing[0]} annotation")
         payload = parse_simple_signing_payload(self.payload)
         if payload.manifest_digest != subject:
             raise SignatureError(

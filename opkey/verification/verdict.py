@@ -159,11 +159,12 @@ class Verdict:
         if not counted:
             ignored = len(self.signatures)
             note = (
-                f" ({ignored} signature{'s' if ignored != 1 else ''} of other kinds ignored)"
+                f": its {ignored} signature{'s' if ignored != 1 else ''} carry no PK token "
+                "(cosign's own signatures, for example)"
                 if ignored
                 else ""
             )
-            raise SignatureError(f"no opkey signature of {self.subject}{note}")
+            raise SignatureError(f"{self.subject} has no opkey signatures{note}")
         invalid = [s for s in counted if not s.genuine]
         genuine = len(invalid) < len(counted)
         errors = [s.error for s in invalid if s.error is not None]
@@ -193,6 +194,12 @@ class Verdict:
         if invalid:
             listed = "; ".join(f"{s.label}: {s.reason}" for s in invalid)
             message += f"; invalid signatures: {listed}"
+        ignored = len(self.signatures) - len(counted)
+        if ignored:
+            message += (
+                f"; {ignored} other signature{'s' if ignored != 1 else ''} ignored "
+                "(not opkey signatures)"
+            )
         raise error_class(
             message,
             expected=[r.name for r in unmet],

@@ -52,3 +52,52 @@ def test_inspect_garbage_is_a_usage_error(
     assert "Traceback" not in err
     assert main(["inspect", str(tmp_path / "missing")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_public_key_of_a_bundle_and_a_pktoken(
+    tmp_path: Path,
+    signer: Signer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    expected = signer.pktoken.cic_claims.upk.to_pem()
+    bundle = tmp_path / "b.json"
+    bundle.write_bytes(signer.sign_digest(Digest.of_bytes(b"x")).to_json())
+    assert main(["inspect", str(bundle), "--public-key"]) == 0
+    assert capsys.readouterr().out.encode() == expected
+    out = tmp_path / "key.pem"
+    assert main(["inspect", str(bundle), "--public-key", str(out)]) == 0
+    assert out.read_bytes() == expected
+    assert "not verified" in capsys.readouterr().err
+    der = serialization.load_pem_public_key(expected).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert der == signer.signing_key.private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    # a PK token on standard input
+    monkeypatch.setattr("sys.stdin", _Stdin(signer.pktoken.to_compact().encode()))
+    assert main(["inspect", "-", "--public-key", "-"]) == 0
+    assert capsys.readouterr().out.encode() == expected
+
+
+class _Stdin:
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self.buffer = io.BytesIO(data)
+
+
+def test_signature_index_is_for_images_and_unknown_files_stay_files(
+    tmp_path: Path, signer: Signer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "pkt.compact"
+    path.write_text(signer.pktoken.to_compact())
+    assert main(["inspect", str(path), "--public-key", "--signature", "0"]) == 2
+    assert "not of a file" in capsys.readouterr().err
+    # A missing name without a registry part is a missing file, never a Docker Hub request.
+    for missing in ("dist/app.json", "./dist/app.json", "../app.json"):
+        assert main(["inspect", missing, "--public-key"]) == 2
+        assert f"cannot read {missing}" in capsys.readouterr().err

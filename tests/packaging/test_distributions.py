@@ -151,7 +151,9 @@ def test_long_description_links_work_on_a_package_index(built: Built) -> None:
         path = link.removeprefix(REPOSITORY + "/").split("/", 2)
         assert path[0] in ("blob", "tree"), link
         assert path[1] == "main", link
-        assert (ROOT / path[2]).exists(), f"{link} names a file the project does not have"
+        assert (ROOT / path[2].split("#", 1)[0]).exists(), (
+            f"{link} names a file the project does not have"
+        )
 
 
 def test_wheel_holds_the_package_and_its_license_only(built: Built) -> None:

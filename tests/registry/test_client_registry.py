@@ -1,4 +1,5 @@
-"""The registry client against the real distribution registry."""
+"""The registry client against the real distribution registry (and, for the tests marked
+``both_registries``, go-containerregistry's too)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from opkey.registry.client import RegistryClient
 from opkey.registry.manifest import Descriptor, ImageManifest
 from opkey.registry.mediatypes import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
 from opkey.registry.reference import ImageReference, sha256_digest
-from opkey.sandbox.registry import LocalRegistry, seed_image
+from opkey.sandbox.registry import seed_image
+from tests.registries import RunningRegistry
 
 pytestmark = pytest.mark.registry
 
 
+@pytest.mark.both_registries
 def test_ping(registry_client: RegistryClient, registry_image: ImageReference) -> None:
     registry_client.ping(registry_image)
 
 
+@pytest.mark.both_registries
 def test_tag_resolves_to_the_sha256_of_the_manifest_bytes(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -33,6 +37,7 @@ def test_tag_resolves_to_the_sha256_of_the_manifest_bytes(
     assert by_digest.raw == manifest.raw
 
 
+@pytest.mark.both_registries
 def test_missing_tag_and_repository(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -44,6 +49,7 @@ def test_missing_tag_and_repository(
         registry_client.resolve(unknown)
 
 
+@pytest.mark.both_registries
 def test_blobs_round_trip(registry_client: RegistryClient, registry_image: ImageReference) -> None:
     data = b"some bytes " * 100
     digest = sha256_digest(data)
@@ -82,6 +88,7 @@ def test_manifest_referencing_a_missing_blob_is_refused_clearly(
         )
 
 
-def test_registry_fixture_is_loopback_only(registry_server: LocalRegistry) -> None:
+@pytest.mark.both_registries
+def test_registry_fixture_is_loopback_only(registry_server: RunningRegistry) -> None:
     assert registry_server.host.startswith("127.0.0.1:")
     assert registry_server.running

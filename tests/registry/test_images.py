@@ -29,10 +29,11 @@ from opkey.registry.reference import ImageReference, sha256_digest
 from opkey.registry.signatures import list_signatures, signature_tag
 from opkey.sandbox.devidp import DevIdP
 from opkey.sandbox.devidp.identities import GitHubWorkload
-from opkey.sandbox.registry import LocalRegistry, seed_image
+from opkey.sandbox.registry import seed_image
 from opkey.signer import Signer
 from opkey.verification.trust import Trust, TrustedIssuer
 from opkey.verification.verifier import Verifier
+from tests.registries import RunningRegistry
 
 pytestmark = pytest.mark.registry
 
@@ -68,6 +69,7 @@ def _policy(idp: DevIdP, repository_id: str = REPO_ID) -> GitHubWorkflow:
     return GitHubWorkflow(issuer=idp.issuer, repository_id=repository_id)
 
 
+@pytest.mark.both_registries
 def test_sign_tag_verify_round_trip(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -82,6 +84,7 @@ def test_sign_tag_verify_round_trip(
         )
 
 
+@pytest.mark.both_registries
 def test_layer_is_cosign_compatible(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -177,6 +180,7 @@ def test_pktoken_swapped_for_another_signers_is_rejected(
         verify_image(registry_client, registry_image, _verifier(idp), Requirement.of(_policy(idp)))
 
 
+@pytest.mark.both_registries
 def test_tampered_layer_payload_is_rejected(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -193,6 +197,7 @@ def test_tampered_layer_payload_is_rejected(
         verify_image(registry_client, registry_image, _verifier(idp), Requirement.of(_policy(idp)))
 
 
+@pytest.mark.both_registries
 def test_signature_copied_from_another_image_is_rejected(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -206,6 +211,7 @@ def test_signature_copied_from_another_image_is_rejected(
         verify_image(registry_client, other, _verifier(idp), Requirement.of(_policy(idp)))
 
 
+@pytest.mark.both_registries
 def test_unsigned_image_and_garbage_sig_tag(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -220,6 +226,7 @@ def test_unsigned_image_and_garbage_sig_tag(
         sign_image(registry_client, registry_image, _signer(idp))
 
 
+@pytest.mark.both_registries
 def test_sixteen_concurrent_signers_all_land_and_verify(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -248,6 +255,7 @@ def test_sixteen_concurrent_signers_all_land_and_verify(
     }
 
 
+@pytest.mark.both_registries
 def test_multi_signer_policy_on_an_image(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -285,12 +293,13 @@ github.workflow_ref = "{ref.format("staging-deploy.yml")}"
     assert len(result.verdict.identities) == 3
 
 
+@pytest.mark.both_registries
 def test_cli_sign_and_verify_image(
     idp: DevIdP,
     registry_image: ImageReference,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    registry_server: LocalRegistry,
+    registry_server: RunningRegistry,
 ) -> None:
     for name, value in idp.env().items():
         monkeypatch.setenv(name, value)
@@ -311,3 +320,34 @@ def test_cli_sign_and_verify_image(
 def test_ephemeral_key_must_be_the_upk(idp: DevIdP) -> None:
     signer = _signer(idp)
     assert isinstance(signer.pktoken.cic_claims.upk, PublicJWK)
+
+
+def test_cli_inspect_lists_signatures_and_exports_the_chosen_key(
+    idp: DevIdP,
+    registry_client: RegistryClient,
+    registry_image: ImageReference,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    signers = [_signer(idp), _signer(idp, "scan.yml")]
+    for signer in signers:
+        sign_image(registry_client, registry_image, signer)
+    monkeypatch.setenv("DOCKER_CONFIG", "/nonexistent-opkey-test")
+    tagged = str(registry_image.with_tag("v1")).split("@")[0]
+    assert main(["inspect", tagged]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] is False
+    assert report["image"] == str(registry_image)
+    assert report["signature_tag"] == signature_tag(registry_image.require_digest())
+    assert [s["ephemeral_key_thumbprint"] for s in report["signatures"]] == [
+        s.pktoken.cic_claims.upk.thumbprint() for s in signers
+    ]
+    assert {s["docker_manifest_digest"] for s in report["signatures"]} == {registry_image.digest}
+    assert main(["inspect", tagged, "--public-key"]) == 2
+    assert "2 opkey signatures (0, 1); choose one with --signature" in capsys.readouterr().err
+    assert main(["inspect", tagged, "--public-key", "-", "--signature", "1"]) == 0
+    assert capsys.readouterr().out.encode() == signers[1].pktoken.cic_claims.upk.to_pem()
+    assert main(["inspect", tagged, "--pktoken", "--signature", "0"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(signers[0].pktoken.to_json())
+    assert main(["inspect", tagged, "--public-key", "--signature", "2"]) == 2
+    assert "no signature 2" in capsys.readouterr().err

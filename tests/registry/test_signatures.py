@@ -58,6 +58,7 @@ def sig_ref(image: ImageReference) -> ImageReference:
     return image.with_tag(signature_tag(image.require_digest()))
 
 
+@pytest.mark.both_registries
 def test_attach_and_list_round_trip_in_cosign_layout(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -92,12 +93,14 @@ def test_attach_and_list_round_trip_in_cosign_layout(
     assert json.loads(manifest.raw)["layers"][0]["annotations"] == extra
 
 
+@pytest.mark.both_registries
 def test_no_signatures_is_an_empty_list(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
     assert list_signatures(registry_client, registry_image) == []
 
 
+@pytest.mark.both_registries
 def test_attach_is_idempotent_and_keeps_order(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -114,6 +117,7 @@ def test_attach_is_idempotent_and_keeps_order(
     ]
 
 
+@pytest.mark.both_registries
 def test_attach_needs_a_digest_and_an_existing_image(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -135,6 +139,7 @@ def _identities(client: RegistryClient, image: ImageReference) -> list[str]:
     return [layer_identity(s.descriptor) for s in list_signatures(client, image)]
 
 
+@pytest.mark.both_registries
 def test_16_concurrent_signers_lose_nothing(
     registry_client_factory: Callable[..., RegistryClient], registry_image: ImageReference
 ) -> None:
@@ -165,6 +170,7 @@ def test_16_concurrent_signers_lose_nothing(
     assert sum(r.writes for r in results) > 16 or any(r.restored for r in results)
 
 
+@pytest.mark.both_registries
 def test_16_signers_in_separate_processes_lose_nothing(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -189,6 +195,7 @@ def test_16_signers_in_separate_processes_lose_nothing(
     assert len(stored) == 16
 
 
+@pytest.mark.both_registries
 def test_journal_repairs_an_overwrite_by_a_non_merging_writer(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -210,6 +217,7 @@ def test_journal_repairs_an_overwrite_by_a_non_merging_writer(
     assert repair_signatures(registry_client, registry_image) == 0
 
 
+@pytest.mark.both_registries
 def test_signer_that_crashed_after_its_journal_entry_is_merged_by_the_next(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
@@ -290,6 +298,7 @@ def _journal_tags(client: RegistryClient, image: ImageReference) -> list[str]:
     return [t for t in client.list_tags(image) if ".sig.journal-" in t]
 
 
+@pytest.mark.both_registries
 def test_sig_tag_on_an_ordinary_image_is_refused_and_kept(
     registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
