@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from opkey.artifact import Digest
     from opkey.bundle import Bundle
     from opkey.errors import (
+        AdmissionReviewError,
         CommitmentError,
         ConfigError,
         ExpiredError,
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from opkey.verify import CommitmentType, IssuerConfig
 
 __all__ = [
+    "AdmissionReviewError",
     "AllOf",
     "AnyOf",
     "ArchiveKeys",
@@ -159,6 +161,7 @@ _LOCATIONS = {
     **dict.fromkeys(("PublicJWK", "SigningKey", "generate_signing_key"), "opkey.keys"),
     **dict.fromkeys(
         (
+            "AdmissionReviewError",
             "CommitmentError",
             "ConfigError",
             "ExpiredError",

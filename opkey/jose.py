@@ -142,21 +142,21 @@ _DECODER = json.JSONDecoder(
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _check_tree(value: Any, text: str, what: str) -> None:
+def _check_tree(value: Any, text: str, what: str, max_depth: int = MAX_JSON_DEPTH) -> None:
     """Bound the nesting depth and reject lone surrogates (``\\ud800`` escapes).
 
     Both walks are skipped when the text cannot contain the problem: fewer brackets than the
     depth limit, or no surrogate escape at all (valid UTF-8 text holds no surrogates itself).
     """
-    deep = text.count("{") + text.count("[") > MAX_JSON_DEPTH
+    deep = text.count("{") + text.count("[") > max_depth
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
     if not (deep or surrogates):
         return
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise FormatError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if depth > max_depth:
+            raise FormatError(f"{what}: JSON nested deeper than {max_depth} levels")
         items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
         for key, item in items:
             if surrogates and key is not None:
@@ -174,8 +174,18 @@ def _check_str(text: str, what: str) -> None:
         raise FormatError(f"{what}: JSON string contains a lone surrogate") from None
 
 
-def parse_json(data: bytes | str, *, what: str = "JSON", max_length: int = MAX_TOKEN_LENGTH) -> Any:
-    """Parse JSON strictly (UTF-8, no duplicates, no NaN, bounded size and depth)."""
+def parse_json(
+    data: bytes | str,
+    *,
+    what: str = "JSON",
+    max_length: int = MAX_TOKEN_LENGTH,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Any:
+    """Parse JSON strictly (UTF-8, no duplicates, no NaN, bounded size and depth).
+
+    ``max_depth`` exists for documents deeper than tokens: Kubernetes objects in admission
+    reviews nest twenty levels and more (``managedFields``).
+    """
     if not isinstance(data, (bytes, str)):
         raise FormatError(f"{what}: expected JSON text, found {type(data).__name__}")
     if len(data) > max_length:
@@ -205,17 +215,21 @@ def parse_json(data: bytes | str, *, what: str = "JSON", max_length: int = MAX_T
     except ValueError as exc:  # JSONDecodeError, and int() beyond the digit limit
         raise FormatError(f"{what}: invalid JSON ({exc})") from None
     if isinstance(value, (dict, list)):
-        _check_tree(value, text, what)
+        _check_tree(value, text, what, max_depth)
     elif isinstance(value, str) and _SURROGATE_ESCAPE.search(text):
         _check_str(value, what)
     return value
 
 
 def parse_json_object(
-    data: bytes | str, *, what: str = "JSON", max_length: int = MAX_TOKEN_LENGTH
+    data: bytes | str,
+    *,
+    what: str = "JSON",
+    max_length: int = MAX_TOKEN_LENGTH,
+    max_depth: int = MAX_JSON_DEPTH,
 ) -> dict[str, Any]:
     """Parse strict JSON that must be an object."""
-    value = parse_json(data, what=what, max_length=max_length)
+    value = parse_json(data, what=what, max_length=max_length, max_depth=max_depth)
     if not isinstance(value, dict):
         raise FormatError(f"{what}: expected a JSON object, found {type(value).__name__}")
     return value
