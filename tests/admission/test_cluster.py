@@ -18,6 +18,7 @@ from opkey import AdmissionReviewError
 from opkey.admission import (
     ImageCheck,
     ImageVerdict,
+    images_to_verify,
     parse_admission_config,
     parse_admission_review,
     plan_admission,
@@ -127,8 +128,6 @@ def test_the_review_the_api_server_sends_is_read_by_the_core(
     request = parse_admission_review(received[1])
     assert received[0] == "/validate"
     assert request.namespace == test_namespace
-    from opkey.admission import images_to_verify
-
     assert images_to_verify(request) == expected(kind)
 
 
@@ -259,3 +258,30 @@ def test_deploy_files_pass_server_side_dry_run(kubectl: Kubectl) -> None:
         assert "deployment.apps/opkey-admission" in result.stdout
         assert "service/opkey-admission" in result.stdout
     assert "(server dry run)" in server.stdout
+
+
+def test_deployed_webhook_rules_cover_exactly_the_kinds_the_core_reads(kubectl: Kubectl) -> None:
+    from opkey.admission.images import WORKLOAD_KINDS
+    from tests.admission.reviews import RESOURCES
+
+    made = kubectl.run(
+        "create", "--dry-run=client", "-o", "json", "-f", str(DEPLOY / "40-webhook.yaml")
+    ).json()
+    (hook,) = made["webhooks"]
+    covered = {
+        (group, version, resource)
+        for rule in hook["rules"]
+        for group in rule["apiGroups"]
+        for version in rule["apiVersions"]
+        for resource in rule["resources"]
+    }
+    read = {(group, version, RESOURCES[kind]) for group, version, kind in WORKLOAD_KINDS}
+    assert covered == read | {("", "v1", "pods/ephemeralcontainers")}
+    assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in hook["rules"])
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["sideEffects"] == "None"
+    assert 1 <= hook["timeoutSeconds"] <= 30
+    assert hook["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["opkey-system"]}
+    ]
