@@ -184,7 +184,7 @@ def parse_json(
     """Parse JSON strictly (UTF-8, no duplicates, no NaN, bounded size and depth).
 
     ``max_depth`` exists for documents deeper than tokens: Kubernetes objects in admission
-    reviews nest twenty levels and more (``managedFields``).
+    reviews nest 15 levels and more (``managedFields``).
     """
     if not isinstance(data, (bytes, str)):
         raise FormatError(f"{what}: expected JSON text, found {type(data).__name__}")

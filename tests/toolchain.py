@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -33,8 +34,11 @@ def missing(message: str) -> None:
 @cache
 def _build_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("opkey_tools_build", _BUILD)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is being made.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -67,7 +71,9 @@ def go_tool(module: str, binary: str | None = None) -> Path:
 
 def system_tool(name: str, package: str) -> str:
     """The path of a program from a Debian package; skips or fails the test when missing."""
-    found = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+    found = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None
+    )
     if found is None:
         missing(f"{name} is not installed (apt-get install {package})")
     assert found is not None

@@ -90,7 +90,10 @@ def make_objects(kubectl: Kubectl, out: Path, scratch: Path) -> dict[str, Path]:
     (out / "objects").mkdir(parents=True, exist_ok=True)
     made: dict[str, Path] = {}
     for name, args in GENERATED.items():
-        text = kubectl.run(*args, "--dry-run=client", "-o", "json").stdout
+        # Flags go before a "--" that starts the container's command.
+        cut = args.index("--") if "--" in args else len(args)
+        flags = ["--dry-run=client", "-o", "json"]
+        text = kubectl.run(*args[:cut], *flags, *args[cut:]).stdout
         if name in INIT_PATCHES:
             path, image = INIT_PATCHES[name]
             draft = scratch / f"{name}.json"
@@ -111,8 +114,11 @@ def make_objects(kubectl: Kubectl, out: Path, scratch: Path) -> dict[str, Path]:
     for name in MANIFESTS:
         manifest = out / "manifests" / f"{name}.yaml"
         text = kubectl.run("create", "-f", str(manifest), "--dry-run=client", "-o", "json").stdout
+        # kubectl fills in its context's namespace ("default"); the objects are namespace-free.
+        obj = json.loads(text)
+        obj["metadata"].pop("namespace", None)
         made[name] = out / "objects" / f"{name}.json"
-        made[name].write_text(text)
+        made[name].write_text(json.dumps(obj, indent=4) + "\n")
     return made
 
 

@@ -126,7 +126,8 @@ def test_the_review_the_api_server_sends_is_read_by_the_core(
     kubectl.run("create", "-n", test_namespace, "-f", str(DATA / "objects" / f"{kind}.json"))
     (received,) = admission_webhook.take()
     request = parse_admission_review(received[1])
-    assert received[0] == "/validate"
+    # The API server tells the webhook its deadline (the configuration's timeoutSeconds).
+    assert received[0] == "/validate?timeout=10s"
     assert request.namespace == test_namespace
     assert images_to_verify(request) == expected(kind)
 
