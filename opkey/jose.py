@@ -152,6 +152,9 @@ def _check_tree(value: Any, text: str, what: str, max_depth: int = MAX_JSON_DEPT
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
     if not (deep or surrogates):
         return
+    if not surrogates:
+        _check_depth(value, what, max_depth)
+        return
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
@@ -165,6 +168,22 @@ def _check_tree(value: Any, text: str, what: str, max_depth: int = MAX_JSON_DEPT
                 stack.append((item, depth + 1))
             elif surrogates and isinstance(item, str):
                 _check_str(item, what)
+
+
+def _check_depth(value: Any, what: str, max_depth: int) -> None:
+    """The depth walk alone, level by level (large documents, such as admission reviews)."""
+    level: list[Any] = [value]
+    depth = 1
+    while level:
+        if depth > max_depth:
+            raise FormatError(f"{what}: JSON nested deeper than {max_depth} levels")
+        below: list[Any] = []
+        for node in level:
+            for item in node.values() if type(node) is dict else node:
+                if type(item) is dict or type(item) is list:
+                    below.append(item)
+        level = below
+        depth += 1
 
 
 def _check_str(text: str, what: str) -> None:
