@@ -37,9 +37,11 @@ from benchmarks import fixtures
 from benchmarks.harness import Figure, best_time, ratio_figure
 from opkey import gq, pktoken
 from opkey.bundle import Bundle
-from opkey.images import COSIGN_SIGNATURE, OPKEY_OSM, _verify_layer
+from opkey.cosign import COSIGN_SIGNATURE, OPKEY_OSM
+from opkey.digest import Digest
 from opkey.jose import CompactJWS, b64url_encode, go_json, parse_compact
 from opkey.registry.signatures import SignatureLayer
+from opkey.verification.evidence import CosignLayerEvidence
 
 __all__ = ["run"]
 
@@ -298,8 +300,16 @@ def _pipeline(
             osm = f"{header}.{b64url_encode(layer.payload)}.{signature}"
             prims.append(_primitives(signer, osm, layer))
 
+        image_digest = Digest(fixtures.IMAGE_DIGEST)
+
         def verify_with(verifier: Any) -> Callable[[Any], object]:
-            return lambda layer: _verify_layer(layer, fixtures.IMAGE_DIGEST, verifier, policy, None)
+            def verify(layer: SignatureLayer) -> object:
+                evidence = CosignLayerEvidence(layer.payload, layer.annotations)
+                identity = evidence.verify(verifier, image_digest, at=None)
+                policy.check(identity.claims)
+                return identity
+
+            return verify
 
         items: Sequence[Any] = layers
     else:

@@ -34,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import fixtures
 from benchmarks.harness import Figure
+from opkey.digest import Digest
 from opkey.images import sign_image, verify_image
+from opkey.policy.signoff import Requirement
 from opkey.registry import (
     COSIGN_SIGNATURE_ANNOTATION,
     DockerCredentialStore,
@@ -44,12 +46,12 @@ from opkey.registry import (
     list_signatures,
     simple_signing_payload,
 )
-from opkey.registry.local import LocalRegistry, find_registry_binary, seed_image
 from opkey.registry.manifest import Descriptor, ImageManifest
 from opkey.registry.mediatypes import COSIGN_SIMPLESIGNING, OCI_CONFIG, OCI_MANIFEST
 from opkey.registry.reference import sha256_digest
 from opkey.registry.retry import RetryPolicy
 from opkey.registry.signatures import cosign_config, signature_tag
+from opkey.sandbox.registry import LocalRegistry, find_registry_binary, seed_image
 
 RETRY = RetryPolicy(max_attempts=8, base_delay=0.02, max_delay=0.5, deadline=60)
 
@@ -119,11 +121,11 @@ def _image_verifications(
     verifier = fixtures.verifier(provider, use_gq=True)
     policy = fixtures.policy()
     gq.set_backend("auto")
-    verify_image(client, image, verifier, policy=policy)  # warm: verified PK tokens cached
+    verify_image(client, image, verifier, Requirement.of(policy))  # warm: verified PK tokens cached
     started = time.perf_counter()
     for _ in range(rounds):
-        result = verify_image(client, image, verifier, policy=policy)
-        assert len(result.valid) == signers
+        result = verify_image(client, image, verifier, Requirement.of(policy))
+        assert len(result.verdict.identities) == signers
     elapsed = time.perf_counter() - started
     return Figure(
         "registry_verify_image_per_s",
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None, *, figures: list[Figure] | None = None) 
 
         # Sequential: one signer, one image.
         target = image("sequential")
-        payload = simple_signing_payload(target.cosign_name, target.require_digest())
+        payload = simple_signing_payload(target.cosign_name, Digest(target.require_digest()))
         durations = []
         for n in range(args.sequential):
             started = time.perf_counter()
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None, *, figures: list[Figure] | None = None) 
 
         # Concurrent: 16 signers, each with its own client, on one image.
         target = image("concurrent")
-        payload = simple_signing_payload(target.cosign_name, target.require_digest())
+        payload = simple_signing_payload(target.cosign_name, Digest(target.require_digest()))
         writes: list[int] = []
 
         def signer(n: int) -> None:
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None, *, figures: list[Figure] | None = None) 
         # Listing: fetch and check every signature.
         for label, ref in (("1 signature", image("list-one")), (f"{count} signatures", target)):
             if label == "1 signature":
-                one = simple_signing_payload(ref.cosign_name, ref.require_digest())
+                one = simple_signing_payload(ref.cosign_name, Digest(ref.require_digest()))
                 attach_signature(client, ref, one, signer_annotations(0))
             started = time.perf_counter()
             for _ in range(args.lists):
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None, *, figures: list[Figure] | None = None) 
 
         # Contrast: cosign-style read-modify-write with the same concurrency.
         target = image("naive")
-        payload = simple_signing_payload(target.cosign_name, target.require_digest())
+        payload = simple_signing_payload(target.cosign_name, Digest(target.require_digest()))
         client.push_blob(target, payload)
         elapsed = concurrently(
             args.signers, lambda n: naive_append(new_client(), target, payload, n)

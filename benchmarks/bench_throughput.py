@@ -1,6 +1,6 @@
 """Throughput: many bundles from many CI identities, keys fetched from a real JWKS endpoint.
 
-The project's dev OpenID provider (:class:`opkey.devidp.DevIdP`, a real HTTP server on
+The project's dev OpenID provider (:class:`opkey.sandbox.devidp.DevIdP`, a real HTTP server on
 loopback) signs GitHub Actions–style ID tokens for ``identities`` workloads; each workload's
 PK token (GQ256, as GitHub tokens always are) signs 100 artifacts. A verifier with a real
 :class:`~opkey.jwks.JwksClient` (discovery, then JWKS, over HTTP) checks every bundle from its
@@ -25,13 +25,13 @@ from typing import Any
 from benchmarks import fixtures
 from benchmarks.harness import Figure
 from opkey import pktoken
-from opkey.artifact import Digest
 from opkey.bundle import Bundle
-from opkey.devidp import DevIdP
+from opkey.digest import Digest
 from opkey.http import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, HttpResponse, RequestsTransport
-from opkey.jwks import JwksClient
+from opkey.jwks.client import JwksClient
+from opkey.jwks.sources import LiveKeys
 from opkey.keys import PublicJWK
-from opkey.keysource import LiveKeys
+from opkey.sandbox.devidp import DevIdP
 
 __all__ = ["run"]
 

@@ -18,23 +18,23 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from opkey import gq
-from opkey.artifact import Digest
 from opkey.cic import ClientInstanceClaims
+from opkey.cosign import COSIGN_SIGNATURE, OPKEY_OSM, OPKEY_PKTOKEN, simple_signing_payload
+from opkey.digest import Digest
 from opkey.expiry import ExpiryPolicy
-from opkey.images import COSIGN_SIGNATURE, OPKEY_OSM, OPKEY_PKTOKEN
+from opkey.issuers import CommitmentType, IssuerConfig
+from opkey.jwks.keyset import KeySet
+from opkey.jwks.sources import KeySource, PinnedKeys
 from opkey.keys import PublicJWK, generate_signing_key
-from opkey.keyset import KeySet
-from opkey.keysource import KeySource, PinnedKeys
 from opkey.pktoken import PKToken
-from opkey.policy import AllOf, ClaimEquals, ClaimGlob, Issuer, Policy
+from opkey.policy.claims import AllOf, ClaimEquals, ClaimGlob, Issuer, Policy
 from opkey.registry.manifest import Descriptor
 from opkey.registry.mediatypes import COSIGN_SIMPLESIGNING
 from opkey.registry.reference import sha256_digest
 from opkey.registry.signatures import SignatureLayer
-from opkey.registry.simplesigning import simple_signing_payload
 from opkey.signer import Signer
-from opkey.verifier import TrustedIssuer, Verifier
-from opkey.verify import CommitmentType, IssuerConfig
+from opkey.verification.trust import Trust, TrustedIssuer
+from opkey.verification.verifier import Verifier
 
 __all__ = [
     "DIGEST",
@@ -132,7 +132,7 @@ def make_signer(
 
 def image_layer(signer: Signer) -> SignatureLayer:
     """One image signature layer with the annotations ``opkey.images.sign_image`` writes."""
-    payload = simple_signing_payload(IMAGE_REPOSITORY, IMAGE_DIGEST)
+    payload = simple_signing_payload(IMAGE_REPOSITORY, Digest(IMAGE_DIGEST))
     header, _, signature = signer.sign(payload).split(".")
     annotations = {
         COSIGN_SIGNATURE: base64.b64encode(signer.signing_key.sign_der(payload)).decode("ascii"),
@@ -166,7 +166,7 @@ def verifier(
         assert provider is not None
         keys = PinnedKeys({issuer: provider.keys})
     return Verifier(
-        [TrustedIssuer(issuer_config(issuer, use_gq=use_gq), [keys])], clock=lambda: NOW
+        Trust([TrustedIssuer(issuer_config(issuer, use_gq=use_gq), [keys])]), clock=lambda: NOW
     )
 
 

@@ -5,8 +5,9 @@ Usage: ``./dev bench`` (or ``python benchmarks/run.py [--only SECTION ...] [--re
 Sections: ``core`` (GQ256 and verification against their primitive floors), ``startup``
 (command-line start-up against ``python -c pass``), ``throughput`` (10,000 bundles from 100
 identities, keys from the dev OpenID provider over HTTP), ``peer`` (sigstore-python side by
-side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first), ``admission`` (the
-admission core on captured AdmissionReviews against a JSON round trip) and, with
+side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first), ``openpubkey``
+(OpenPubkey Go's in-process verification of the same PK tokens and messages), ``admission``
+(the admission core on captured AdmissionReviews against a JSON round trip) and, with
 ``--registry``, ``registry`` (needs the CNCF distribution registry, ``docker-registry``).
 Each figure is one row of the table and of ``benchmarks/results.json``.
 """
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import (
     bench_admission,
     bench_core,
+    bench_openpubkey,
     bench_peer,
     bench_registry,
     bench_startup,
@@ -38,10 +40,11 @@ SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
     "startup": bench_startup.run,
     "throughput": bench_throughput.run,
     "peer": bench_peer.run,
+    "openpubkey": bench_openpubkey.run,
     "registry": bench_registry.run,
     "admission": bench_admission.run,
 }
-DEFAULT_SECTIONS = ("core", "startup", "throughput", "peer", "admission")
+DEFAULT_SECTIONS = ("core", "startup", "throughput", "peer", "openpubkey", "admission")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

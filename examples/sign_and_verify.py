@@ -1,7 +1,7 @@
 """Sign a file in a (simulated) GitHub Actions job and verify who signed it.
 
 Runs anywhere: the embedded dev OpenID provider stands in for GitHub. In a real workflow,
-drop the DevIdP and use ``auto_provider()``; verifiers use ``presets.github_actions()``.
+drop the DevIdP and use ``auto_provider()``; verifiers trust ``issuers.github_actions()``.
 
     python examples/sign_and_verify.py
 """
@@ -16,15 +16,13 @@ from opkey import (
     Digest,
     GitHubActionsProvider,
     GitHubWorkflow,
-    JwksClient,
-    LiveKeys,
     PolicyError,
     Signer,
-    TrustedIssuer,
+    Trust,
     Verifier,
-    presets,
+    issuers,
 )
-from opkey.devidp import DevIdP
+from opkey.sandbox.devidp import DevIdP
 
 
 def main() -> int:
@@ -38,13 +36,9 @@ def main() -> int:
         bundle = Signer.from_provider(provider).sign_digest(Digest.of_file(artifact))
 
         # -- in the deploy gate ----------------------------------------------------------
-        verifier = Verifier(
-            [
-                TrustedIssuer(
-                    presets.github_actions(issuer=idp.issuer), [LiveKeys(JwksClient([idp.issuer]))]
-                )
-            ]
-        )
+        # Trust GitHub's settings (GQ256 required, aud commitment) at the dev IdP's URL; its
+        # keys come from its live JWKS. Trust.build() does the same from a policy file.
+        verifier = Verifier(Trust.of([issuers.github_actions(issuer=idp.issuer)]))
         policy = GitHubWorkflow(issuer=idp.issuer, repository_id="614000001", ref="refs/heads/main")
         identity = verifier.verify_bundle(bundle, Digest.of_file(artifact), policy=policy)
         print(f"verified: {artifact.name} signed by {identity.subject}")

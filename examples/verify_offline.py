@@ -14,11 +14,11 @@ from pathlib import Path
 
 from opkey import (
     Bundle,
+    BundleEvidence,
     Digest,
+    KeyOptions,
     OpkeyError,
-    PinnedKeys,
-    TrustedIssuer,
-    UnsafeNoPolicy,
+    Trust,
     Verifier,
     load_policy_file,
 )
@@ -30,31 +30,21 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     file, policy_path, jwks = Path(argv[0]), Path(argv[1]), Path(argv[2])
-    policy = load_policy_file(policy_path)
-    verifier = Verifier(
-        [
-            TrustedIssuer(entry.config, [PinnedKeys.from_file(entry.issuer, jwks)])
-            for entry in policy.issuers
-        ]
-    )
-    digest = Digest.of_file(file)
     try:
-        identities = [
-            # identity checks happen in the sign-off below, across all signatures
-            verifier.verify_bundle(
-                Bundle.from_json(Path(b).read_bytes()), digest, policy=UnsafeNoPolicy()
-            )
-            for b in argv[3:]
-        ]
-        result = policy.evaluate([i.claims for i in identities])
-        result.raise_for_unmet()
+        policy = load_policy_file(policy_path)
+        # Offline: the keys come only from the pinned JWKS, nothing is fetched.
+        trust = Trust.build(policy.issuers, KeyOptions(jwks_file=jwks, offline=True))
+        evidence = [BundleEvidence(Bundle.from_json(Path(b).read_bytes()), b) for b in argv[3:]]
+        verdict = Verifier(trust).verdict(policy.requirement, Digest.of_file(file), evidence)
+        verdict.raise_if_rejected()
     except OpkeyError as exc:
         print(f"rejected: {exc}", file=sys.stderr)
         return 1
-    for name, index in result.assignments.items():
+    for requirement in verdict.requirements:
+        signer = verdict.signer(requirement.name)
+        assert signer is not None
         print(
-            f"{name}: signed by {identities[index].subject} "
-            f"({identities[index].claims.get('workflow_ref')})"
+            f"{requirement.name}: signed by {signer.subject} ({signer.claims.get('workflow_ref')})"
         )
     print(f"verified offline: {file.name}")
     return 0

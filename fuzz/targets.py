@@ -26,14 +26,14 @@ from urllib.parse import urlsplit
 
 from fuzz.world import DIGEST, World
 from opkey.bundle import Bundle
-from opkey.discovery import ProviderMetadata, validate_issuer
 from opkey.errors import OpkeyError, PolicyError
 from opkey.http import check_url, is_loopback_host
 from opkey.jose import go_json, parse_json_object
+from opkey.jwks.discovery import ProviderMetadata, validate_issuer
+from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK
-from opkey.keyset import KeySet
 from opkey.pktoken import PKToken
-from opkey.policyfile import PolicyFile, parse_policy_file
+from opkey.policy.file import PolicyFile, parse_policy_file
 
 __all__ = ["TARGETS", "Finding", "Target", "make_targets"]
 
@@ -166,7 +166,7 @@ def _policy_file(data: bytes) -> str:
         for claims in _CLAIMS:
             with suppress(PolicyError):
                 signer.policy.check(claims)
-    result = policy_file.evaluate(_CLAIMS)
+    result = policy_file.requirement.evaluate(_CLAIMS)
     return "accepted" if result.ok else "unmet"
 
 

@@ -21,20 +21,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from opkey import gq, presets
-from opkey.artifact import Digest
+from opkey import gq, issuers
 from opkey.bundle import Bundle
 from opkey.cic import ClientInstanceClaims
+from opkey.digest import Digest
 from opkey.expiry import ExpiryPolicy
+from opkey.issuers import CommitmentType, IssuerConfig
 from opkey.jose import b64url_decode, b64url_encode, go_json
+from opkey.jwks.keyset import KeySet
+from opkey.jwks.sources import PinnedKeys
 from opkey.keys import PublicJWK, SigningKey, generate_signing_key
-from opkey.keyset import KeySet
-from opkey.keysource import PinnedKeys
 from opkey.pktoken import PKToken
-from opkey.policy import AllOf, AnyOf, ClaimEquals, ClaimGlob, GitHubWorkflow, Issuer, Policy
+from opkey.policy.claims import AllOf, AnyOf, ClaimEquals, ClaimGlob, Issuer, Policy
+from opkey.policy.workloads import GitHubWorkflow
 from opkey.signer import Signer
-from opkey.verifier import TrustedIssuer, Verifier
-from opkey.verify import CommitmentType, IssuerConfig
+from opkey.verification.trust import Trust, TrustedIssuer
+from opkey.verification.verifier import Verifier
 
 __all__ = ["ROOT", "Provider", "World", "build_world"]
 
@@ -112,7 +114,8 @@ class Provider:
         elif commitment is CommitmentType.AUD:
             claims.setdefault("aud", cic.commitment())
         else:
-            claims.setdefault("aud", ["OPENPUBKEY-PKTOKEN:fuzz", "other"])
+            # A single string, as OpenPubkey requires of GQ-bound tokens.
+            claims.setdefault("aud", "OPENPUBKEY-PKTOKEN:fuzz")
         token = self.id_token(self.claims(**claims))
         if gq_sign or self.config.require_gq:
             bound = cic.commitment() if commitment is CommitmentType.GQ_BOUND else None
@@ -190,12 +193,12 @@ def build_world(keys_dir: Path | None = None) -> World:
         "login-1",
     )
     aud = Provider(
-        presets.github_actions(issuer="https://actions.fuzz.example"),
+        issuers.github_actions(issuer="https://actions.fuzz.example"),
         _load_or_create(keys_dir, "aud", _rsa),
         "actions-1",
     )
     bound = Provider(
-        presets.gitlab_ci(issuer="https://gitlab.fuzz.example"),
+        issuers.gitlab_ci(issuer="https://gitlab.fuzz.example"),
         _load_or_create(keys_dir, "bound", _rsa),
         "gitlab-1",
     )
@@ -212,13 +215,13 @@ def build_world(keys_dir: Path | None = None) -> World:
     )
     providers = {"nonce": nonce, "aud": aud, "bound": bound, "ec": ecp}
     github_tokens, github_keys = _real_github()
-    github_config = presets.github_actions()
+    github_config = issuers.github_actions()
     trusted = [
         TrustedIssuer(p.config, [PinnedKeys({p.config.issuer: p.keyset})])
         for p in providers.values()
     ]
     trusted.append(TrustedIssuer(github_config, [PinnedKeys({github_config.issuer: github_keys})]))
-    verifier = Verifier(trusted, clock=lambda: NOW, cache_size=64)
+    verifier = Verifier(Trust(trusted), clock=lambda: NOW, cache_size=64)
     policy = AnyOf(
         [
             AllOf([Issuer(nonce.config.issuer), ClaimEquals("email_verified", True)]),

@@ -3,16 +3,20 @@
 The names below are the public API; they are loaded on first use, so ``import opkey`` (and
 ``opkey --version``) stays fast. Recipes::
 
-    from opkey import Digest, GitHubWorkflow, Signer, Verifier, presets
+    from opkey import Digest, GitHubWorkflow, Signer, Trust, Verifier, auto_provider, issuers
 
     signer = Signer.from_provider(auto_provider())          # in CI
     bundle = signer.sign_digest(Digest.of_file("app.tar.gz"))
 
+    verifier = Verifier(Trust.of([issuers.github_actions()]))
     identity = verifier.verify_bundle(bundle, Digest.of_file("app.tar.gz"),
                                       policy=GitHubWorkflow(repository_id="614000001"))
 
-Lower-level modules (``opkey.pktoken``, ``opkey.cic``, ``opkey.gq``, ``opkey.verify``…) are
-the protocol core: sharp tools, documented in ``spec/protocol.md``.
+Whom to trust is a :class:`Trust`, who must have signed a :class:`Requirement` (one policy or
+a multi-signer sign-off), and :meth:`Verifier.verdict` decides one over any evidence (bundles,
+image signature layers), returning a :class:`Verdict`. ``spec/architecture.md`` maps the
+packages. Lower-level modules (``opkey.pktoken``, ``opkey.cic``, ``opkey.gq``,
+``opkey.verify``…) are the protocol core: sharp tools, documented in ``spec/protocol.md``.
 """
 
 from __future__ import annotations
@@ -23,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 from opkey._version import __version__
 
 if TYPE_CHECKING:
-    from opkey import presets
-    from opkey.archive import JwksArchive
-    from opkey.artifact import Digest
+    from opkey import issuers
     from opkey.bundle import Bundle
+    from opkey.digest import Digest
     from opkey.errors import (
         AdmissionReviewError,
         CommitmentError,
         ConfigError,
         ExpiredError,
+        ForeignSignatureError,
         FormatError,
         KeyNotFoundError,
         NetworkError,
@@ -39,33 +43,54 @@ if TYPE_CHECKING:
         PolicyError,
         ProviderError,
         RegistryError,
+        ResponseTooLargeError,
         SignatureError,
         VerificationError,
     )
     from opkey.expiry import ExpiryPolicy
-    from opkey.jwks import JwksClient
-    from opkey.keys import PublicJWK, SigningKey, generate_signing_key
-    from opkey.keyset import KeySet
-    from opkey.keysource import ArchiveKeys, LiveKeys, PinnedKeys
+    from opkey.images import ImageVerdict, sign_image, verify_image
+    from opkey.issuers import CommitmentType, IssuerConfig
+    from opkey.jwks.archive import JwksArchive
+    from opkey.jwks.client import JwksClient
+    from opkey.jwks.keyset import KeySet
+    from opkey.jwks.sources import (
+        ArchiveKeys,
+        LiveKeys,
+        PinnedKeys,
+    )
+    from opkey.keys import (
+        PublicJWK,
+        SigningKey,
+        generate_signing_key,
+    )
     from opkey.pktoken import PKToken
-    from opkey.policy import (
+    from opkey.policy.claims import (
         AllOf,
         AnyOf,
         ClaimContains,
         ClaimEquals,
         ClaimGlob,
         ClaimRegex,
-        GitHubWorkflow,
-        GitLabPipeline,
         Issuer,
         Policy,
         Subject,
         UnsafeNoPolicy,
     )
-    from opkey.policyfile import PolicyFile, load_policy_file
+    from opkey.policy.file import (
+        IssuerEntry,
+        PolicyFile,
+        load_policy_file,
+    )
+    from opkey.policy.signoff import (
+        Requirement,
+        SignerRequirement,
+        evaluate_signers,
+    )
+    from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
     from opkey.providers import (
         BrowserProvider,
         DeviceFlowProvider,
+        ForgejoActionsProvider,
         GitHubActionsProvider,
         GitLabCIProvider,
         Provider,
@@ -73,9 +98,23 @@ if TYPE_CHECKING:
         auto_provider,
     )
     from opkey.signer import Signer
-    from opkey.signoff import SignerRequirement, evaluate_signers
-    from opkey.verifier import TrustedIssuer, VerifiedIdentity, Verifier
-    from opkey.verify import CommitmentType, IssuerConfig
+    from opkey.verification.evidence import (
+        BundleEvidence,
+        CosignLayerEvidence,
+        Evidence,
+    )
+    from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
+    from opkey.verification.trust import (
+        KeyOptions,
+        Trust,
+        TrustedIssuer,
+    )
+    from opkey.verification.verdict import (
+        RequirementOutcome,
+        SignatureOutcome,
+        Verdict,
+    )
+    from opkey.verification.verifier import Verifier
 
 __all__ = [
     "AdmissionReviewError",
@@ -84,6 +123,7 @@ __all__ = [
     "ArchiveKeys",
     "BrowserProvider",
     "Bundle",
+    "BundleEvidence",
     "ClaimContains",
     "ClaimEquals",
     "ClaimGlob",
@@ -91,20 +131,27 @@ __all__ = [
     "CommitmentError",
     "CommitmentType",
     "ConfigError",
+    "CosignLayerEvidence",
     "DeviceFlowProvider",
     "Digest",
+    "Evidence",
     "ExpiredError",
     "ExpiryPolicy",
+    "ForeignSignatureError",
+    "ForgejoActionsProvider",
     "FormatError",
     "GitHubActionsProvider",
     "GitHubWorkflow",
     "GitLabCIProvider",
     "GitLabPipeline",
+    "ImageVerdict",
     "Issuer",
     "IssuerConfig",
+    "IssuerEntry",
     "JwksArchive",
     "JwksClient",
     "KeyNotFoundError",
+    "KeyOptions",
     "KeySet",
     "LiveKeys",
     "NetworkError",
@@ -118,53 +165,44 @@ __all__ = [
     "ProviderError",
     "PublicJWK",
     "RegistryError",
+    "Requirement",
+    "RequirementOutcome",
+    "ResponseTooLargeError",
     "SignatureError",
+    "SignatureOutcome",
     "Signer",
     "SignerRequirement",
     "SigningKey",
     "StaticProvider",
     "Subject",
+    "Trust",
     "TrustedIssuer",
     "UnsafeNoPolicy",
+    "Verdict",
     "VerificationError",
     "VerifiedIdentity",
+    "VerifiedMessage",
     "Verifier",
     "__version__",
     "auto_provider",
     "evaluate_signers",
     "generate_signing_key",
+    "issuers",
     "load_policy_file",
-    "presets",
+    "sign_image",
+    "verify_image",
 ]
 
 #: Where each public name lives (imported on first attribute access).
 _LOCATIONS = {
-    "presets": "opkey.presets",
-    "JwksArchive": "opkey.archive",
-    "Digest": "opkey.artifact",
-    "Bundle": "opkey.bundle",
-    "ExpiryPolicy": "opkey.expiry",
-    "JwksClient": "opkey.jwks",
-    "KeySet": "opkey.keyset",
-    "PKToken": "opkey.pktoken",
-    "PolicyFile": "opkey.policyfile",
-    "load_policy_file": "opkey.policyfile",
-    "Signer": "opkey.signer",
-    "SignerRequirement": "opkey.signoff",
-    "evaluate_signers": "opkey.signoff",
-    "TrustedIssuer": "opkey.verifier",
-    "VerifiedIdentity": "opkey.verifier",
-    "Verifier": "opkey.verifier",
-    "CommitmentType": "opkey.verify",
-    "IssuerConfig": "opkey.verify",
-    **dict.fromkeys(("ArchiveKeys", "LiveKeys", "PinnedKeys"), "opkey.keysource"),
-    **dict.fromkeys(("PublicJWK", "SigningKey", "generate_signing_key"), "opkey.keys"),
+    "issuers": "opkey.issuers",
     **dict.fromkeys(
         (
             "AdmissionReviewError",
             "CommitmentError",
             "ConfigError",
             "ExpiredError",
+            "ForeignSignatureError",
             "FormatError",
             "KeyNotFoundError",
             "NetworkError",
@@ -172,11 +210,22 @@ _LOCATIONS = {
             "PolicyError",
             "ProviderError",
             "RegistryError",
+            "ResponseTooLargeError",
             "SignatureError",
             "VerificationError",
         ),
         "opkey.errors",
     ),
+    **dict.fromkeys(("Digest",), "opkey.digest"),
+    **dict.fromkeys(("Bundle",), "opkey.bundle"),
+    **dict.fromkeys(("ExpiryPolicy",), "opkey.expiry"),
+    **dict.fromkeys(("CommitmentType", "IssuerConfig"), "opkey.issuers"),
+    **dict.fromkeys(("PublicJWK", "SigningKey", "generate_signing_key"), "opkey.keys"),
+    **dict.fromkeys(("PKToken",), "opkey.pktoken"),
+    **dict.fromkeys(("KeySet",), "opkey.jwks.keyset"),
+    **dict.fromkeys(("ArchiveKeys", "LiveKeys", "PinnedKeys"), "opkey.jwks.sources"),
+    **dict.fromkeys(("JwksClient",), "opkey.jwks.client"),
+    **dict.fromkeys(("JwksArchive",), "opkey.jwks.archive"),
     **dict.fromkeys(
         (
             "AllOf",
@@ -185,19 +234,34 @@ _LOCATIONS = {
             "ClaimEquals",
             "ClaimGlob",
             "ClaimRegex",
-            "GitHubWorkflow",
-            "GitLabPipeline",
             "Issuer",
             "Policy",
             "Subject",
             "UnsafeNoPolicy",
         ),
-        "opkey.policy",
+        "opkey.policy.claims",
     ),
+    **dict.fromkeys(("GitHubWorkflow", "GitLabPipeline"), "opkey.policy.workloads"),
+    **dict.fromkeys(
+        ("Requirement", "SignerRequirement", "evaluate_signers"), "opkey.policy.signoff"
+    ),
+    **dict.fromkeys(("IssuerEntry", "PolicyFile", "load_policy_file"), "opkey.policy.file"),
+    **dict.fromkeys(("KeyOptions", "Trust", "TrustedIssuer"), "opkey.verification.trust"),
+    **dict.fromkeys(("VerifiedIdentity", "VerifiedMessage"), "opkey.verification.identity"),
+    **dict.fromkeys(("Verifier",), "opkey.verification.verifier"),
+    **dict.fromkeys(
+        ("BundleEvidence", "CosignLayerEvidence", "Evidence"), "opkey.verification.evidence"
+    ),
+    **dict.fromkeys(
+        ("RequirementOutcome", "SignatureOutcome", "Verdict"), "opkey.verification.verdict"
+    ),
+    **dict.fromkeys(("ImageVerdict", "sign_image", "verify_image"), "opkey.images"),
+    **dict.fromkeys(("Signer",), "opkey.signer"),
     **dict.fromkeys(
         (
             "BrowserProvider",
             "DeviceFlowProvider",
+            "ForgejoActionsProvider",
             "GitHubActionsProvider",
             "GitLabCIProvider",
             "Provider",

@@ -13,9 +13,11 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
     │   ├── KeyNotFoundError    no trusted key for the token (unknown kid / jkt, wrong issuer)
     │   ├── CommitmentError     the ephemeral key is not the one committed in the ID token
     │   ├── ExpiredError        outside the validity window the expiry policy allows
-    │   └── PolicyError         verified, but the signer is not who the policy requires
+    │   ├── PolicyError         verified, but the signer is not who the policy requires
+    │   └── ForeignSignatureError   a signature opkey does not make (cosign's own): not counted
     ├── ProviderError           an identity provider refused or misbehaved
     ├── NetworkError            transport failure: unreachable, timeout, bad status, too large
+    │   └── ResponseTooLargeError   the answer exceeds its size limit (never worth retrying)
     └── RegistryError           an OCI registry refused or returned something unusable
 
 Errors say what was expected and what was found; ``expected``/``found`` carry the same
@@ -29,6 +31,7 @@ __all__ = [
     "CommitmentError",
     "ConfigError",
     "ExpiredError",
+    "ForeignSignatureError",
     "FormatError",
     "KeyNotFoundError",
     "NetworkError",
@@ -36,6 +39,7 @@ __all__ = [
     "PolicyError",
     "ProviderError",
     "RegistryError",
+    "ResponseTooLargeError",
     "SignatureError",
     "VerificationError",
 ]
@@ -106,12 +110,28 @@ class PolicyError(VerificationError):
     """The signature is valid but the signer's identity does not satisfy the policy."""
 
 
+class ForeignSignatureError(VerificationError):
+    """A signature of a kind opkey does not make, such as cosign's own key-signed layers.
+
+    Verdicts report such signatures as ignored: they neither count for a requirement nor make
+    verification fail.
+    """
+
+
 class ProviderError(OpkeyError):
     """An identity provider refused a request or answered something unusable."""
 
 
 class NetworkError(OpkeyError):
     """A network request failed: unreachable host, timeout, redirect, bad status, oversize."""
+
+
+class ResponseTooLargeError(NetworkError):
+    """The response body exceeds the caller's size limit.
+
+    A distinct type because, unlike an unreachable host or a timeout, repeating the request
+    will not help: callers that retry transport failures must not retry this one.
+    """
 
 
 class RegistryError(OpkeyError):

@@ -23,12 +23,14 @@ from typing import Any, Literal
 
 from opkey.errors import ConfigError, ExpiredError
 
-__all__ = ["DEFAULT_LEEWAY", "ExpiryPolicy", "timestamp"]
+__all__ = ["DEFAULT_LEEWAY", "EXPIRY_NAMES", "ExpiryPolicy", "timestamp"]
 
 #: Clock skew tolerated on ``iat``, ``nbf`` and the expiry bound, in seconds.
 DEFAULT_LEEWAY = 60
 _MAX_LEEWAY = 600
 _AGES = {"12h": 12 * 3600, "24h": 24 * 3600, "48h": 48 * 3600, "1w": 7 * 24 * 3600}
+#: The names :meth:`ExpiryPolicy.parse` accepts (OpenPubkey's).
+EXPIRY_NAMES = ("oidc", *_AGES, "never")
 
 
 def timestamp(now: datetime) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from opkey.errors import NetworkError
+from opkey.errors import NetworkError, ResponseTooLargeError
 
 if TYPE_CHECKING:
     import requests
@@ -34,7 +34,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "HttpResponse",
     "RequestsTransport",
-    "ResponseTooLargeError",
     "Transport",
     "check_url",
     "is_loopback_host",
@@ -60,14 +59,6 @@ class HttpResponse:
             if key.lower() == lowered:
                 return value
         return None
-
-
-class ResponseTooLargeError(NetworkError):
-    """The response body exceeds the caller's size limit.
-
-    A distinct type because, unlike an unreachable host or a timeout, repeating the request
-    will not help: callers that retry transport failures must not retry this one.
-    """
 
 
 class Transport(Protocol):

@@ -1,8 +1,8 @@
 """Signing and verifying container images in OCI registries, where cosign keeps signatures.
 
-An image signature is one layer of the ``sha256-<hex>.sig`` manifest (see ``spec/registry.md``):
-the blob is cosign's simple-signing payload naming the manifest digest, and the layer
-annotations carry
+An image signature is one layer of the ``sha256-<hex>.sig`` manifest (see ``spec/registry.md``
+and :mod:`opkey.cosign`): the blob is cosign's simple-signing payload naming the manifest
+digest, and the layer annotations carry
 
 * ``dev.cosignproject.cosign/signature``: base64 of the ephemeral key's raw signature over the
   payload (DER ECDSA for ES256), so ``cosign verify --key <ephemeral public key>`` accepts it;
@@ -11,48 +11,40 @@ annotations carry
   (``header..signature``: the payload is the blob itself), which binds the signature to that
   PK token.
 
-A tag is resolved to its manifest digest before signing: what is signed is always a digest.
-Verification checks every layer on its own (payload names exactly this digest, OSM against the
-PK token, the cosign signature under the same key, PK token against the trusted issuer) and
-then applies the policy, or the policy file's multi-signer sign-off, to the layers that verified.
+A tag is resolved to its manifest digest before signing or verifying: what is signed and
+verified is always a digest. Verification hands every signature layer to the verifier as
+:class:`~opkey.verification.evidence.CosignLayerEvidence` and returns its verdict.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from opkey.errors import FormatError, OpkeyError, PolicyError, SignatureError
-from opkey.jose import b64url_encode
-from opkey.keys import verify_cosign_signature
-from opkey.pktoken import PKToken
-from opkey.policy import UnsafeNoPolicy
+from opkey.cosign import (
+    COSIGN_SIGNATURE,
+    OPKEY_OSM,
+    OPKEY_PKTOKEN,
+    signature_tag,
+    simple_signing_payload,
+)
+from opkey.digest import Digest
+from opkey.errors import SignatureError
 from opkey.registry.reference import ImageReference
 from opkey.registry.signatures import SignatureLayer, attach_signature, list_signatures
-from opkey.registry.simplesigning import parse_simple_signing_payload, simple_signing_payload
+from opkey.verification.evidence import CosignLayerEvidence
 
 if TYPE_CHECKING:
-    from opkey.policyfile import PolicyFile
+    from opkey.policy.signoff import Requirement
     from opkey.registry.client import RegistryClient
     from opkey.signer import Signer
-    from opkey.verifier import ClaimsPolicy, VerifiedIdentity, Verifier
+    from opkey.verification.verdict import Verdict
+    from opkey.verification.verifier import Verifier
 
-__all__ = [
-    "COSIGN_SIGNATURE",
-    "OPKEY_OSM",
-    "OPKEY_PKTOKEN",
-    "ImageSignature",
-    "ImageVerification",
-    "sign_image",
-    "verify_image",
-]
-
-COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
-OPKEY_PKTOKEN = "dev.opkey/pktoken"
-OPKEY_OSM = "dev.opkey/osm"
+__all__ = ["ImageVerdict", "sign_image", "verify_image"]
 
 
 def sign_image(
@@ -61,7 +53,7 @@ def sign_image(
     """Sign the manifest ``image`` names (a tag is resolved first); return ``image@digest``."""
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
-    digest = resolved.require_digest()
+    digest = Digest(resolved.require_digest())
     payload = simple_signing_payload(resolved.cosign_name, digest)
     header, _, signature = signer.sign(payload).split(".")
     annotations = {
@@ -74,100 +66,38 @@ def sign_image(
 
 
 @dataclass(frozen=True)
-class ImageSignature:
-    """One signature layer and what verifying it established."""
-
-    index: int
-    identity: VerifiedIdentity | None
-    error: str | None = None
-    kind: str | None = None
-
-
-@dataclass(frozen=True)
-class ImageVerification:
-    """The result of verifying an image: the digest and every signature layer's outcome."""
+class ImageVerdict:
+    """The verdict over an image's signatures, and the digest the image reference named."""
 
     image: ImageReference
-    signatures: tuple[ImageSignature, ...] = field(default_factory=tuple)
-
-    @property
-    def valid(self) -> list[VerifiedIdentity]:
-        """The identities whose signatures verified (and, with a single policy, matched it)."""
-        return [s.identity for s in self.signatures if s.identity is not None]
+    verdict: Verdict
 
 
-def _verify_layer(
-    layer: SignatureLayer,
-    digest: str,
-    verifier: Verifier,
-    policy: ClaimsPolicy,
-    at: datetime | None,
-) -> VerifiedIdentity:
-    annotations = layer.annotations
-    if OPKEY_PKTOKEN not in annotations or OPKEY_OSM not in annotations:
-        raise FormatError("not an opkey signature (no PK token annotation); ignored")
-    payload = parse_simple_signing_payload(layer.payload)
-    if payload.manifest_digest != digest:
-        raise SignatureError(
-            f"the signature is for {payload.manifest_digest}, not {digest}",
-            expected=digest,
-            found=payload.manifest_digest,
-        )
-    pktoken = PKToken.from_compact(annotations[OPKEY_PKTOKEN])
-    parts = annotations[OPKEY_OSM].split(".")
-    if len(parts) != 3 or parts[1] or not parts[0] or not parts[2]:
-        raise FormatError("dev.opkey/osm must be a detached JWS 'header..signature'")
-    osm = f"{parts[0]}.{b64url_encode(layer.payload)}.{parts[2]}"
-    identity, _ = verifier.verify_message(pktoken, osm, policy=policy, at=at)
-    cosign = annotations.get(COSIGN_SIGNATURE)
-    if cosign is None:
-        raise FormatError(f"missing {COSIGN_SIGNATURE} annotation")
-    try:
-        raw = base64.b64decode(cosign, validate=True)
-    except (binascii.Error, ValueError):
-        raise FormatError(f"{COSIGN_SIGNATURE} is not base64") from None
-    verify_cosign_signature(pktoken.cic_claims.upk, layer.payload, raw)
-    return identity
+def _evidence(layers: list[SignatureLayer]) -> Iterator[CosignLayerEvidence]:
+    for index, layer in enumerate(layers):
+        yield CosignLayerEvidence(layer.payload, layer.annotations, label=f"layer {index}")
 
 
 def verify_image(
     client: RegistryClient,
     image: str | ImageReference,
     verifier: Verifier,
+    requirement: Requirement,
     *,
-    policy: ClaimsPolicy | None = None,
-    policy_file: PolicyFile | None = None,
     at: datetime | None = None,
-) -> ImageVerification:
-    """Verify every signature of ``image``; raise unless the policy (or sign-off) is met.
+) -> ImageVerdict:
+    """Verify every signature of ``image`` and decide ``requirement``; raise unless it is met.
 
-    With ``policy``, at least one signature must verify *and* satisfy it. With ``policy_file``,
-    every required signer must be matched by a distinct valid signature.
+    The tag (if any) is resolved to a digest first; the digest is what is verified. The
+    returned :class:`ImageVerdict` says which layer met which requirement and why each other
+    layer did not.
     """
-    if (policy is None) == (policy_file is None):
-        raise ValueError("give exactly one of policy or policy_file")
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
-    digest = resolved.require_digest()
+    digest = Digest(resolved.require_digest())
     layers = list_signatures(client, resolved)
     if not layers:
-        raise SignatureError(f"{resolved} has no signatures (no {digest.replace(':', '-')}.sig)")
-    layer_policy: ClaimsPolicy = policy if policy is not None else UnsafeNoPolicy()
-    results = []
-    for index, layer in enumerate(layers):
-        try:
-            identity = _verify_layer(layer, digest, verifier, layer_policy, at)
-        except OpkeyError as exc:
-            results.append(ImageSignature(index, None, str(exc), type(exc).__name__))
-        else:
-            results.append(ImageSignature(index, identity))
-    verification = ImageVerification(resolved, tuple(results))
-    if policy_file is not None:
-        policy_file.evaluate([i.claims for i in verification.valid]).raise_for_unmet()
-        return verification
-    if not verification.valid:
-        reasons = "; ".join(f"signature {s.index}: {s.error}" for s in results)
-        kinds = {s.kind for s in results}
-        error = PolicyError if kinds == {"PolicyError"} else SignatureError
-        raise error(f"no signature of {resolved} satisfies the policy ({reasons})")
-    return verification
+        raise SignatureError(f"{resolved} has no signatures (no {signature_tag(digest)})")
+    verdict = verifier.verdict(requirement, digest, _evidence(layers), at=at)
+    verdict.raise_if_rejected()
+    return ImageVerdict(resolved, verdict)

@@ -8,6 +8,9 @@ them, strictly:
 * RSA signatures are exactly as long as the modulus; moduli are 2048–8192 bits and the public
   exponent odd, above 3 and below 2**32;
 * JWKs are public only: a JWK carrying private members is rejected, never silently used.
+  Other members opkey does not know are ignored, as RFC 7517 §4 asks and as OpenPubkey's
+  library does: real providers add their own (Microsoft's keys carry ``issuer`` and
+  ``cloud_instance_name``), and nothing opkey verifies depends on them.
 
 JWK parsing is written here rather than taken from PyJWT because it must reject what PyJWT
 tolerates (non-canonical base64url, private members, weak RSA parameters) and because importing
@@ -35,6 +38,7 @@ from opkey.jose import b64url_decode, b64url_encode, go_json
 
 __all__ = [
     "ALL_OP_ALGORITHMS",
+    "PRIVATE_MEMBERS",
     "USER_ALGORITHMS",
     "PublicJWK",
     "PublicKey",
@@ -59,11 +63,8 @@ _PUBLIC_MEMBERS = {
     "EC": ("crv", "x", "y"),
     "OKP": ("crv", "x"),
 }
-_OPTIONAL_MEMBERS = frozenset({"kty", "alg", "kid", "use", "key_ops", "x5t", "x5t#S256", "x5c"})
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_ALLOWED_MEMBERS = {
-    kty: _OPTIONAL_MEMBERS.union(members) for kty, members in _PUBLIC_MEMBERS.items()
-}
+#: JWK members that only a private (or symmetric) key has.
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _MIN_RSA_BITS = 2048
 _MAX_RSA_BITS = 8192
@@ -114,15 +115,12 @@ class PublicJWK:
         kty = jwk.get("kty")
         if not isinstance(kty, str) or kty not in _PUBLIC_MEMBERS:
             raise FormatError(f"{what}: unsupported key type {kty!r}", found=kty)
-        private = _PRIVATE_MEMBERS.intersection(jwk)
+        private = PRIVATE_MEMBERS.intersection(jwk)
         if private:
             raise FormatError(
                 f"{what}: contains private key members {sorted(private)}; "
                 "only public keys are accepted"
             )
-        if not _ALLOWED_MEMBERS[kty].issuperset(jwk):
-            unknown = set(jwk) - _ALLOWED_MEMBERS[kty]
-            raise FormatError(f"{what}: unknown members {sorted(unknown)}")
         alg = jwk.get("alg")
         if alg is not None and (not isinstance(alg, str) or _KTY_FOR_ALG.get(alg) != kty):
             raise FormatError(f"{what}: alg {alg!r} does not fit key type {kty}", found=alg)
@@ -172,16 +170,21 @@ class PublicJWK:
         """The JWK members as a plain dict (a copy)."""
         return dict(self.members)
 
+    def public_members(self) -> dict[str, Any]:
+        """``kty`` and the key's public parameters (``n e``, ``crv x y``, ``crv x``): the
+        members RFC 7638 thumbprints cover, without ``alg``, ``kid`` or anything else."""
+        required: dict[str, Any] = {"kty": self.kty}
+        for name in _PUBLIC_MEMBERS[self.kty]:
+            required[name] = self.members[name]
+        return required
+
     def thumbprint(self) -> str:
         """RFC 7638 SHA-256 thumbprint, base64url (OpenPubkey's ``jkt``).
 
         Computed once: key lookups by ``jkt`` and every verified identity ask for it.
         """
         if self._thumbprint is None:
-            required = {"kty": self.kty}
-            for name in _PUBLIC_MEMBERS[self.kty]:
-                required[name] = self.members[name]
-            value = b64url_encode(hashlib.sha256(go_json(required)).digest())
+            value = b64url_encode(hashlib.sha256(go_json(self.public_members())).digest())
             object.__setattr__(self, "_thumbprint", value)
             return value
         return self._thumbprint

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from opkey.artifact import Digest, artifact_statement
+from opkey.artifact import artifact_statement
 from opkey.bundle import Bundle
+from opkey.digest import Digest
 from opkey.keys import SigningKey, generate_signing_key
 from opkey.message import sign_message
 from opkey.pktoken import PKToken

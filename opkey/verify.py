@@ -1,7 +1,7 @@
 """Pure PK token verification: signatures, commitment and expiry against data the caller gives.
 
 :func:`verify_pktoken` takes a parsed :class:`~opkey.pktoken.PKToken`, the trusted issuer's
-configuration (:class:`IssuerConfig`), that issuer's keys (a :class:`~opkey.keyset.KeySet` or
+configuration (:class:`IssuerConfig`), that issuer's keys (a :class:`~opkey.jwks.keyset.KeySet` or
 another key lookup) and ``now``. It performs no I/O and reads no clock. Steps, in order:
 
 1. the payload ``iss`` equals the configured issuer exactly (before any key is looked up);
@@ -9,8 +9,10 @@ another key lookup) and ``now``. It performs no I/O and reads no clock. Steps, i
 3. the key is found in that issuer's keys by exact ``kid`` (and ``jkt`` for GQ256);
 4. the OP signature verifies (RS256, PS256, ES256, EdDSA or GQ256);
 5. the CIC signature verifies under ``upk`` with the CIC ``alg``;
-6. the commitment matches, where the issuer puts it (``nonce``, ``aud`` or the GQ ``cic``);
-7. the audience rule holds (client id for nonce commitments, prefix for GQ-bound);
+6. the commitment matches, where the issuer puts it (``nonce``, ``aud`` or the GQ ``cic``), or,
+   for a key-bound ID token, ``cnf.jwk`` is the CIC's key;
+7. the audience rule holds (client id for nonce and key-bound commitments; for GQ-bound, a
+   single string ``aud`` with the prefix);
 8. the expiry policy accepts the token at ``now``.
 
 A COS (cosigner) signature, if present, is not verified and grants nothing.
@@ -18,78 +20,25 @@ A COS (cosigner) signature, if present, is not verified and grants nothing.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from opkey import gq
-from opkey.errors import CommitmentError, ConfigError, FormatError, KeyNotFoundError, SignatureError
-from opkey.expiry import ExpiryPolicy, timestamp
-from opkey.keys import ALL_OP_ALGORITHMS, PublicJWK, verify_signature
-from opkey.keyset import KeyLookup
+from opkey.errors import CommitmentError, FormatError, KeyNotFoundError, SignatureError
+from opkey.expiry import timestamp
+from opkey.issuers import _CLIENT_ID_COMMITMENTS, KEY_BOUND_TYP, CommitmentType, IssuerConfig
+from opkey.jwks.keyset import KeyLookup
+from opkey.keys import PublicJWK, verify_signature
 from opkey.pktoken import PKToken
 
 __all__ = [
-    "GQ_AUDIENCE_PREFIX",
-    "CommitmentType",
-    "IssuerConfig",
     "VerifiedPKToken",
     "find_op_key",
     "op_key_id",
     "verify_pktoken",
 ]
-
-#: ``aud`` prefix that GQ-bound ID tokens (GitLab CI) must carry, as in OpenPubkey.
-GQ_AUDIENCE_PREFIX = "OPENPUBKEY-PKTOKEN:"
-
-
-class CommitmentType(enum.Enum):
-    """Where the identity provider carries the CIC commitment."""
-
-    NONCE = "nonce"
-    AUD = "aud"
-    GQ_BOUND = "gq-bound"
-
-
-@dataclass(frozen=True, slots=True)
-class IssuerConfig:
-    """What a verifier trusts about one issuer. The token never overrides any of it.
-
-    ``client_id`` is the audience a ``nonce``-committed ID token must be issued to; ``aud`` and
-    GQ-bound commitments use ``aud`` for other purposes and need none.
-    """
-
-    issuer: str
-    commitment: CommitmentType
-    algorithms: frozenset[str] = frozenset({"RS256"})
-    require_gq: bool = False
-    expiry: ExpiryPolicy = field(default_factory=lambda: ExpiryPolicy.max_age_of(24 * 3600))
-    client_id: str | None = None
-    gq_audience_prefix: str = GQ_AUDIENCE_PREFIX
-
-    def __post_init__(self) -> None:
-        if not self.issuer:
-            raise ConfigError("issuer must be a non-empty string")
-        algorithms = frozenset(self.algorithms)
-        object.__setattr__(self, "algorithms", algorithms)
-        unknown = algorithms - ALL_OP_ALGORITHMS
-        if unknown:
-            raise ConfigError(
-                f"unsupported algorithms {sorted(unknown)}; choose from {sorted(ALL_OP_ALGORITHMS)}"
-            )
-        if not algorithms:
-            raise ConfigError("at least one OP algorithm must be allowed")
-        if self.require_gq and algorithms != {"GQ256"}:
-            raise ConfigError("require_gq allows only GQ256; set algorithms to {'GQ256'}")
-        if self.commitment is CommitmentType.GQ_BOUND and not self.require_gq:
-            raise ConfigError("GQ-bound commitments need require_gq=True")
-        if self.commitment is CommitmentType.GQ_BOUND and not self.gq_audience_prefix:
-            # An empty prefix matches every aud: a token issued for any audience could be bound.
-            raise ConfigError("GQ-bound commitments need a non-empty gq_audience_prefix")
-        if self.commitment is CommitmentType.NONCE and not self.client_id:
-            raise ConfigError(f"issuer {self.issuer}: nonce commitments need a client_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +88,19 @@ def find_op_key(pktoken: PKToken, keys: KeyLookup) -> PublicJWK:
 def check_op_algorithm(pktoken: PKToken, config: IssuerConfig) -> str:
     """The OP ``alg``, if the verifier allows it for this issuer."""
     alg = pktoken.op.alg
-    if pktoken.op.header.get("typ") == "dpop+id_token":
-        raise SignatureError("key-bound (dpop+id_token) ID tokens are not supported")
+    key_bound = pktoken.op.header.get("typ") == KEY_BOUND_TYP
+    if key_bound != (config.commitment is CommitmentType.KEY_BOUND):
+        # Both ways, as OpenPubkey: a key-bound token carries no commitment of the CIC, and a
+        # key-bound issuer's plain ID tokens bind no key.
+        raise CommitmentError(
+            f"key-bound ({KEY_BOUND_TYP}) ID token for an issuer configured for "
+            f"{config.commitment.value} commitments"
+            if key_bound
+            else f"issuer {config.issuer} binds keys: its ID tokens must have typ "
+            f"{KEY_BOUND_TYP!r}, found {pktoken.op.header.get('typ')!r}",
+            expected=config.commitment.value,
+            found=pktoken.op.header.get("typ"),
+        )
     if alg not in config.algorithms:
         detail = " (GQ256 is required)" if config.require_gq else ""
         raise SignatureError(
@@ -163,8 +123,11 @@ def verify_op_signature(pktoken: PKToken, alg: str, key: PublicJWK) -> None:
 
 def check_commitment(pktoken: PKToken, config: IssuerConfig) -> None:
     """The ID token commits to this PK token's CIC, where ``config`` says it does."""
-    commitment = pktoken.cic_claims.commitment()
     claims = pktoken.claims
+    if config.commitment is CommitmentType.KEY_BOUND:
+        check_key_binding(pktoken)
+        return
+    commitment = pktoken.cic_claims.commitment()
     if config.commitment is CommitmentType.NONCE:
         found: Any = claims.get("nonce")
         where = "nonce"
@@ -188,25 +151,56 @@ def check_commitment(pktoken: PKToken, config: IssuerConfig) -> None:
         raise CommitmentError("GQ header carries a cic but the issuer does not use GQ-bound")
 
 
+def check_key_binding(pktoken: PKToken) -> None:
+    """A key-bound ID token's ``cnf.jwk`` is exactly the CIC's key.
+
+    As OpenPubkey compares them: the JWK the provider signed must have exactly the members of
+    the CIC key's public JWK (``kty`` and the key's public parameters) plus ``alg`` = the CIC
+    ``alg``, with the same values; nothing more (no ``kid``, no ``use``) and nothing less.
+    """
+    cnf = pktoken.claims.get("cnf")
+    jwk = cnf.get("jwk") if isinstance(cnf, Mapping) else None
+    if not isinstance(jwk, Mapping) or not jwk:
+        raise CommitmentError(
+            "key-bound ID token has no key in its cnf claim (cnf.jwk)", found=cnf is not None
+        )
+    cic = pktoken.cic_claims
+    expected = cic.upk.public_members()
+    expected["alg"] = cic.alg
+    if dict(jwk) != expected:
+        raise CommitmentError(
+            "the key in the ID token's cnf.jwk is not this PK token's key",
+            expected=expected,
+            found=dict(jwk),
+        )
+
+
 def check_audience(claims: Mapping[str, Any], config: IssuerConfig) -> None:
-    """The audience rule: client id for nonce commitments, prefix for GQ-bound ones."""
+    """The audience rule: client id for nonce and key-bound commitments; for GQ-bound ones a
+    single string ``aud`` with the prefix (as OpenPubkey: a list, even one whose entries carry
+    the prefix, is refused)."""
     aud = claims["aud"]
-    audiences = list(aud) if isinstance(aud, (list, tuple)) else [aud]
-    if config.commitment is CommitmentType.NONCE:
+    if config.commitment in _CLIENT_ID_COMMITMENTS:
+        audiences = list(aud) if isinstance(aud, (list, tuple)) else [aud]
         if config.client_id not in audiences:
             raise CommitmentError(
                 f"ID token audience {aud!r} does not include client id {config.client_id!r}",
                 expected=config.client_id,
                 found=aud,
             )
-    elif config.commitment is CommitmentType.GQ_BOUND and not any(
-        a.startswith(config.gq_audience_prefix) for a in audiences
-    ):
-        raise CommitmentError(
-            f"GQ-bound ID token audience must start with {config.gq_audience_prefix!r}",
-            expected=config.gq_audience_prefix,
-            found=aud,
-        )
+    elif config.commitment is CommitmentType.GQ_BOUND:
+        if not isinstance(aud, str):
+            raise CommitmentError(
+                "GQ-bound ID token audience must be a single string, found a list",
+                expected=config.gq_audience_prefix,
+                found=aud,
+            )
+        if not aud.startswith(config.gq_audience_prefix):
+            raise CommitmentError(
+                f"GQ-bound ID token audience must start with {config.gq_audience_prefix!r}",
+                expected=config.gq_audience_prefix,
+                found=aud,
+            )
 
 
 def verify_pktoken(
@@ -218,8 +212,9 @@ def verify_pktoken(
 ) -> VerifiedPKToken:
     """Verify ``pktoken`` against ``config`` and ``keys`` as of ``now``; see the module doc.
 
-    ``keys`` holds the keys of ``config.issuer`` only (a :class:`~opkey.keyset.KeySet`, or
-    any :class:`~opkey.keyset.KeyLookup` such as a verifier's issuer-bound key source).
+    ``keys`` holds the keys of ``config.issuer`` only (a :class:`~opkey.jwks.keyset.KeySet`, or
+    any :class:`~opkey.jwks.keyset.KeyLookup`, such as the :class:`~opkey.jwks.sources.FoundKey` a
+    verifier found through the issuer's key sources).
     """
     now_ts = timestamp(now)
     issuer = pktoken.claims["iss"]

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from opkey.devidp import DevIdP, DevIdPSettings
-from opkey.jwks import JwksClient
+from opkey.jwks.client import JwksClient
 from opkey.registry import DockerCredentialStore, ImageReference, RegistryClient
-from opkey.registry.local import LocalRegistry, find_registry_binary, seed_image
 from opkey.registry.retry import RetryPolicy
+from opkey.sandbox.devidp import DevIdP, DevIdPSettings
+from opkey.sandbox.registry import LocalRegistry, find_registry_binary, seed_image
 from tests.helpers import FakeClock
 
 DATA = Path(__file__).parent / "data"

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from opkey import gq
 from opkey.cic import ClientInstanceClaims
 from opkey.http import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, HttpResponse, RequestsTransport
+from opkey.issuers import CommitmentType, IssuerConfig
+from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK, SigningKey, generate_signing_key
-from opkey.keyset import KeySet
 from opkey.pktoken import PKToken
-from opkey.verify import CommitmentType, IssuerConfig
 
 ISSUER = "https://op.example.test"
 CLIENT_ID = "opkey-tests"

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from opkey.archive import ArchiveEntry, JwksArchive
 from opkey.errors import ConfigError, FormatError, KeyNotFoundError, SignatureError
 from opkey.jose import parse_compact
+from opkey.jwks.archive import ArchiveEntry, JwksArchive
+from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK, generate_signing_key, verify_signature
-from opkey.keyset import KeySet
 
 DATA = Path(__file__).parent / "data"
 GHA = DATA / "github-actions"

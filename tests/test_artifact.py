@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from opkey.artifact import Digest, artifact_statement, parse_artifact_statement
+from opkey.artifact import artifact_statement, parse_artifact_statement
+from opkey.digest import Digest
 from opkey.errors import FormatError
 from opkey.jose import go_json
 

@@ -14,8 +14,8 @@ import pytest
 
 from opkey import Digest, GitHubActionsProvider, JwksClient, Signer, load_policy_file
 from opkey.cli import build_parser
-from opkey.devidp import DevIdP
-from opkey.devidp.identities import GitHubWorkload
+from opkey.sandbox.devidp import DevIdP
+from opkey.sandbox.devidp.identities import GitHubWorkload
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -17,8 +17,8 @@ from opkey import gq
 from opkey.errors import FormatError, OpkeyError, SignatureError
 from opkey.expiry import ExpiryPolicy
 from opkey.jose import b64url_decode, b64url_encode, parse_compact
+from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK, verify_signature
-from opkey.keyset import KeySet
 
 DATA = Path(__file__).parent / "data"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())["tokens"]

@@ -13,11 +13,11 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from opkey.devidp import DevIdP, DevKey
 from opkey.errors import ConfigError, FormatError, KeyNotFoundError, NetworkError
 from opkey.http import HttpResponse, RequestsTransport
-from opkey.jwks import JwksClient
-from opkey.keyset import KeySet
+from opkey.jwks.client import JwksClient
+from opkey.jwks.keyset import KeySet
+from opkey.sandbox.devidp import DevIdP, DevKey
 
 if TYPE_CHECKING:
     from tests.helpers import FakeClock

@@ -18,27 +18,28 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from opkey import gq, presets
-from opkey.archive import JwksArchive
-from opkey.artifact import Digest
+from opkey import gq, issuers
 from opkey.cic import ClientInstanceClaims
+from opkey.digest import Digest
 from opkey.errors import CommitmentError, KeyNotFoundError, OpkeyError
-from opkey.jwks import JwksClient
+from opkey.jwks.archive import JwksArchive
+from opkey.jwks.client import JwksClient
+from opkey.jwks.keyset import KeySet
+from opkey.jwks.sources import ArchiveKeys, FallbackKeys, LiveKeys
 from opkey.keys import generate_signing_key
-from opkey.keyset import KeySet
-from opkey.keysource import ArchiveKeys, FallbackKeys, IssuerKeys, LiveKeys
 from opkey.pktoken import PKToken
-from opkey.policy import GitHubWorkflow
+from opkey.policy.workloads import GitHubWorkflow
 from opkey.providers import GitHubActionsProvider
 from opkey.signer import Signer
-from opkey.verifier import TrustedIssuer, Verifier
-from opkey.verify import find_op_key, verify_op_signature, verify_pktoken
+from opkey.verification.trust import Trust, TrustedIssuer
+from opkey.verification.verifier import Verifier
+from opkey.verify import op_key_id, verify_op_signature, verify_pktoken
 from tests.helpers import RoutingTransport
 
 DATA = Path(__file__).parent / "data" / "github-actions"
 MANIFEST = json.loads((Path(__file__).parent / "data" / "manifest.json").read_text())["tokens"]
 TOKENS_2022 = [e for e in MANIFEST if e["header"]["kid"].startswith("78167F72")]
-GITHUB = presets.GITHUB_ACTIONS_ISSUER
+GITHUB = issuers.GITHUB_ACTIONS_ISSUER
 
 
 @pytest.fixture
@@ -85,9 +86,12 @@ def test_2022_tokens_verify_through_the_archive(
         datetime(2022, 8, 1, tzinfo=timezone.utc),
     )
     pkt = _pktoken_around(entry)
-    keys = IssuerKeys(GITHUB, FallbackKeys([LiveKeys(github_live), ArchiveKeys(archive)]))
-    key = find_op_key(pkt, keys)
-    assert keys.used == "archive"
+    kid, jkt = op_key_id(pkt)
+    found = FallbackKeys([LiveKeys(github_live), ArchiveKeys(archive)]).find_key(
+        GITHUB, kid=kid, jkt=jkt
+    )
+    assert found.source == "archive"
+    key = found.key
     assert key.kid == entry["header"]["kid"]  # type: ignore[index]
     verify_op_signature(pkt, "GQ256", key)
     # The whole PK token check gets past keys and the provider's signature; it stops only at
@@ -96,7 +100,7 @@ def test_2022_tokens_verify_through_the_archive(
     assert isinstance(iat, int)
     with pytest.raises(CommitmentError):
         verify_pktoken(
-            pkt, presets.github_actions(), keys, now=datetime.fromtimestamp(iat, timezone.utc)
+            pkt, issuers.github_actions(), found, now=datetime.fromtimestamp(iat, timezone.utc)
         )
 
 
@@ -105,9 +109,9 @@ def test_2022_tokens_fail_clearly_without_the_archive(
     entry: dict[str, object], github_live: JwksClient
 ) -> None:
     pkt = _pktoken_around(entry)
-    keys = IssuerKeys(GITHUB, FallbackKeys([LiveKeys(github_live)]))
+    kid, jkt = op_key_id(pkt)
     with pytest.raises(KeyNotFoundError, match="78167F72") as info:
-        find_op_key(pkt, keys)
+        FallbackKeys([LiveKeys(github_live)]).find_key(GITHUB, kid=kid, jkt=jkt)
     assert "https://token.actions.githubusercontent.com" in str(info.value)
 
 
@@ -131,11 +135,14 @@ def test_sixteen_threads_verify_while_the_provider_rotates(
     # refuse a key used within the interval after the provider started using it.
     client = JwksClient([idp.issuer], ttl=0.5, min_refresh_interval=0, observer=archive.record)
     verifier = Verifier(
-        [
-            TrustedIssuer(
-                presets.github_actions(issuer=idp.issuer), [LiveKeys(client), ArchiveKeys(archive)]
-            )
-        ],
+        Trust(
+            [
+                TrustedIssuer(
+                    issuers.github_actions(issuer=idp.issuer),
+                    [LiveKeys(client), ArchiveKeys(archive)],
+                )
+            ]
+        ),
         cache_size=8,  # small, so that cache misses and key lookups keep happening
     )
     workload = idp.provider.settings.github
@@ -177,6 +184,10 @@ def test_sixteen_threads_verify_while_the_provider_rotates(
     kids = {idp.active_kid}
     for _ in range(3):
         kids.add(idp.rotate_key(keep_old=False))
+        # The verifier sees each key while it is published (as a deploy gate polling the
+        # JWKS does), however slowly its threads run on a loaded machine.
+        client.invalidate(idp.issuer)
+        client.keys(idp.issuer)
         sign_batch(6)
     time.sleep(0.8)  # past the JWKS TTL: the live set no longer has the old keys
     stop.set()

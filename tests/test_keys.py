@@ -155,7 +155,6 @@ def _rsa_jwk(**overrides: object) -> dict[str, object]:
         ({"e": "AQAA"}, "exponent"),
         ({"n": b64url_encode(b"\xff" * 128)}, "outside"),
         ({"n": None}, "must be a base64url string"),
-        ({"extra": "x"}, "unknown members"),
     ],
 )
 def test_rsa_jwk_rejections(overrides: dict[str, object], message: str) -> None:

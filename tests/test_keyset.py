@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from opkey.errors import FormatError, KeyNotFoundError
+from opkey.jwks.keyset import KeySet
 from opkey.keys import generate_signing_key
-from opkey.keyset import KeySet
 
 GITHUB = Path(__file__).parent / "data" / "github-actions"
 
@@ -77,3 +77,83 @@ def test_to_dict_round_trip() -> None:
     ks = KeySet.from_json((GITHUB / "github-jwks_2022_step-security.json").read_bytes())
     again = KeySet.from_dict(ks.to_dict())
     assert [k.thumbprint() for k in again] == [k.thumbprint() for k in ks]
+
+
+# -- members and keys opkey does not use -------------------------------------------------------
+
+
+def _rsa_jwk(**members: object) -> dict[str, object]:
+    jwk = generate_signing_key("RS256").public_jwk.to_dict()
+    del jwk["alg"]
+    jwk.update(members)
+    return jwk
+
+
+def test_unknown_public_members_are_ignored() -> None:
+    """Microsoft's keys carry ``issuer`` and ``cloud_instance_name`` (and x5t/x5c): the set
+    must stay readable, as it is for OpenPubkey's library."""
+    tenant = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+    microsoft = _rsa_jwk(
+        use="sig",
+        kid="ms-1",
+        x5t="ms-1",
+        issuer=tenant,
+        cloud_instance_name="microsoftonline.com",
+    )
+    ks = KeySet.from_dict({"keys": [microsoft]})
+    assert ks.by_kid("ms-1").members["issuer"] == tenant
+    # The thumbprint covers the required members only.
+    plain = {k: microsoft[k] for k in ("kty", "n", "e")}
+    bare = KeySet.from_dict({"keys": [plain]}).keys[0]
+    assert ks.by_kid("ms-1").thumbprint() == bare.thumbprint()
+
+
+@pytest.mark.parametrize("member", ["d", "p", "q", "dp", "dq", "qi", "oth"])
+def test_private_members_still_make_the_set_unreadable(member: str) -> None:
+    with pytest.raises(FormatError, match="private key members"):
+        KeySet.from_dict({"keys": [_rsa_jwk(kid="a", **{member: "AQAB"})]})
+
+
+def test_keycloak_encryption_key_is_skipped() -> None:
+    """Keycloak publishes an RSA-OAEP ``use: enc`` key next to its RS256 key by default."""
+    signing = _rsa_jwk(kid="sig-1", alg="RS256", use="sig")
+    encryption = _rsa_jwk(kid="enc-1", alg="RSA-OAEP", use="enc")
+    ks = KeySet.from_dict({"keys": [encryption, signing]})
+    assert [key.kid for key in ks] == ["sig-1"]
+    # With only the signing key left, a token without kid still resolves unambiguously.
+    assert ks.by_kid(None).kid == "sig-1"
+
+
+@pytest.mark.parametrize(
+    "unusable",
+    [
+        {"use": "enc"},
+        {"alg": "RSA-OAEP"},
+        {"alg": "RSA-OAEP-256", "use": "enc"},
+        {"alg": "RS384"},
+        {"key_ops": ["encrypt", "wrapKey"]},
+    ],
+)
+def test_keys_opkey_cannot_use_are_skipped(unusable: dict[str, object]) -> None:
+    ks = KeySet.from_dict({"keys": [_rsa_jwk(kid="other", **unusable), _rsa_jwk(kid="mine")]})
+    assert [key.kid for key in ks] == ["mine"]
+
+
+def test_unusable_keys_with_private_members_are_refused() -> None:
+    with pytest.raises(FormatError, match="private key members"):
+        KeySet.from_dict({"keys": [_rsa_jwk(kid="e", use="enc", d="AQAB"), _rsa_jwk(kid="s")]})
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"alg": "RS256", "n": "not base64!"},
+        {"alg": "RS256", "e": "AAE"},
+        {"alg": "ES256"},  # an RSA key claiming an EC algorithm
+        {"use": 7},
+        {"alg": 256},
+    ],
+)
+def test_malformed_key_claiming_a_usable_algorithm_fails_loudly(broken: dict[str, object]) -> None:
+    with pytest.raises(FormatError):
+        KeySet.from_dict({"keys": [_rsa_jwk(kid="bad", **broken), _rsa_jwk(kid="good")]})

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from opkey.errors import FormatError
+from opkey.issuers import CommitmentType
 from opkey.jose import b64url_decode, b64url_encode, go_json
 from opkey.keys import generate_signing_key
 from opkey.pktoken import PKToken, SignatureRole
-from opkey.verify import CommitmentType
 from tests.helpers import MiniOP
 
 

@@ -14,16 +14,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opkey.errors import ConfigError, PolicyError
+from opkey.issuers import GITHUB_ACTIONS_ISSUER, GITLAB_ISSUER
 from opkey.jose import freeze_json, parse_compact, parse_json_object
-from opkey.policy import (
+from opkey.policy.claims import (
     AllOf,
     AnyOf,
     ClaimContains,
     ClaimEquals,
     ClaimGlob,
     ClaimRegex,
-    GitHubWorkflow,
-    GitLabPipeline,
     Issuer,
     Policy,
     Subject,
@@ -31,7 +30,7 @@ from opkey.policy import (
     accepts_any_signer,
     pinned_issuers,
 )
-from opkey.presets import GITHUB_ACTIONS_ISSUER, GITLAB_ISSUER
+from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 
 DATA = Path(__file__).parent / "data" / "github-actions"
 TOKEN_FILES = sorted(p.name for p in DATA.glob("*.jwt"))

@@ -12,22 +12,21 @@ from hypothesis import strategies as st
 
 from opkey.errors import ConfigError
 from opkey.expiry import ExpiryPolicy
-from opkey.policy import (
+from opkey.issuers import GITHUB_ACTIONS_ISSUER, CommitmentType, IssuerConfig
+from opkey.policy.claims import (
     AllOf,
     AnyOf,
     ClaimContains,
     ClaimEquals,
     ClaimGlob,
     ClaimRegex,
-    GitHubWorkflow,
-    GitLabPipeline,
     Issuer,
     Policy,
     Subject,
     UnsafeNoPolicy,
     pinned_issuers,
 )
-from opkey.policyfile import (
+from opkey.policy.file import (
     IssuerEntry,
     PolicyFile,
     load_policy_file,
@@ -36,9 +35,8 @@ from opkey.policyfile import (
     policy_from_dict,
     policy_to_dict,
 )
-from opkey.presets import GITHUB_ACTIONS_ISSUER
-from opkey.signoff import SignerRequirement
-from opkey.verify import CommitmentType, IssuerConfig
+from opkey.policy.signoff import SignerRequirement
+from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 
 SPEC = Path(__file__).parent.parent / "spec" / "policy-file.md"
 SPEC_EXAMPLES = re.findall(r"```toml\n(.*?)```", SPEC.read_text(encoding="utf-8"), re.DOTALL)
@@ -164,9 +162,11 @@ issuer = "https://idp.example"
 """
     parsed = parse_policy_file(text)
     plain, login, gitlab = (t.config for t in parsed.issuers)
-    assert plain.algorithms == {"RS256"}
-    assert not plain.require_gq
-    assert plain.expiry == ExpiryPolicy.max_age_of(24 * 3600)
+    # The defaults of spec/policy-file.md: GQ256 required unless the commitment is a nonce,
+    # and expiry "never" (spec/time.md), the same as for command-line flags.
+    assert plain.algorithms == {"GQ256"}
+    assert plain.require_gq
+    assert plain.expiry == ExpiryPolicy.never()
     assert login.commitment is CommitmentType.NONCE
     assert login.client_id == "opkey"
     assert login.algorithms == {"RS256", "ES256"}
@@ -391,7 +391,8 @@ ISSUER = '[[issuers]]\nissuer = "https://idp.example"\ncommitment = "aud"\n'
         ),
         (
             "version = 1\n" + ISSUER.replace("aud", "audience"),
-            r"^issuers\[0\]\.commitment: expected one of nonce, aud, gq-bound, found string",
+            r"^issuers\[0\]\.commitment: expected one of nonce, aud, gq-bound, key-bound, "
+            "found string",
         ),
         (
             "version = 1\n" + ISSUER + "require_gq = 'yes'\n",
@@ -422,7 +423,8 @@ ISSUER = '[[issuers]]\nissuer = "https://idp.example"\ncommitment = "aud"\n'
             r"^issuers\[0\]: require_gq allows only GQ256",
         ),
         (
-            "version = 1\n[[issuers]]\nissuer = 'https://a'\ncommitment = 'gq-bound'\n",
+            "version = 1\n[[issuers]]\nissuer = 'https://a'\ncommitment = 'gq-bound'\n"
+            "require_gq = false\n",
             r"^issuers\[0\]: GQ-bound commitments need require_gq",
         ),
         (

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opkey.errors import OpkeyError
+from opkey.issuers import CommitmentType, IssuerConfig
 from opkey.message import sign_message, verify_message
 from opkey.pktoken import PKToken
-from opkey.verify import CommitmentType, IssuerConfig, verify_pktoken
+from opkey.verify import verify_pktoken
 from tests.helpers import NOW, MiniOP
 
 OP = MiniOP()

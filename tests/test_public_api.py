@@ -27,6 +27,33 @@ def test_every_error_class_is_exported() -> None:
     assert set(opkey.errors.__all__) == errors
 
 
+def test_the_trust_and_verdict_layer_is_public() -> None:
+    """The names every caller verifies with, exported from ``opkey`` itself."""
+    from opkey.policy.signoff import Requirement
+    from opkey.verification.trust import KeyOptions, Trust
+    from opkey.verification.verdict import Verdict
+    from opkey.verification.verifier import Verifier
+
+    assert opkey.Trust is Trust
+    assert opkey.KeyOptions is KeyOptions
+    assert opkey.Requirement is Requirement
+    assert opkey.Verdict is Verdict
+    assert opkey.Verifier is Verifier
+    for name in (
+        "BundleEvidence",
+        "CosignLayerEvidence",
+        "IssuerEntry",
+        "RequirementOutcome",
+        "SignatureOutcome",
+        "TrustedIssuer",
+        "VerifiedMessage",
+        "issuers",
+        "verify_image",
+    ):
+        assert name in opkey.__all__, name
+    assert callable(opkey.issuers.issuer_config)
+
+
 def test_unknown_attribute() -> None:
     import pytest
 
@@ -50,7 +77,8 @@ def test_import_is_lazy() -> None:
 def test_offline_verify_path_does_not_load_network_libraries() -> None:
     code = (
         "import sys; from opkey.cli import main; "
-        "import opkey.verifier, opkey.bundle, opkey.policy, opkey.keysource, opkey.policyfile; "
+        "import opkey.verification.verifier, opkey.verification.trust, opkey.bundle, "
+        "opkey.policy.file, opkey.jwks.sources, opkey.cli.verification; "
         "print(','.join(m for m in ('requests', 'authlib', 'jwt') if m in sys.modules))"
     )
     result = subprocess.run(
@@ -63,10 +91,10 @@ def test_offline_verify_of_one_gq_bundle_loads_no_network_library_and_no_gmpy2(
     tmp_path: pathlib.Path,
 ) -> None:
     """One signature is cheaper to check with Python integers than gmpy2 is to import."""
-    from opkey.artifact import Digest
-    from opkey.keyset import KeySet
+    from opkey.digest import Digest
+    from opkey.issuers import CommitmentType
+    from opkey.jwks.keyset import KeySet
     from opkey.signer import Signer
-    from opkey.verify import CommitmentType
     from tests.helpers import NOW_TS, MiniOP
 
     op = MiniOP()

@@ -11,9 +11,10 @@ import pytest
 
 from opkey.errors import ConfigError, PolicyError
 from opkey.jose import freeze_json, parse_compact, parse_json_object
-from opkey.policy import AllOf, ClaimGlob, GitHubWorkflow, Issuer, UnsafeNoPolicy
-from opkey.policyfile import parse_policy_file
-from opkey.signoff import SignerRequirement, evaluate_signers
+from opkey.policy.claims import AllOf, ClaimGlob, Issuer, UnsafeNoPolicy
+from opkey.policy.file import parse_policy_file
+from opkey.policy.signoff import SignerRequirement, evaluate_signers
+from opkey.policy.workloads import GitHubWorkflow
 
 DATA = Path(__file__).parent / "data" / "github-actions"
 
@@ -57,7 +58,7 @@ github = {{ repository_id = "{DEPLOY["repository_id"]}", runner_environment = "g
 def test_all_required_signers_present_passes_in_any_order() -> None:
     policy_file = parse_policy_file(POLICY_FILE)
     for order in itertools.permutations([BUILD, SCAN, DEPLOY]):
-        result = policy_file.evaluate(list(order))
+        result = policy_file.requirement.evaluate(list(order))
         assert result.ok
         result.raise_for_unmet()
         assert {name: order[i] for name, i in result.assignments.items()} == {
@@ -69,13 +70,13 @@ def test_all_required_signers_present_passes_in_any_order() -> None:
 
 def test_extra_signatures_do_not_hurt() -> None:
     unrelated = claims_of("gha-2022-08-08_qoomon_sandbox.jwt")
-    result = parse_policy_file(POLICY_FILE).evaluate([unrelated, DEPLOY, SCAN, BUILD])
+    result = parse_policy_file(POLICY_FILE).requirement.evaluate([unrelated, DEPLOY, SCAN, BUILD])
     assert result.ok
     assert result.assignments == {"build": 3, "scan": 2, "staging-deploy": 1}
 
 
 def test_one_missing_signer_fails_naming_it() -> None:
-    result = parse_policy_file(POLICY_FILE).evaluate([BUILD, DEPLOY])
+    result = parse_policy_file(POLICY_FILE).requirement.evaluate([BUILD, DEPLOY])
     assert not result.ok
     assert [u.name for u in result.unmet] == ["scan"]
     assert "none of 2 signers satisfies it" in result.unmet[0].reason
@@ -87,7 +88,7 @@ def test_one_missing_signer_fails_naming_it() -> None:
 
 
 def test_no_signatures_at_all() -> None:
-    result = parse_policy_file(POLICY_FILE).evaluate([])
+    result = parse_policy_file(POLICY_FILE).requirement.evaluate([])
     assert [u.name for u in result.unmet] == ["build", "scan", "staging-deploy"]
     assert all(u.reason == "no valid signature" for u in result.unmet)
     with pytest.raises(PolicyError, match="3 required signers missing"):
@@ -123,9 +124,9 @@ def test_distinct_signers_false_in_the_file() -> None:
     text = POLICY_FILE.replace("version = 1\n", "version = 1\ndistinct_signers = false\n", 1)
     build_id = BUILD["repository_id"]
     text += f'\n[[signers]]\nname = "build-again"\ngithub = {{ repository_id = "{build_id}" }}\n'
-    assert parse_policy_file(text).evaluate([BUILD, SCAN, DEPLOY]).ok
+    assert parse_policy_file(text).requirement.evaluate([BUILD, SCAN, DEPLOY]).ok
     strict = text.replace("distinct_signers = false", "distinct_signers = true")
-    result = parse_policy_file(strict).evaluate([BUILD, SCAN, DEPLOY])
+    result = parse_policy_file(strict).requirement.evaluate([BUILD, SCAN, DEPLOY])
     assert [u.name for u in result.unmet] == ["build-again"]
 
 

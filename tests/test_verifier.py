@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from opkey.artifact import Digest
 from opkey.bundle import Bundle
+from opkey.digest import Digest
 from opkey.errors import (
     ConfigError,
     ExpiredError,
@@ -20,13 +20,14 @@ from opkey.errors import (
     SignatureError,
 )
 from opkey.expiry import ExpiryPolicy
+from opkey.issuers import CommitmentType
+from opkey.jwks.keyset import KeySet
+from opkey.jwks.sources import PinnedKeys
 from opkey.keys import PublicJWK
-from opkey.keyset import KeySet
-from opkey.keysource import PinnedKeys
-from opkey.policy import Subject
+from opkey.policy.claims import Subject
 from opkey.signer import Signer
-from opkey.verifier import TrustedIssuer, Verifier
-from opkey.verify import CommitmentType
+from opkey.verification.trust import Trust, TrustedIssuer
+from opkey.verification.verifier import Verifier
 from tests.helpers import NOW, MiniOP, rsa_key
 
 DIGEST = Digest("sha256:" + "ab" * 32)
@@ -43,7 +44,7 @@ def op() -> MiniOP:
 def _verifier(op: MiniOP, **kwargs: Any) -> Verifier:
     config = op.config(expiry=ExpiryPolicy.never())
     return Verifier(
-        [TrustedIssuer(config, [PinnedKeys({op.issuer: op.keyset})])],
+        Trust([TrustedIssuer(config, [PinnedKeys({op.issuer: op.keyset})])]),
         clock=lambda: NOW,
         **kwargs,
     )
@@ -101,10 +102,10 @@ def test_key_source_fallback_and_naming(op: MiniOP) -> None:
 
     config = op.config(expiry=ExpiryPolicy.never())
     pinned = PinnedKeys({op.issuer: op.keyset}, name="archive")
-    verifier = Verifier([TrustedIssuer(config, [Down(), pinned])], clock=lambda: NOW)
+    verifier = Verifier(Trust([TrustedIssuer(config, [Down(), pinned])]), clock=lambda: NOW)
     identity = verifier.verify_bundle(_bundle(op), DIGEST, policy=ANYONE)
     assert identity.key_source == "archive"
-    alone = Verifier([TrustedIssuer(config, [Down()])], clock=lambda: NOW)
+    alone = Verifier(Trust([TrustedIssuer(config, [Down()])]), clock=lambda: NOW)
     with pytest.raises(NetworkError, match="no other key source"):
         alone.verify_bundle(_bundle(op), DIGEST, policy=ANYONE)
 
@@ -112,7 +113,7 @@ def test_key_source_fallback_and_naming(op: MiniOP) -> None:
 def test_expiry_at_and_clock(op: MiniOP) -> None:
     config = op.config(expiry=ExpiryPolicy.oidc())
     verifier = Verifier(
-        [TrustedIssuer(config, [PinnedKeys({op.issuer: op.keyset})])],
+        Trust([TrustedIssuer(config, [PinnedKeys({op.issuer: op.keyset})])]),
         clock=lambda: NOW + timedelta(days=30),
     )
     bundle = _bundle(op)
@@ -124,7 +125,7 @@ def test_expiry_at_and_clock(op: MiniOP) -> None:
 def test_cache_hit_rechecks_expiry_and_key(op: MiniOP) -> None:
     config = op.config(expiry=ExpiryPolicy.oidc())
     keysets = {op.issuer: op.keyset}
-    verifier = Verifier([TrustedIssuer(config, [PinnedKeys(keysets)])], clock=lambda: NOW)
+    verifier = Verifier(Trust([TrustedIssuer(config, [PinnedKeys(keysets)])]), clock=lambda: NOW)
     bundle = _bundle(op)
     first = verifier.verify_bundle(bundle, DIGEST, policy=ANYONE)
     second = verifier.verify_bundle(bundle, DIGEST, policy=ANYONE)
@@ -157,10 +158,10 @@ def test_config_errors(op: MiniOP) -> None:
     with pytest.raises(ConfigError, match="at least one key source"):
         TrustedIssuer(config, [])
     with pytest.raises(ConfigError, match="at least one trusted issuer"):
-        Verifier([])
+        Verifier(Trust([]))
     trusted = TrustedIssuer(config, [PinnedKeys({})])
     with pytest.raises(ConfigError, match="twice"):
-        Verifier([trusted, trusted])
+        Verifier(Trust([trusted, trusted]))
 
 
 @pytest.mark.parametrize(
@@ -192,7 +193,7 @@ def test_gq_bundle_and_commitment_types(op: MiniOP) -> None:
         expiry=ExpiryPolicy.never(),
     )
     verifier = Verifier(
-        [TrustedIssuer(config, [PinnedKeys({op.issuer: op.keyset})])], clock=lambda: NOW
+        Trust([TrustedIssuer(config, [PinnedKeys({op.issuer: op.keyset})])]), clock=lambda: NOW
     )
     identity = verifier.verify_bundle(Signer(pkt, key).sign_digest(DIGEST), DIGEST, policy=ANYONE)
     assert identity.op_algorithm == "GQ256"

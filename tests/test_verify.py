@@ -19,11 +19,12 @@ from opkey.errors import (
     SignatureError,
 )
 from opkey.expiry import ExpiryPolicy
+from opkey.issuers import CommitmentType, IssuerConfig
 from opkey.jose import b64url_decode, b64url_encode, go_json
+from opkey.jwks.keyset import KeySet
 from opkey.keys import generate_signing_key
-from opkey.keyset import KeySet
 from opkey.pktoken import PKToken
-from opkey.verify import CommitmentType, IssuerConfig, verify_pktoken
+from opkey.verify import verify_pktoken
 from tests.helpers import CLIENT_ID, ISSUER, NOW, NOW_TS, MiniOP, rsa_key
 
 
@@ -156,9 +157,14 @@ def test_gq_bound_requires_prefix(op: MiniOP) -> None:
     pkt = PKToken.create(gq.sign_jwt(id_token, op.public_jwk, cic=cic.commitment()), cic, key)
     with pytest.raises(CommitmentError, match="OPENPUBKEY-PKTOKEN:"):
         verify_pktoken(pkt, op.config(CommitmentType.GQ_BOUND), op.keyset, now=NOW)
-    id_token = op.mint(op.claims(aud=["x", "OPENPUBKEY-PKTOKEN:abc"]))
+    id_token = op.mint(op.claims(aud="OPENPUBKEY-PKTOKEN:abc"))
     pkt = PKToken.create(gq.sign_jwt(id_token, op.public_jwk, cic=cic.commitment()), cic, key)
     verify_pktoken(pkt, op.config(CommitmentType.GQ_BOUND), op.keyset, now=NOW)
+    # OpenPubkey requires a string aud: a list is refused even with a prefixed member.
+    id_token = op.mint(op.claims(aud=["x", "OPENPUBKEY-PKTOKEN:abc"]))
+    pkt = PKToken.create(gq.sign_jwt(id_token, op.public_jwk, cic=cic.commitment()), cic, key)
+    with pytest.raises(CommitmentError, match="single string"):
+        verify_pktoken(pkt, op.config(CommitmentType.GQ_BOUND), op.keyset, now=NOW)
 
 
 def test_gq_cic_on_non_bound_issuer_rejected(op: MiniOP) -> None:
@@ -179,13 +185,14 @@ def test_client_id_rule(op: MiniOP) -> None:
     verify_pktoken(pkt, op.config(), op.keyset, now=NOW)
 
 
-def test_expiry_default_is_24h_from_iat(op: MiniOP) -> None:
+def test_expiry_default_is_never_as_spec_time_says(op: MiniOP) -> None:
+    """One default everywhere (spec/time.md): signatures outlive their ID tokens."""
     pkt, _ = op.pktoken()
     config = op.config()
-    assert str(config.expiry) == "24h"
-    verify_pktoken(pkt, config, op.keyset, now=NOW + timedelta(hours=23))
-    with pytest.raises(ExpiredError, match="older than 24h"):
-        verify_pktoken(pkt, config, op.keyset, now=NOW + timedelta(hours=25))
+    assert str(config.expiry) == "never"
+    verify_pktoken(pkt, config, op.keyset, now=NOW + timedelta(days=3650))
+    with pytest.raises(ExpiredError, match="issued in the future"):
+        verify_pktoken(pkt, config, op.keyset, now=NOW - timedelta(hours=1))
 
 
 @pytest.mark.parametrize(
@@ -265,13 +272,13 @@ def test_op_alg_outside_allowlist_rejected(op: MiniOP, alg: str) -> None:
         verify_pktoken(tampered, op.config(), op.keyset, now=NOW)
 
 
-def test_key_bound_tokens_not_supported(op: MiniOP) -> None:
+def test_key_bound_token_for_a_nonce_issuer_is_refused(op: MiniOP) -> None:
     pkt, _ = op.pktoken()
     doc = json.loads(pkt.to_json())
     header = json.loads(b64url_decode(doc["signatures"][0]["protected"]))
     header["typ"] = "dpop+id_token"
     doc["signatures"][0]["protected"] = b64url_encode(go_json(header))
-    with pytest.raises(SignatureError, match="key-bound"):
+    with pytest.raises(CommitmentError, match="key-bound"):
         verify_pktoken(PKToken.from_json(json.dumps(doc)), op.config(), op.keyset, now=NOW)
 
 

@@ -37,7 +37,7 @@ def _build_module() -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the class is being made.
+    # Registered before it runs: its dataclasses look their module up while being built.
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module

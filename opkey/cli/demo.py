@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when every step behaved as it must."""
-    from opkey.demo import DemoError, run_demo
+    from opkey.sandbox.demo import DemoError, run_demo
 
     try:
         return run_demo(sys.stdout)

@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from opkey.devidp import DevIdP, DevIdPSettings, GitHubWorkload
     from opkey.errors import ConfigError
+    from opkey.sandbox.devidp import DevIdP, DevIdPSettings, GitHubWorkload
 
     settings = DevIdPSettings()
     user_changes = {

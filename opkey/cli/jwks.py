@@ -50,8 +50,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out the action."""
-    from opkey.archive import JwksArchive
     from opkey.cli._common import archive_path, emit_json, read_input
+    from opkey.jwks.archive import JwksArchive
 
     path = archive_path(args.archive)
     if args.action == "import":

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PROVIDERS", "add_provider_arguments", "build_provider"]
 
-PROVIDERS = ("auto", "github-actions", "gitlab-ci", "browser", "device")
+PROVIDERS = ("auto", "github-actions", "forgejo-actions", "gitlab-ci", "browser", "device")
 
 
 def add_provider_arguments(parser: Any, *, interactive_only: bool = False) -> None:
@@ -67,6 +67,8 @@ def build_provider(args: argparse.Namespace) -> Provider:
         return p.auto_provider()
     if kind == "github-actions":
         return p.GitHubActionsProvider.from_env(issuer=args.issuer)
+    if kind == "forgejo-actions":
+        return p.ForgejoActionsProvider.from_env(issuer=args.issuer)
     if kind == "gitlab-ci":
         return p.GitLabCIProvider.from_env(variable=args.gitlab_token_variable, issuer=args.issuer)
     client = _oidc_client(args)

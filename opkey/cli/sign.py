@@ -64,15 +64,16 @@ def _signer(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Sign and write the result."""
-    from opkey.artifact import Digest
     from opkey.cli._common import write_new_file
+    from opkey.digest import Digest
 
     signer = _signer(args)
     subject = signer.pktoken.claims.get("sub")
     if args.image is not None:
-        from opkey.cli.images import sign_image
+        from opkey.cli.images import registry_client
+        from opkey.images import sign_image
 
-        reference = sign_image(args.image, signer, args.insecure_registry)
+        reference = sign_image(registry_client(args.insecure_registry), args.image, signer)
         print(f"opkey: signed {reference} as {subject}", file=sys.stderr)
         return 0
     digest = Digest.of_file(args.file) if args.file else Digest(args.digest)

@@ -1,29 +1,52 @@
-"""Turning ``opkey verify`` arguments into a verifier, a policy and a result.
+"""Turning ``opkey verify`` arguments into library values, and those into a verdict.
 
-Kept apart from argument parsing so that the rules (which issuer settings apply, which key
-sources are consulted, what "offline" allows) are plain functions with tests of their own.
+The command line is a thin shell: arguments become a :class:`VerificationRequest` (checked for
+contradictions), the request becomes a :class:`Plan` of library values (trusted issuers read
+by the one issuer-settings reader, :func:`opkey.issuers.issuer_config`, key options, and a
+:class:`~opkey.policy.signoff.Requirement`), and the library does the rest: it builds the
+trust and its key sources (:meth:`opkey.verification.trust.Trust.build`) and decides the
+verdict (:meth:`opkey.verification.verifier.Verifier.verdict`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from opkey.cli._common import archive_path as cli_archive_path
-from opkey.errors import ConfigError, OpkeyError, PolicyError
+from opkey.bundle import Bundle
+from opkey.cli._common import archive_path, read_input
+from opkey.digest import Digest
+from opkey.errors import ConfigError
+from opkey.issuers import (
+    GITHUB_ACTIONS_ISSUER,
+    GITLAB_ISSUER,
+    IssuerConfig,
+    issuer_config,
+    well_known,
+)
+from opkey.policy.claims import (
+    AllOf,
+    ClaimEquals,
+    ClaimGlob,
+    ClaimRegex,
+    Issuer,
+    Policy,
+    Subject,
+    UnsafeNoPolicy,
+)
+from opkey.policy.file import IssuerEntry, load_policy_file
+from opkey.policy.signoff import Requirement
+from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
+from opkey.verification.evidence import BundleEvidence
+from opkey.verification.trust import KeyOptions, Trust
+from opkey.verification.verdict import Verdict
+from opkey.verification.verifier import Verifier
 
-if TYPE_CHECKING:
-    from opkey.keysource import KeySource
-    from opkey.policy import Policy
-    from opkey.policyfile import PolicyFile
-    from opkey.verifier import TrustedIssuer, VerifiedIdentity, Verifier
-    from opkey.verify import IssuerConfig
-
-__all__ = ["VerificationRequest", "issuer_config_for", "verify_request"]
+__all__ = ["Outcome", "Plan", "VerificationRequest", "issuer_config_for", "plan", "verify_request"]
 
 _GITHUB_FLAGS = {
     "github_repository": "repository",
@@ -137,145 +160,85 @@ class VerificationRequest:
             raise ConfigError("--bundle is required with --digest")
 
 
-def issuer_config_for(request: VerificationRequest, issuer: str) -> IssuerConfig:
-    """The verification settings for ``issuer``: GitHub/GitLab flags, a preset, or explicit."""
-    from opkey import presets
-    from opkey.expiry import ExpiryPolicy
-    from opkey.verify import CommitmentType, IssuerConfig
-
-    expiry = ExpiryPolicy.parse(request.expiry) if request.expiry else None
+def _flag_settings(request: VerificationRequest, issuer: str) -> dict[str, str]:
+    """The issuer settings table the flags describe, for :func:`opkey.issuers.issuer_config`."""
+    settings = {"issuer": issuer}
     if request.commitment:
-        commitment = CommitmentType(request.commitment)
-        gq = commitment is not CommitmentType.NONCE
-        return IssuerConfig(
-            issuer=issuer,
-            commitment=commitment,
-            algorithms=frozenset({"GQ256"} if gq else {"RS256", "GQ256"}),
-            require_gq=gq,
-            client_id=request.client_id,
-            expiry=expiry or ExpiryPolicy.never(),
+        settings["commitment"] = request.commitment
+    elif well_known(issuer) is None and (request.github or request.gitlab):
+        # --github-*/--gitlab-* flags at another URL (GHES, self-managed GitLab, a dev IdP).
+        settings["commitment"] = "aud" if request.github else "gq-bound"
+    if request.client_id:
+        settings["client_id"] = request.client_id
+    if request.expiry:
+        settings["expiry"] = request.expiry
+    return settings
+
+
+def issuer_config_for(request: VerificationRequest, issuer: str) -> IssuerConfig:
+    """The verification settings for ``issuer`` from the flags, read as a policy file's are."""
+    try:
+        return issuer_config(_flag_settings(request, issuer))
+    except ConfigError as exc:
+        # Name the flags, not the settings keys, in the message.
+        message = re.sub(
+            r"^(commitment|client_id|expiry|leeway)\b",
+            lambda m: "--" + m.group(1).replace("_", "-"),
+            str(exc),
         )
-    if request.github or issuer == presets.GITHUB_ACTIONS_ISSUER:
-        return presets.github_actions(issuer=issuer, expiry=expiry)
-    if request.gitlab or issuer == presets.GITLAB_ISSUER:
-        return presets.gitlab_ci(issuer=issuer, expiry=expiry)
-    if issuer == presets.GOOGLE_ISSUER:
-        return presets.google(
-            client_id=request.client_id or presets.GOOGLE_CLIENT_ID, expiry=expiry
-        )
-    if issuer == presets.MICROSOFT_ISSUER:
-        return presets.microsoft(
-            client_id=request.client_id or presets.MICROSOFT_CLIENT_ID, expiry=expiry
-        )
-    raise ConfigError(
-        f"no preset for issuer {issuer!r}: say where it commits to keys with "
-        "--commitment aud|nonce|gq-bound (and --client-id for nonce)"
-    )
+        raise ConfigError(message, expected=exc.expected, found=exc.found) from None
 
 
 def _flag_policy(request: VerificationRequest, issuer: str) -> Policy:
-    from opkey import policy as p
-
-    parts: list[p.Policy] = [p.Issuer(issuer)]
+    parts: list[Policy] = [Issuer(issuer)]
     if request.github:
-        parts.append(p.GitHubWorkflow(issuer=issuer, **request.github))
+        parts.append(GitHubWorkflow(issuer=issuer, **request.github))
     if request.gitlab:
-        parts.append(p.GitLabPipeline(issuer=issuer, **request.gitlab))
+        parts.append(GitLabPipeline(issuer=issuer, **request.gitlab))
     if request.subject:
-        parts.append(p.Subject(request.subject))
+        parts.append(Subject(request.subject))
+    matchers = {"equals": ClaimEquals, "glob": ClaimGlob, "regex": ClaimRegex}
     for kind, name, value in request.claims:
-        if kind == "equals":
-            parts.append(p.ClaimEquals(name, value))
-        elif kind == "glob":
-            parts.append(p.ClaimGlob(name, value))
-        else:
-            parts.append(p.ClaimRegex(name, value))
+        parts.append(matchers[kind](name, value))
     if request.unsafe_any_signer and len(parts) == 1:
-        return p.AllOf([parts[0], p.UnsafeNoPolicy()])
-    return p.AllOf(parts)
+        return AllOf([parts[0], UnsafeNoPolicy()])
+    return AllOf(parts)
 
 
-def _key_sources(
-    request: VerificationRequest,
-    issuer: str,
-    *,
-    jwks_file: Path | None,
-    archive_path: Path | None,
-    client: Any,
-) -> list[KeySource]:
-    from opkey.keysource import ArchiveKeys, LiveKeys, PinnedKeys
+@dataclass(frozen=True)
+class Plan:
+    """What the arguments ask for, as library values: issuers, keys and the requirement."""
 
-    sources: list[KeySource] = []
-    pinned = jwks_file or (Path(request.jwks) if request.jwks else None)
-    if pinned is not None:
-        sources.append(PinnedKeys.from_file(issuer, pinned))
-    elif not request.offline and client is not None:
-        sources.append(LiveKeys(client))
-    archive = archive_path or (
-        cli_archive_path(request.jwks_archive) if request.jwks_archive else None
+    issuers: tuple[IssuerEntry, ...]
+    requirement: Requirement
+    keys: KeyOptions
+
+
+def plan(request: VerificationRequest) -> Plan:
+    """Turn the request into library values; reads the policy file, nothing else."""
+    keys = KeyOptions(
+        jwks_file=Path(request.jwks) if request.jwks else None,
+        archive=archive_path(request.jwks_archive) if request.jwks_archive else None,
+        offline=request.offline,
     )
-    if archive is not None:
-        from opkey.archive import JwksArchive
-
-        sources.append(ArchiveKeys(JwksArchive(archive)))
-    if not sources:
-        raise ConfigError(f"no source of keys for {issuer} (offline, without --jwks or archive)")
-    return sources
-
-
-def _jwks_client(issuers: list[str], request: VerificationRequest) -> Any:
-    if request.offline:
-        return None
-    from opkey.jwks import JwksClient
-
-    observer = None
-    if request.jwks_archive:
-        from opkey.archive import JwksArchive
-
-        archive = JwksArchive(cli_archive_path(request.jwks_archive))
-
-        def observer(issuer: str, keys: Any, seen_at: datetime) -> None:
-            # the archive is a fallback: a full archive must not block verification
-            with contextlib.suppress(ConfigError):
-                archive.record(issuer, keys, seen_at)
-
-    return JwksClient(issuers, observer=observer)
-
-
-def _verifier_and_policy(
-    request: VerificationRequest,
-) -> tuple[Verifier, Policy | None, PolicyFile | None]:
-    from opkey.verifier import TrustedIssuer, Verifier
-
-    trusted: list[TrustedIssuer] = []
     if request.policy_file:
-        from opkey.policyfile import load_policy_file
-
         policy_file = load_policy_file(request.policy_file)
         if not policy_file.issuers:
             raise ConfigError(f"{request.policy_file}: list the trusted issuers in [[issuers]]")
-        if request.jwks and len(policy_file.issuers) != 1:
-            raise ConfigError("--jwks names one issuer's keys; the policy file trusts several")
-        client = _jwks_client([e.issuer for e in policy_file.issuers], request)
-        for entry in policy_file.issuers:
-            sources = _key_sources(
-                request,
-                entry.issuer,
-                jwks_file=entry.jwks_file,
-                archive_path=entry.archive,
-                client=client,
-            )
-            trusted.append(TrustedIssuer(entry.config, sources))
-        return Verifier(trusted), None, policy_file
-    from opkey import presets
+        return Plan(policy_file.issuers, policy_file.requirement, keys)
+    issuer = request.issuer or (GITLAB_ISSUER if request.gitlab else GITHUB_ACTIONS_ISSUER)
+    entry = IssuerEntry(issuer_config_for(request, issuer))
+    return Plan((entry,), Requirement.of(_flag_policy(request, issuer)), keys)
 
-    issuer = request.issuer or (
-        presets.GITLAB_ISSUER if request.gitlab else presets.GITHUB_ACTIONS_ISSUER
-    )
-    config = issuer_config_for(request, issuer)
-    client = _jwks_client([issuer], request)
-    sources = _key_sources(request, issuer, jwks_file=None, archive_path=None, client=client)
-    return Verifier([TrustedIssuer(config, sources)]), _flag_policy(request, issuer), None
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``opkey verify`` decided, for printing: the target and the verdict."""
+
+    target: str
+    digest: Digest
+    verdict: Verdict
+    image: str | None = None
 
 
 def _bundle_paths(request: VerificationRequest) -> list[str]:
@@ -285,57 +248,38 @@ def _bundle_paths(request: VerificationRequest) -> list[str]:
     return [f"{request.file}.opkey.json"]
 
 
-def verify_request(
-    request: VerificationRequest,
-) -> tuple[str, list[VerifiedIdentity], dict[str, Any]]:
-    """Run the verification; returns what was verified, who signed, and extra report data."""
-    from opkey.artifact import Digest
-    from opkey.bundle import Bundle
-    from opkey.cli._common import read_input
-    from opkey.policy import UnsafeNoPolicy
-
-    verifier, policy, policy_file = _verifier_and_policy(request)
+def verify_request(request: VerificationRequest) -> Outcome:
+    """Run the verification; raises the error that explains a rejection."""
+    wanted = plan(request)
+    verifier = Verifier(Trust.build(wanted.issuers, wanted.keys))
     if request.unsafe_any_signer and not request.has_identity_flags:
-        import sys
-
         print(
             "opkey: WARNING: --unsafe-any-signer: no identity is checked; anyone the issuer "
             "vouches for is accepted",
             file=sys.stderr,
         )
     if request.image is not None:
-        from opkey.cli.images import verify_image
-
         if request.bundles:
             raise ConfigError("image signatures live in the registry: drop --bundle")
-        return verify_image(request, verifier, policy, policy_file)
+        # The registry client (and requests) is loaded only for images.
+        from opkey.cli.images import registry_client
+        from opkey.images import verify_image
+
+        result = verify_image(
+            registry_client(request.insecure_registries),
+            request.image,
+            verifier,
+            wanted.requirement,
+            at=request.at,
+        )
+        return Outcome(
+            str(result.image), result.verdict.subject, result.verdict, image=str(result.image)
+        )
     digest = Digest.of_file(request.file) if request.file else Digest(str(request.digest))
-    identities: list[VerifiedIdentity] = []
-    failures: list[str] = []
-    for path in _bundle_paths(request):
-        bundle = Bundle.from_json(read_input(path))
-        try:
-            identities.append(
-                verifier.verify_bundle(
-                    bundle, digest, policy=policy or UnsafeNoPolicy(), at=request.at
-                )
-            )
-        except OpkeyError as exc:
-            if policy_file is None or isinstance(exc, PolicyError):
-                raise
-            failures.append(f"{path}: {exc}")
-    extra: dict[str, Any] = {"digest": str(digest)}
-    if policy_file is not None:
-        result = policy_file.evaluate([i.claims for i in identities])
-        extra["signers"] = {
-            name: identities[index].subject for name, index in result.assignments.items()
-        }
-        if failures:
-            extra["invalid_bundles"] = failures
-        try:
-            result.raise_for_unmet()
-        except PolicyError as exc:
-            if not failures:
-                raise
-            raise PolicyError(f"{exc}; invalid bundles: {'; '.join(failures)}") from None
-    return str(digest), identities, extra
+    evidence = [
+        BundleEvidence(Bundle.from_json(read_input(path)), label=path)
+        for path in _bundle_paths(request)
+    ]
+    verdict = verifier.verdict(wanted.requirement, digest, evidence, at=request.at)
+    verdict.raise_if_rejected()
+    return Outcome(request.file or str(digest), digest, verdict)

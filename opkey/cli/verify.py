@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from opkey.cli._common import time_argument
 
 if TYPE_CHECKING:
-    from opkey.verifier import VerifiedIdentity
+    from opkey.cli.verification import Outcome
+    from opkey.verification.verdict import SignatureOutcome
 
 __all__ = ["register", "run"]
 
@@ -82,7 +83,7 @@ def register(subparsers: Any) -> None:
         help="accept any signer the issuer vouches for (no identity check)",
     )
     settings = parser.add_argument_group("issuer settings (for issuers without a preset)")
-    settings.add_argument("--commitment", choices=["aud", "nonce", "gq-bound"])
+    settings.add_argument("--commitment", choices=["aud", "nonce", "gq-bound", "key-bound"])
     settings.add_argument("--client-id", metavar="ID", help="audience for nonce commitments")
     settings.add_argument(
         "--expiry",
@@ -117,49 +118,83 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _print_result(
-    args: argparse.Namespace,
-    subject: str,
-    identities: list[VerifiedIdentity],
-    extra: dict[str, Any],
-) -> None:
-    from opkey.cli._common import emit_json
+def _signature_json(outcome: SignatureOutcome) -> dict[str, Any]:
     from opkey.jose import thaw_json
 
+    entry: dict[str, Any] = {"index": outcome.index, "label": outcome.label}
+    identity = outcome.identity
+    if identity is None:
+        entry.update(verified=False, ignored=outcome.ignored, error=outcome.reason)
+        entry["kind"] = outcome.kind
+        return entry
+    entry.update(
+        verified=True,
+        issuer=identity.issuer,
+        subject=identity.subject,
+        claims=thaw_json(identity.claims),
+        op_algorithm=identity.op_algorithm,
+        signature_algorithm=identity.signature_algorithm,
+        key_thumbprint=identity.key_thumbprint,
+        key_source=identity.key_source,
+        issued_at=identity.issued_at.isoformat(),
+    )
+    return entry
+
+
+def _print_result(args: argparse.Namespace, outcome: Outcome) -> None:
+    from opkey.cli._common import emit_json
+
+    verdict = outcome.verdict
     if args.json:
-        emit_json(
-            {
-                "verified": True,
-                "subject": subject,
-                **extra,
-                "signatures": [
-                    {
-                        "issuer": i.issuer,
-                        "subject": i.subject,
-                        "claims": thaw_json(i.claims),
-                        "op_algorithm": i.op_algorithm,
-                        "signature_algorithm": i.signature_algorithm,
-                        "key_thumbprint": i.key_thumbprint,
-                        "key_source": i.key_source,
-                        "issued_at": i.issued_at.isoformat(),
-                    }
-                    for i in identities
-                ],
-            }
-        )
+        document: dict[str, Any] = {
+            "verified": True,
+            "target": outcome.target,
+            "digest": str(outcome.digest),
+        }
+        if outcome.image is not None:
+            document["image"] = outcome.image
+        document["requirements"] = [
+            {"name": r.name, "met": r.met, "signature": r.signature} for r in verdict.requirements
+        ]
+        document["signers"] = {
+            r.name: verdict.signatures[r.signature].label
+            for r in verdict.requirements
+            if r.signature is not None
+        }
+        document["signatures"] = [_signature_json(s) for s in verdict.signatures]
+        emit_json(document)
         return
-    print(f"Verified: {subject}")
-    for identity in identities:
+    print(f"Verified: {outcome.target}")
+    for identity in verdict.signers:
         claims = identity.claims
         print(f"  signed by {identity.subject}")
-        print(f"    issuer      {identity.issuer}")
-        for name in ("repository", "repository_id", "workflow_ref", "ref", "sha", "project_path"):
-            if name in claims:
-                print(f"    {name:<11} {claims[name]}")
-        print(
-            f"    ID token    issued {identity.issued_at:%Y-%m-%dT%H:%M:%SZ} "
-            f"(key from {identity.key_source}; signing time is not attested)"
+        rows = [("issuer", identity.issuer)]
+        rows += [
+            (name, str(claims[name]))
+            for name in (
+                "repository",
+                "repository_id",
+                "workflow_ref",
+                "ref",
+                "sha",
+                "project_path",
+            )
+            if name in claims
+        ]
+        rows.append(
+            (
+                "ID token",
+                f"issued {identity.issued_at:%Y-%m-%dT%H:%M:%SZ} (key from "
+                f"{identity.key_source}; signing time is not attested)",
+            )
         )
+        width = max(len(name) for name, _ in rows)
+        for name, value in rows:
+            print(f"    {name:<{width}}  {value}")
+    for signature in verdict.rejected:
+        print(f"  not counted: {signature.label}: {signature.reason}")
+    for signature in verdict.ignored:
+        print(f"  ignored: {signature.label}: {signature.reason}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
 
     request = VerificationRequest.from_args(args)
     try:
-        subject, identities, extra = verify_request(request)
+        outcome = verify_request(request)
     except VerificationError as exc:
         if args.json:
             from opkey.cli._common import emit_json
@@ -180,5 +215,5 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"opkey: rejected: {with_hint(exc)}", file=sys.stderr)
         return EXIT_REJECTED
-    _print_result(args, subject, identities, extra)
+    _print_result(args, outcome)
     return 0

@@ -1,6 +1,7 @@
 """Providers: ways to obtain a PK token for an ephemeral key from an OpenID provider.
 
 * :class:`GitHubActionsProvider`: a GitHub Actions job (``aud`` commitment, always GQ256);
+* :class:`ForgejoActionsProvider`: a Forgejo Actions job (GitHub's scheme, per-instance issuer);
 * :class:`GitLabCIProvider`: a GitLab CI job's ``id_tokens`` (GQ-bound commitment);
 * :class:`BrowserProvider`: a person signing in through a browser (``nonce`` commitment),
   with presets :data:`GOOGLE`, :data:`MICROSOFT`, :data:`GITLAB_USER` or any issuer;
@@ -18,6 +19,7 @@ from opkey.providers.auto import auto_provider
 from opkey.providers.base import Provider
 from opkey.providers.browser import BrowserProvider
 from opkey.providers.device import DeviceFlowProvider, DevicePrompt
+from opkey.providers.forgejo import ForgejoActionsProvider
 from opkey.providers.github import GitHubActionsProvider
 from opkey.providers.gitlab import GitLabCIProvider
 from opkey.providers.oidc import GITLAB_USER, GOOGLE, MICROSOFT, PRESETS, OidcClient
@@ -31,6 +33,7 @@ __all__ = [
     "BrowserProvider",
     "DeviceFlowProvider",
     "DevicePrompt",
+    "ForgejoActionsProvider",
     "GitHubActionsProvider",
     "GitLabCIProvider",
     "OidcClient",

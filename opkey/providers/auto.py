@@ -1,4 +1,4 @@
-"""Choosing a provider from the environment: GitHub Actions, then GitLab CI.
+"""Choosing a provider from the environment: Forgejo Actions, GitHub Actions, then GitLab CI.
 
 Only CI providers are ambient: their identity is the job's, and nothing needs to be asked.
 Outside CI there is no safe default (which account? which provider?), so :func:`auto_provider`
@@ -12,8 +12,9 @@ from collections.abc import Mapping
 
 from opkey.errors import ProviderError
 from opkey.http import Transport
-from opkey.jwks import JwksClient
+from opkey.jwks.client import JwksClient
 from opkey.providers.base import Provider
+from opkey.providers.forgejo import ForgejoActionsProvider
 from opkey.providers.github import GitHubActionsProvider
 from opkey.providers.gitlab import GitLabCIProvider
 
@@ -28,6 +29,9 @@ def auto_provider(
 ) -> Provider:
     """The ambient CI provider, or :class:`ProviderError` asking for an explicit one."""
     env = os.environ if environ is None else environ
+    # Before GitHub: Forgejo runners set GITHUB_ACTIONS=true too.
+    if ForgejoActionsProvider.detected(env):
+        return ForgejoActionsProvider.from_env(env, transport=transport, jwks=jwks)
     if GitHubActionsProvider.detected(env):
         return GitHubActionsProvider.from_env(env, transport=transport, jwks=jwks)
     if GitLabCIProvider.detected(env):

@@ -7,7 +7,7 @@ tokens must not be replayable, and wraps it with the CIC signature.
 
 Before returning, each provider verifies its own PK token with
 :func:`opkey.verify.verify_pktoken` against the issuer's published keys and the same
-:class:`~opkey.verify.IssuerConfig` a verifier would use (:meth:`Provider.issuer_config`).
+:class:`~opkey.issuers.IssuerConfig` a verifier would use (:meth:`Provider.issuer_config`).
 A token that would be rejected later is reported now, as a :class:`ProviderError` that says
 why, instead of surfacing as a confusing verification failure on someone else's machine.
 """
@@ -23,11 +23,12 @@ from opkey._httpjson import body_snippet, check_status
 from opkey.cic import ClientInstanceClaims
 from opkey.errors import FormatError, ProviderError, VerificationError
 from opkey.http import HttpResponse
+from opkey.issuers import IssuerConfig
 from opkey.jose import CompactJWS, parse_compact, parse_json_object
-from opkey.jwks import JwksClient
+from opkey.jwks.client import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
-from opkey.verify import IssuerConfig, VerifiedPKToken, verify_pktoken
+from opkey.verify import VerifiedPKToken, verify_pktoken
 
 __all__ = [
     "Provider",

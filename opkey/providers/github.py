@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from opkey import gq, presets
+from opkey import gq, issuers
 from opkey.errors import FormatError, ProviderError, SignatureError
 from opkey.http import RequestsTransport, Transport, check_url
-from opkey.jwks import JwksClient
+from opkey.issuers import GITHUB_ACTIONS_ISSUER, IssuerConfig
+from opkey.jwks.client import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
-from opkey.presets import GITHUB_ACTIONS_ISSUER
 from opkey.providers.base import (
     TOKEN_RESPONSE_MAX_BYTES,
     check_token_response,
@@ -37,7 +37,6 @@ from opkey.providers.base import (
     require_issuer,
     self_verify,
 )
-from opkey.verify import IssuerConfig
 
 __all__ = [
     "DEV_ISSUER_VARIABLE",
@@ -135,7 +134,7 @@ class GitHubActionsProvider:
 
     def issuer_config(self) -> IssuerConfig:
         """``aud`` commitment, GQ256 required."""
-        return presets.github_actions(issuer=self.issuer)
+        return issuers.github_actions(issuer=self.issuer)
 
     def request_id_token(self, audience: str) -> str:
         """Ask GitHub for an ID token with ``aud`` = ``audience``; return the compact JWT."""

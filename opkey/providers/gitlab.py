@@ -23,16 +23,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from opkey import gq, presets
+from opkey import gq, issuers
 from opkey.errors import FormatError, ProviderError, SignatureError
 from opkey.http import RequestsTransport, Transport
-from opkey.jwks import JwksClient
+from opkey.issuers import GITLAB_ISSUER, GQ_AUDIENCE_PREFIX, IssuerConfig
+from opkey.jwks.client import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
-from opkey.presets import GITLAB_ISSUER
 from opkey.providers.base import new_cic, parse_id_token, require_issuer, self_verify
 from opkey.providers.github import DEV_ISSUER_VARIABLE
-from opkey.verify import GQ_AUDIENCE_PREFIX, IssuerConfig
 
 __all__ = [
     "DEFAULT_TOKEN_VARIABLE",
@@ -98,7 +97,7 @@ class GitLabCIProvider:
 
     def issuer_config(self) -> IssuerConfig:
         """GQ-bound commitment, GQ256 required, ``aud`` prefix checked."""
-        config = presets.gitlab_ci(issuer=self.issuer)
+        config = issuers.gitlab_ci(issuer=self.issuer)
         if self.audience_prefix != GQ_AUDIENCE_PREFIX:
             config = replace(config, gq_audience_prefix=self.audience_prefix)
         return config

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from opkey import presets
+from opkey import issuers
 from opkey.cic import ClientInstanceClaims
-from opkey.discovery import ProviderMetadata
 from opkey.errors import ConfigError, FormatError, ProviderError
 from opkey.http import RequestsTransport, Transport, check_url
+from opkey.issuers import IssuerConfig
 from opkey.jose import parse_json_object
-from opkey.jwks import JwksClient
+from opkey.jwks.client import JwksClient
+from opkey.jwks.discovery import ProviderMetadata
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import (
@@ -31,7 +32,6 @@ from opkey.providers.base import (
     require_issuer,
     self_verify,
 )
-from opkey.verify import IssuerConfig
 
 __all__ = [
     "GITLAB_USER",
@@ -97,16 +97,16 @@ class OidcClient:
 _OFFLINE_CONSENT = _frozen({"prompt": "consent", "access_type": "offline"})
 
 GOOGLE = OidcClient(
-    issuer=presets.GOOGLE_ISSUER,
-    client_id=presets.GOOGLE_CLIENT_ID,
+    issuer=issuers.GOOGLE_ISSUER,
+    client_id=issuers.GOOGLE_CLIENT_ID,
     client_secret="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",  # noqa: S106 - public by design
     scopes=("openid", "profile", "email"),
     redirect_uris=OPENPUBKEY_REDIRECT_URIS,
     extra_auth_params=_OFFLINE_CONSENT,
 )
 MICROSOFT = OidcClient(
-    issuer=presets.MICROSOFT_ISSUER,
-    client_id=presets.MICROSOFT_CLIENT_ID,
+    issuer=issuers.MICROSOFT_ISSUER,
+    client_id=issuers.MICROSOFT_CLIENT_ID,
     scopes=("openid", "profile", "email", "offline_access"),
     redirect_uris=OPENPUBKEY_REDIRECT_URIS,
     extra_auth_params=_OFFLINE_CONSENT,
@@ -144,7 +144,7 @@ class LoginProvider:
 
     def issuer_config(self) -> IssuerConfig:
         """``nonce`` commitment, audience = client id."""
-        return presets.oidc(self.client.issuer, self.client.client_id)
+        return issuers.oidc(self.client.issuer, self.client.client_id)
 
 
 def endpoint(metadata: ProviderMetadata, name: str) -> str:
@@ -232,5 +232,5 @@ def finish_nonce_login(
             found=claims.get("nonce"),
         )
     pktoken = PKToken.create(id_token, cic, signing_key)
-    self_verify(pktoken, presets.oidc(client.issuer, client.client_id), jwks, what=what)
+    self_verify(pktoken, issuers.oidc(client.issuer, client.client_id), jwks, what=what)
     return pktoken

@@ -26,11 +26,11 @@ from opkey import gq
 from opkey.cic import ClientInstanceClaims
 from opkey.errors import ConfigError, FormatError, ProviderError, SignatureError
 from opkey.expiry import ExpiryPolicy
-from opkey.jwks import JwksClient
+from opkey.issuers import CommitmentType, IssuerConfig
+from opkey.jwks.client import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import new_cic, parse_id_token, require_issuer, self_verify
-from opkey.verify import CommitmentType, IssuerConfig
 
 __all__ = ["StaticProvider", "TokenCallback"]
 

@@ -12,6 +12,11 @@
 
 from __future__ import annotations
 
+from opkey.cosign import (
+    SimpleSigningPayload,
+    parse_simple_signing_payload,
+    simple_signing_payload,
+)
 from opkey.registry.auth import Credentials, DockerCredentialStore
 from opkey.registry.client import RegistryClient
 from opkey.registry.manifest import Descriptor, ImageManifest, Manifest
@@ -25,11 +30,6 @@ from opkey.registry.signatures import (
     list_signatures,
     repair_signatures,
     signature_tag,
-)
-from opkey.registry.simplesigning import (
-    SimpleSigningPayload,
-    parse_simple_signing_payload,
-    simple_signing_payload,
 )
 
 __all__ = [

@@ -31,15 +31,8 @@ from functools import partial
 from typing import TypeVar
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-from opkey.errors import FormatError, NetworkError, OpkeyError, RegistryError
-from opkey.http import (
-    HttpResponse,
-    RequestsTransport,
-    ResponseTooLargeError,
-    Transport,
-    check_url,
-    is_loopback_host,
-)
+from opkey.errors import FormatError, NetworkError, OpkeyError, RegistryError, ResponseTooLargeError
+from opkey.http import HttpResponse, RequestsTransport, Transport, check_url, is_loopback_host
 from opkey.registry.auth import (
     AuthState,
     Challenge,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from opkey.artifact import Digest
 from opkey.cli import main
+from opkey.digest import Digest
 from opkey.signer import Signer
 from tests.helpers import MiniOP
 

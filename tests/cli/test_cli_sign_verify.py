@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from opkey.cli import main
-from opkey.devidp import DevIdP
-from opkey.devidp.identities import GitHubWorkload
+from opkey.sandbox.devidp import DevIdP
+from opkey.sandbox.devidp.identities import GitHubWorkload
 
 REPO_ID = "614000001"
 
@@ -248,7 +248,7 @@ def test_archive_is_fed_by_live_verification_then_used_offline(
         ),
         (
             ["--digest", DIGEST, "--bundle", "b", "--issuer", "https://x.test", "--subject", "s"],
-            "no preset for issuer|cannot read",
+            "--commitment: required for https://x.test|cannot read",
         ),
         (
             [
@@ -440,5 +440,5 @@ github.repository_id = "{REPO_ID}"
     )
     err = capsys.readouterr().err
     assert "'build'" in err
-    assert "invalid bundles" in err
+    assert "invalid signatures" in err
     assert str(bundle) in err

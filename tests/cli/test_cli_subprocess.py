@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from opkey import __version__
-from opkey.devidp import DevIdP
+from opkey.sandbox.devidp import DevIdP
 
 DIGEST = "sha256:" + "ab" * 32
 TESTS = Path(__file__).resolve().parent.parent

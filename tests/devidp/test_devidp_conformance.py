@@ -14,7 +14,8 @@ import jwt
 import pytest
 import requests
 
-from opkey.devidp import (
+from opkey.jwks.keyset import KeySet
+from opkey.sandbox.devidp import (
     DEVICE_GRANT_TYPE,
     DevClient,
     DevIdP,
@@ -22,7 +23,6 @@ from opkey.devidp import (
     GitHubWorkload,
     GitLabWorkload,
 )
-from opkey.keyset import KeySet
 
 if TYPE_CHECKING:
     from tests.helpers import FakeClock

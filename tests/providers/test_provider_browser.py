@@ -18,15 +18,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from opkey import presets
-from opkey.devidp import DevIdP, DevIdPSettings
+from opkey import issuers
 from opkey.errors import ConfigError, ProviderError
-from opkey.jwks import JwksClient
+from opkey.issuers import CommitmentType
+from opkey.jwks.client import JwksClient
 from opkey.keys import generate_signing_key
 from opkey.pktoken import PKToken
 from opkey.providers import PRESETS, BrowserProvider, OidcClient
 from opkey.providers.loopback import LoopbackListener
-from opkey.verify import CommitmentType, verify_pktoken
+from opkey.sandbox.devidp import DevIdP, DevIdPSettings
+from opkey.verify import verify_pktoken
 
 BROWSER_SCRIPT = """\
 #!{python}
@@ -80,7 +81,7 @@ def dev_client(idp: DevIdP, **changes: object) -> OidcClient:
 
 
 def verify(pktoken: PKToken, idp: DevIdP, jwks: JwksClient) -> None:
-    config = presets.oidc(idp.issuer, idp.client_id)
+    config = issuers.oidc(idp.issuer, idp.client_id)
     assert config.commitment is CommitmentType.NONCE
     verified = verify_pktoken(
         pktoken, config, jwks.keys(idp.issuer), now=datetime.now(timezone.utc)
@@ -102,7 +103,7 @@ def test_browser_login_through_the_browser_env_variable(
     monkeypatch.setattr(webbrowser, "_browsers", {})
     key = generate_signing_key()
     provider = BrowserProvider(dev_client(dev_idp), timeout=20, output=io.StringIO())
-    assert provider.issuer_config() == presets.oidc(dev_idp.issuer, dev_idp.client_id)
+    assert provider.issuer_config() == issuers.oidc(dev_idp.issuer, dev_idp.client_id)
     pktoken = provider.get_pktoken(key)
     verify(PKToken.from_json(pktoken.to_json()), dev_idp, dev_jwks)
     assert pktoken.cic_claims.upk == key.public_jwk
@@ -216,7 +217,7 @@ def test_presets_are_openpubkeys_clients() -> None:
     assert "offline_access" in PRESETS["microsoft"].scopes
     for client in PRESETS.values():
         assert client.redirect_uris[0] == "http://localhost:3000/login-callback"
-        config = presets.oidc(client.issuer, client.client_id)
+        config = issuers.oidc(client.issuer, client.client_id)
         assert config.client_id == client.client_id
 
 

@@ -8,14 +8,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from opkey import presets
-from opkey.devidp import DevIdP, DevIdPSettings, DevKey, GitLabWorkload, KeyRing
+from opkey import issuers
 from opkey.errors import CommitmentError, NetworkError, ProviderError, SignatureError
+from opkey.issuers import GITHUB_ACTIONS_ISSUER, CommitmentType, IssuerConfig
 from opkey.jose import parse_compact
-from opkey.jwks import JwksClient
+from opkey.jwks.client import JwksClient
 from opkey.keys import generate_signing_key
 from opkey.pktoken import PKToken
-from opkey.presets import GITHUB_ACTIONS_ISSUER
 from opkey.providers import (
     BrowserProvider,
     DeviceFlowProvider,
@@ -27,7 +26,8 @@ from opkey.providers import (
     auto_provider,
 )
 from opkey.providers.github import with_audience
-from opkey.verify import CommitmentType, IssuerConfig, verify_pktoken
+from opkey.sandbox.devidp import DevIdP, DevIdPSettings, DevKey, GitLabWorkload, KeyRing
+from opkey.verify import verify_pktoken
 
 
 def now() -> datetime:
@@ -45,7 +45,7 @@ def test_github_actions_end_to_end(dev_idp: DevIdP, dev_jwks: JwksClient, alg: s
     pktoken = provider.get_pktoken(key)
     # Round-trip through the wire format, then verify with independently fetched keys.
     pktoken = PKToken.from_json(pktoken.to_json())
-    config = presets.github_actions(issuer=dev_idp.issuer)
+    config = issuers.github_actions(issuer=dev_idp.issuer)
     assert config == provider.issuer_config()
     assert config.commitment is CommitmentType.AUD
     assert config.require_gq
@@ -155,7 +155,7 @@ def test_gitlab_ci_end_to_end(dev_idp: DevIdP, dev_jwks: JwksClient) -> None:
     provider = GitLabCIProvider.from_env(gitlab_env(dev_idp))
     assert provider.issuer == dev_idp.issuer
     pktoken = PKToken.from_compact(provider.get_pktoken(key).to_compact())
-    config = presets.gitlab_ci(issuer=dev_idp.issuer)
+    config = issuers.gitlab_ci(issuer=dev_idp.issuer)
     assert config == provider.issuer_config()
     assert config.commitment is CommitmentType.GQ_BOUND
     verified = verify_pktoken(pktoken, config, dev_jwks.keys(dev_idp.issuer), now=now())
@@ -183,7 +183,7 @@ def test_gitlab_same_id_token_binds_each_key_separately(
     with pytest.raises((CommitmentError, SignatureError)):
         verify_pktoken(
             forged,
-            presets.gitlab_ci(issuer=dev_idp.issuer),
+            issuers.gitlab_ci(issuer=dev_idp.issuer),
             dev_jwks.keys(dev_idp.issuer),
             now=now(),
         )

@@ -15,12 +15,12 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from opkey import presets
-from opkey.devidp import DevIdP, DevIdPSettings
+from opkey import issuers
 from opkey.errors import ProviderError
-from opkey.jwks import JwksClient
+from opkey.jwks.client import JwksClient
 from opkey.keys import generate_signing_key
 from opkey.providers import DeviceFlowProvider, DevicePrompt, OidcClient
+from opkey.sandbox.devidp import DevIdP, DevIdPSettings
 from opkey.verify import verify_pktoken
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def test_device_login_end_to_end(make_dev_idp: Callable[..., DevIdP], dev_jwks: 
     pktoken = provider.get_pktoken(key)
     verified = verify_pktoken(
         pktoken,
-        presets.oidc(idp.issuer, idp.client_id),
+        issuers.oidc(idp.issuer, idp.client_id),
         JwksClient([idp.issuer]).keys(idp.issuer),
         now=datetime.now(timezone.utc),
     )

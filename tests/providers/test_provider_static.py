@@ -6,14 +6,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from opkey import presets
+from opkey import issuers
 from opkey.cic import ClientInstanceClaims
-from opkey.devidp import DevIdP
 from opkey.errors import ConfigError, ProviderError
-from opkey.jwks import JwksClient
+from opkey.issuers import CommitmentType
+from opkey.jwks.client import JwksClient
 from opkey.keys import generate_signing_key
 from opkey.providers import StaticProvider
-from opkey.verify import CommitmentType, verify_pktoken
+from opkey.sandbox.devidp import DevIdP
+from opkey.verify import verify_pktoken
 
 
 def now() -> datetime:
@@ -118,7 +119,7 @@ def test_callback_with_aud_commitment_is_gq_signed(dev_idp: DevIdP, dev_jwks: Jw
     assert pktoken.op.alg == "GQ256"
     verify_pktoken(
         pktoken,
-        presets.github_actions(issuer=dev_idp.issuer),
+        issuers.github_actions(issuer=dev_idp.issuer),
         dev_jwks.keys(dev_idp.issuer),
         now=now(),
     )
@@ -131,11 +132,11 @@ def test_callback_with_gq_bound_commitment(dev_idp: DevIdP, dev_jwks: JwksClient
         commitment=CommitmentType.GQ_BOUND,
         jwks=dev_jwks,
     )
-    assert provider.issuer_config() == presets.gitlab_ci(issuer=dev_idp.issuer)
+    assert provider.issuer_config() == issuers.gitlab_ci(issuer=dev_idp.issuer)
     pktoken = provider.get_pktoken(generate_signing_key())
     assert pktoken.op.header["cic"] == pktoken.cic_claims.commitment()
     verify_pktoken(
-        pktoken, presets.gitlab_ci(issuer=dev_idp.issuer), dev_jwks.keys(dev_idp.issuer), now=now()
+        pktoken, issuers.gitlab_ci(issuer=dev_idp.issuer), dev_jwks.keys(dev_idp.issuer), now=now()
     )
 
 
@@ -155,8 +156,8 @@ def test_static_configuration_errors(dev_idp: DevIdP) -> None:
         StaticProvider.from_callback(lambda c: "", issuer=dev_idp.issuer)
     with pytest.raises(ConfigError, match="needs the client instance claims"):
         StaticProvider(
-            config=presets.github_actions(issuer=dev_idp.issuer),
+            config=issuers.github_actions(issuer=dev_idp.issuer),
             id_token=dev_idp.mint_github_token(),
         )
     with pytest.raises(ConfigError, match="either an id_token or a callback"):
-        StaticProvider(config=presets.github_actions(issuer=dev_idp.issuer))
+        StaticProvider(config=issuers.github_actions(issuer=dev_idp.issuer))

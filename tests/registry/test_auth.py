@@ -28,8 +28,8 @@ from opkey.registry.auth import (
     parse_challenges,
 )
 from opkey.registry.client import RegistryClient
-from opkey.registry.local import LocalRegistry, TokenAuthConfig, seed_image
 from opkey.registry.reference import ImageReference
+from opkey.sandbox.registry import LocalRegistry, TokenAuthConfig, seed_image
 
 # bcrypt (cost 5) of "opkey-test-password", made once with libxcrypt; the registry only checks it.
 HTPASSWD_USER = "ci"

@@ -18,7 +18,6 @@ from werkzeug import Request, Response
 from opkey.errors import NetworkError, RegistryError
 from opkey.http import HttpResponse
 from opkey.registry.client import RegistryClient
-from opkey.registry.local import free_port
 from opkey.registry.manifest import MAX_MANIFEST_BYTES
 from opkey.registry.mediatypes import (
     DOCKER_MANIFEST,
@@ -29,6 +28,7 @@ from opkey.registry.mediatypes import (
 )
 from opkey.registry.reference import ImageReference, sha256_digest
 from opkey.registry.retry import RetryPolicy, parse_retry_after
+from opkey.sandbox.registry import free_port
 
 MANIFEST = json.dumps(
     {

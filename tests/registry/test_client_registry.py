@@ -8,10 +8,10 @@ import pytest
 
 from opkey.errors import RegistryError
 from opkey.registry.client import RegistryClient
-from opkey.registry.local import LocalRegistry, seed_image
 from opkey.registry.manifest import Descriptor, ImageManifest
 from opkey.registry.mediatypes import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
 from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.sandbox.registry import LocalRegistry, seed_image
 
 pytestmark = pytest.mark.registry
 

@@ -11,6 +11,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from opkey.cosign import (
+    parse_simple_signing_payload,
+    simple_signing_payload,
+)
+from opkey.digest import Digest
 from opkey.errors import ConfigError, FormatError
 from opkey.registry.manifest import (
     MAX_MANIFEST_BYTES,
@@ -34,10 +39,6 @@ from opkey.registry.signatures import (
     layer_identity,
     signature_tag,
 )
-from opkey.registry.simplesigning import (
-    parse_simple_signing_payload,
-    simple_signing_payload,
-)
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -52,7 +53,7 @@ def _vectors(data_dir: Path) -> list[dict[str, Any]]:
 def test_payload_builder_matches_cosign_bytes(data_dir: Path) -> None:
     for vector in _vectors(data_dir):
         built = simple_signing_payload(
-            vector["docker_reference"], vector["manifest_digest"], vector["optional"]
+            vector["docker_reference"], Digest(vector["manifest_digest"]), vector["optional"]
         )
         assert built == vector["payload"].encode()
 
@@ -64,7 +65,7 @@ def test_cosign_signatures_verify_over_the_built_payload(data_dir: Path) -> None
         if "signature_b64" not in vector:
             continue
         payload = simple_signing_payload(
-            vector["docker_reference"], vector["manifest_digest"], vector["optional"]
+            vector["docker_reference"], Digest(vector["manifest_digest"]), vector["optional"]
         )
         key = serialization.load_pem_public_key(vector["public_key_pem"].encode())
         signature = base64.b64decode(vector["signature_b64"])
@@ -87,7 +88,7 @@ def test_payload_parser_round_trip(data_dir: Path) -> None:
     for vector in _vectors(data_dir):
         parsed = parse_simple_signing_payload(vector["payload"].encode())
         assert parsed.docker_reference == vector["docker_reference"]
-        assert parsed.manifest_digest == vector["manifest_digest"]
+        assert parsed.manifest_digest == Digest(vector["manifest_digest"])
         expected = vector["optional"]
         assert (dict(parsed.optional) if parsed.optional is not None else None) == expected
 
@@ -141,17 +142,17 @@ def test_payload_parser_rejects(payload: bytes, message: str) -> None:
         parse_simple_signing_payload(payload)
 
 
-def test_payload_builder_rejects_bad_digests() -> None:
-    with pytest.raises(ConfigError, match="lowercase"):
-        simple_signing_payload("example.com/app", DIGEST.upper().replace("SHA", "sha"))
+def test_payload_builder_rejects_bad_digests_and_references() -> None:
+    with pytest.raises(FormatError, match="lowercase"):
+        simple_signing_payload("example.com/app", Digest(DIGEST.upper().replace("SHA", "sha")))
     with pytest.raises(ConfigError, match="empty"):
-        simple_signing_payload("", DIGEST)
+        simple_signing_payload("", Digest(DIGEST))
 
 
 def test_signature_manifest_rebuilt_byte_for_byte_from_a_cosign_trace(data_dir: Path) -> None:
     trace = json.loads((data_dir / "cosign-sig-manifest.json").read_text())
     ref = ImageReference.parse(trace["image_reference"]).with_digest(trace["image_digest"])
-    payload = simple_signing_payload(ref.cosign_name, trace["image_digest"])
+    payload = simple_signing_payload(ref.cosign_name, Digest(trace["image_digest"]))
     assert sha256_digest(payload) == trace["payload_digest"]
     assert len(payload) == trace["payload_size"]
     assert signature_tag(trace["image_digest"]) == trace["signature_tag"]

@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
+from opkey.cosign import simple_signing_payload
+from opkey.digest import Digest
 from opkey.errors import NetworkError, OpkeyError, RegistryError
 from opkey.http import HttpResponse, RequestsTransport
 from opkey.registry.client import RegistryClient
-from opkey.registry.local import LocalRegistry, seed_image
 from opkey.registry.reference import ImageReference
 from opkey.registry.retry import RetryPolicy
 from opkey.registry.signatures import (
@@ -23,14 +24,14 @@ from opkey.registry.signatures import (
     list_signatures,
     signature_tag,
 )
-from opkey.registry.simplesigning import simple_signing_payload
+from opkey.sandbox.registry import LocalRegistry, seed_image
 from tests.registry.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.registry
 
 
 def sign(client: RegistryClient, image: ImageReference, n: int) -> str:
-    payload = simple_signing_payload(image.cosign_name, image.require_digest())
+    payload = simple_signing_payload(image.cosign_name, Digest(image.require_digest()))
     result = attach_signature(client, image, payload, {COSIGN_SIGNATURE_ANNOTATION: f"sig-{n}"})
     return layer_identity(result.layer)
 

@@ -11,25 +11,28 @@ from typing import Any
 
 import pytest
 
-from opkey import presets
+from opkey import issuers
 from opkey.cli import main
-from opkey.devidp import DevIdP
-from opkey.devidp.identities import GitHubWorkload
+from opkey.cosign import COSIGN_SIGNATURE, OPKEY_OSM, OPKEY_PKTOKEN, simple_signing_payload
+from opkey.digest import Digest
 from opkey.errors import PolicyError, RegistryError, SignatureError
-from opkey.images import COSIGN_SIGNATURE, OPKEY_OSM, OPKEY_PKTOKEN, sign_image, verify_image
-from opkey.jwks import JwksClient
+from opkey.images import sign_image, verify_image
+from opkey.jwks.client import JwksClient
+from opkey.jwks.sources import LiveKeys
 from opkey.keys import PublicJWK
-from opkey.keysource import LiveKeys
-from opkey.policy import GitHubWorkflow
-from opkey.policyfile import parse_policy_file
+from opkey.policy.file import parse_policy_file
+from opkey.policy.signoff import Requirement
+from opkey.policy.workloads import GitHubWorkflow
 from opkey.providers import GitHubActionsProvider
 from opkey.registry.client import RegistryClient
-from opkey.registry.local import LocalRegistry, seed_image
 from opkey.registry.reference import ImageReference, sha256_digest
 from opkey.registry.signatures import list_signatures, signature_tag
-from opkey.registry.simplesigning import simple_signing_payload
+from opkey.sandbox.devidp import DevIdP
+from opkey.sandbox.devidp.identities import GitHubWorkload
+from opkey.sandbox.registry import LocalRegistry, seed_image
 from opkey.signer import Signer
-from opkey.verifier import TrustedIssuer, Verifier
+from opkey.verification.trust import Trust, TrustedIssuer
+from opkey.verification.verifier import Verifier
 
 pytestmark = pytest.mark.registry
 
@@ -51,11 +54,13 @@ def _signer(idp: DevIdP, workflow: str = "release.yml", repo: str = "octo-org/oc
 
 def _verifier(idp: DevIdP) -> Verifier:
     return Verifier(
-        [
-            TrustedIssuer(
-                presets.github_actions(issuer=idp.issuer), [LiveKeys(JwksClient([idp.issuer]))]
-            )
-        ]
+        Trust(
+            [
+                TrustedIssuer(
+                    issuers.github_actions(issuer=idp.issuer), [LiveKeys(JwksClient([idp.issuer]))]
+                )
+            ]
+        )
     )
 
 
@@ -69,10 +74,12 @@ def test_sign_tag_verify_round_trip(
     tagged = registry_image.with_tag("v1")
     signed = sign_image(registry_client, str(tagged).split("@")[0], _signer(idp))
     assert signed.digest == registry_image.digest, "the tag was resolved to the digest"
-    result = verify_image(registry_client, tagged, _verifier(idp), policy=_policy(idp))
-    assert [i.claims["repository_id"] for i in result.valid] == [REPO_ID]
+    result = verify_image(registry_client, tagged, _verifier(idp), Requirement.of(_policy(idp)))
+    assert [i.claims["repository_id"] for i in result.verdict.identities] == [REPO_ID]
     with pytest.raises(PolicyError, match="repository_id"):
-        verify_image(registry_client, tagged, _verifier(idp), policy=_policy(idp, "614000002"))
+        verify_image(
+            registry_client, tagged, _verifier(idp), Requirement.of(_policy(idp, "614000002"))
+        )
 
 
 def test_layer_is_cosign_compatible(
@@ -83,7 +90,9 @@ def test_layer_is_cosign_compatible(
     sign_image(registry_client, registry_image, signer)
     (layer,) = list_signatures(registry_client, registry_image)
     assert layer.descriptor.media_type == "application/vnd.dev.cosign.simplesigning.v1+json"
-    expected = simple_signing_payload(registry_image.cosign_name, registry_image.require_digest())
+    expected = simple_signing_payload(
+        registry_image.cosign_name, Digest(registry_image.require_digest())
+    )
     assert layer.payload == expected
     assert json.loads(layer.payload)["critical"]["type"] == "cosign container image signature"
     # cosign --key: PEM public key + base64 DER signature + payload bytes, nothing else
@@ -151,7 +160,7 @@ def test_tampered_annotations_are_rejected(
 
     _rewrite_sig(registry_client, registry_image, mutate)
     with pytest.raises(SignatureError, match=message):
-        verify_image(registry_client, registry_image, _verifier(idp), policy=_policy(idp))
+        verify_image(registry_client, registry_image, _verifier(idp), Requirement.of(_policy(idp)))
 
 
 def test_pktoken_swapped_for_another_signers_is_rejected(
@@ -165,14 +174,14 @@ def test_pktoken_swapped_for_another_signers_is_rejected(
         lambda d: _annotation(d, OPKEY_PKTOKEN, other.pktoken.to_compact()),
     )
     with pytest.raises(SignatureError, match="another PK token"):
-        verify_image(registry_client, registry_image, _verifier(idp), policy=_policy(idp))
+        verify_image(registry_client, registry_image, _verifier(idp), Requirement.of(_policy(idp)))
 
 
 def test_tampered_layer_payload_is_rejected(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
     sign_image(registry_client, registry_image, _signer(idp))
-    forged = simple_signing_payload("evil.example/other", registry_image.require_digest())
+    forged = simple_signing_payload("evil.example/other", Digest(registry_image.require_digest()))
     registry_client.push_blob(registry_image, forged)
 
     def mutate(document: dict[str, Any]) -> None:
@@ -181,7 +190,7 @@ def test_tampered_layer_payload_is_rejected(
 
     _rewrite_sig(registry_client, registry_image, mutate)
     with pytest.raises(SignatureError, match="does not verify"):
-        verify_image(registry_client, registry_image, _verifier(idp), policy=_policy(idp))
+        verify_image(registry_client, registry_image, _verifier(idp), Requirement.of(_policy(idp)))
 
 
 def test_signature_copied_from_another_image_is_rejected(
@@ -194,19 +203,19 @@ def test_signature_copied_from_another_image_is_rejected(
     target = other.with_tag(signature_tag(other.require_digest()))
     registry_client.put_manifest(target, manifest.raw, manifest.media_type)
     with pytest.raises(SignatureError, match=f"not {other.require_digest()}"):
-        verify_image(registry_client, other, _verifier(idp), policy=_policy(idp))
+        verify_image(registry_client, other, _verifier(idp), Requirement.of(_policy(idp)))
 
 
 def test_unsigned_image_and_garbage_sig_tag(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
     with pytest.raises(SignatureError, match="has no signatures"):
-        verify_image(registry_client, registry_image, _verifier(idp), policy=_policy(idp))
+        verify_image(registry_client, registry_image, _verifier(idp), Requirement.of(_policy(idp)))
     # a .sig tag that points at an ordinary image
     sig = registry_image.with_tag(signature_tag(registry_image.require_digest()))
     seed_image(registry_client, sig, content=b"not a signature")
     with pytest.raises(RegistryError):
-        verify_image(registry_client, registry_image, _verifier(idp), policy=_policy(idp))
+        verify_image(registry_client, registry_image, _verifier(idp), Requirement.of(_policy(idp)))
     with pytest.raises(RegistryError):
         sign_image(registry_client, registry_image, _signer(idp))
 
@@ -229,10 +238,12 @@ def test_sixteen_concurrent_signers_all_land_and_verify(
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors
-    result = verify_image(registry_client, registry_image, _verifier(idp), policy=_policy(idp))
-    assert len(result.signatures) == 16
-    assert len(result.valid) == 16
-    assert {i.key_thumbprint for i in result.valid} == {
+    result = verify_image(
+        registry_client, registry_image, _verifier(idp), Requirement.of(_policy(idp))
+    )
+    assert len(result.verdict.signatures) == 16
+    assert len(result.verdict.identities) == 16
+    assert {i.key_thumbprint for i in result.verdict.identities} == {
         s.pktoken.cic_claims.upk.thumbprint() for s in signers
     }
 
@@ -268,10 +279,10 @@ github.workflow_ref = "{ref.format("staging-deploy.yml")}"
     for stage in ("build.yml", "scan.yml"):
         sign_image(registry_client, registry_image, _signer(idp, stage))
     with pytest.raises(PolicyError, match="'deploy'"):
-        verify_image(registry_client, registry_image, verifier, policy_file=policy_file)
+        verify_image(registry_client, registry_image, verifier, policy_file.requirement)
     sign_image(registry_client, registry_image, _signer(idp, "staging-deploy.yml"))
-    result = verify_image(registry_client, registry_image, verifier, policy_file=policy_file)
-    assert len(result.valid) == 3
+    result = verify_image(registry_client, registry_image, verifier, policy_file.requirement)
+    assert len(result.verdict.identities) == 3
 
 
 def test_cli_sign_and_verify_image(

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from opkey.cosign import parse_simple_signing_payload, simple_signing_payload
+from opkey.digest import Digest
 from opkey.errors import ConfigError, OpkeyError, RegistryError
 from opkey.keys import generate_signing_key
 from opkey.registry.client import RegistryClient
-from opkey.registry.local import seed_image
 from opkey.registry.manifest import Descriptor, ImageManifest, Manifest
 from opkey.registry.mediatypes import (
     COSIGN_SIMPLESIGNING,
@@ -40,13 +41,13 @@ from opkey.registry.signatures import (
     repair_signatures,
     signature_tag,
 )
-from opkey.registry.simplesigning import parse_simple_signing_payload, simple_signing_payload
+from opkey.sandbox.registry import seed_image
 
 pytestmark = pytest.mark.registry
 
 
 def payload_for(image: ImageReference) -> bytes:
-    return simple_signing_payload(image.cosign_name, image.require_digest())
+    return simple_signing_payload(image.cosign_name, Digest(image.require_digest()))
 
 
 def signer_annotations(n: int) -> dict[str, str]:
@@ -75,7 +76,7 @@ def test_attach_and_list_round_trip_in_cosign_layout(
     assert dict(stored.annotations) == extra
     assert stored.digest == sha256_digest(payload)
     parsed = parse_simple_signing_payload(stored.payload)
-    assert parsed.manifest_digest == registry_image.digest
+    assert parsed.manifest_digest == Digest(registry_image.require_digest())
 
     # What cosign would read: an OCI manifest, the cosign config, one simplesigning layer.
     manifest = registry_client.get_manifest(sig_ref(registry_image))

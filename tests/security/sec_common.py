@@ -28,24 +28,25 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from opkey import gq, presets
+from opkey import gq, issuers
 from opkey.cic import ClientInstanceClaims
 from opkey.expiry import ExpiryPolicy
+from opkey.issuers import CommitmentType, IssuerConfig
 from opkey.jose import b64url_decode, b64url_encode, go_json
+from opkey.jwks.keyset import KeySet
+from opkey.jwks.sources import PinnedKeys
 from opkey.keys import PublicJWK, SigningKey, generate_signing_key
-from opkey.keyset import KeySet
-from opkey.keysource import PinnedKeys
 from opkey.pktoken import PKToken
-from opkey.verifier import TrustedIssuer, Verifier
-from opkey.verify import CommitmentType, IssuerConfig
+from opkey.verification.trust import Trust, TrustedIssuer
+from opkey.verification.verifier import Verifier
 from tests.helpers import NOW, MiniOP
 
 DATA = Path(__file__).parent.parent / "data"
 GHA = DATA / "github-actions"
 MANIFEST: list[dict[str, Any]] = json.loads((DATA / "manifest.json").read_text())["tokens"]
-GITHUB = presets.GITHUB_ACTIONS_ISSUER
-GITLAB = presets.GITLAB_ISSUER
-GOOGLE = presets.GOOGLE_ISSUER
+GITHUB = issuers.GITHUB_ACTIONS_ISSUER
+GITLAB = issuers.GITLAB_ISSUER
+GOOGLE = issuers.GOOGLE_ISSUER
 
 #: The 2022-08-05 token (kid 78167F…, verified by the 2022 JWKS which also holds 52F197…).
 GH_2022 = "gha-2022-08-05_varunsh-coder_actions-playground.jwt"
@@ -63,7 +64,7 @@ GH_RS256 = IssuerConfig(
     expiry=ExpiryPolicy.never(),
 )
 #: The GitHub Actions preset (GQ256 required).
-GH_GQ = presets.github_actions()
+GH_GQ = issuers.github_actions()
 
 
 def entry(file: str) -> dict[str, Any]:
@@ -270,6 +271,8 @@ def mint_pktoken(
 def pinned_verifier(*issuers: tuple[IssuerConfig, KeySet], at: datetime = NOW) -> Verifier:
     """A verifier trusting each (configuration, pinned keys) pair, with its clock at ``at``."""
     return Verifier(
-        [TrustedIssuer(config, [PinnedKeys({config.issuer: keys})]) for config, keys in issuers],
+        Trust(
+            [TrustedIssuer(config, [PinnedKeys({config.issuer: keys})]) for config, keys in issuers]
+        ),
         clock=lambda: at,
     )

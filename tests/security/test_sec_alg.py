@@ -16,16 +16,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from opkey import gq
-from opkey.artifact import Digest, artifact_statement
+from opkey.artifact import artifact_statement
 from opkey.bundle import Bundle
 from opkey.cic import ClientInstanceClaims
+from opkey.digest import Digest
 from opkey.errors import CommitmentError, ConfigError, FormatError, KeyNotFoundError, SignatureError
+from opkey.issuers import CommitmentType, IssuerConfig
 from opkey.jose import b64url_decode, b64url_encode, go_json, parse_compact
+from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK, generate_signing_key, verify_signature
-from opkey.keyset import KeySet
 from opkey.message import sign_message, verify_message
-from opkey.policy import UnsafeNoPolicy
-from opkey.verify import CommitmentType, IssuerConfig, verify_pktoken
+from opkey.policy.claims import UnsafeNoPolicy
+from opkey.verify import verify_pktoken
 from tests.helpers import CLIENT_ID, ISSUER, NOW, MiniOP, rsa_key
 from tests.security.sec_common import (
     GH_2022,

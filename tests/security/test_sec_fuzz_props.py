@@ -28,7 +28,7 @@ from fuzz.world import DIGEST, World, build_world
 from opkey.bundle import Bundle
 from opkey.errors import OpkeyError
 from opkey.pktoken import PKToken
-from opkey.policyfile import parse_policy_file, policy_file_from_dict
+from opkey.policy.file import parse_policy_file, policy_file_from_dict
 
 WORLD: World = build_world()
 HARNESS: dict[str, Target] = make_targets(WORLD)

@@ -14,18 +14,20 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from opkey.archive import JwksArchive
-from opkey.artifact import Digest, artifact_statement
+from opkey.artifact import artifact_statement
 from opkey.bundle import Bundle
 from opkey.cic import ClientInstanceClaims
+from opkey.digest import Digest
 from opkey.errors import FormatError, KeyNotFoundError, SignatureError
 from opkey.jose import b64url_encode, go_json, parse_compact
+from opkey.jwks.archive import JwksArchive
+from opkey.jwks.keyset import KeySet
+from opkey.jwks.sources import ArchiveKeys, PinnedKeys
 from opkey.keys import generate_signing_key
-from opkey.keyset import KeySet
-from opkey.keysource import ArchiveKeys, PinnedKeys
 from opkey.message import verify_message
 from opkey.pktoken import PKToken
-from opkey.verifier import TrustedIssuer, Verifier
+from opkey.verification.trust import Trust, TrustedIssuer
+from opkey.verification.verifier import Verifier
 from opkey.verify import verify_pktoken
 from tests.helpers import NOW, MiniOP, rsa_key
 from tests.security.sec_common import (
@@ -135,7 +137,7 @@ def test_key_urls_are_never_fetched(httpserver: HTTPServer, op: MiniOP, attacker
     forged.document["signatures"][0]["header"] = {"jku": url, "x5u": url}
     verifier = pinned_verifier((op.config(), op.keyset))
     with pytest.raises(KeyNotFoundError, match="no key with kid 'attacker'"):
-        verifier.verify_pktoken(parse(forged.document))
+        verifier.identify(parse(forged.document))
     assert httpserver.log == []
 
 
@@ -174,7 +176,7 @@ def test_kid_is_an_opaque_exact_string_in_the_archive(tmp_path: Path, kid: str) 
     """The SQLite archive binds kid as a parameter: injections find nothing, change nothing."""
     archive = JwksArchive(tmp_path / "archive.sqlite")
     archive.record(GITHUB, jwks("github-jwks_2022_step-security.json"), NOW)
-    verifier = Verifier([TrustedIssuer(GH_GQ, [ArchiveKeys(archive)])], clock=lambda: NOW)
+    verifier = Verifier(Trust([TrustedIssuer(GH_GQ, [ArchiveKeys(archive)])]), clock=lambda: NOW)
     d = doc(gh_pktoken(GH_2022).pktoken)
     gq_header = header(d, 0)
     gq_header["kid"] = b64url_encode(go_json({"alg": "RS256", "kid": kid, "typ": "JWT"}))
@@ -182,7 +184,7 @@ def test_kid_is_an_opaque_exact_string_in_the_archive(tmp_path: Path, kid: str) 
     with pytest.raises(KeyNotFoundError, match="has kid"):
         archive.find(GITHUB, kid=kid)
     with pytest.raises(KeyNotFoundError, match="never published with kid"):
-        verifier.verify_pktoken(parse(d), at=gh_at(GH_2022))
+        verifier.identify(parse(d), at=gh_at(GH_2022))
     assert {entry.kid for entry in archive.entries()} == {
         GH_KID_2022,
         "52F197C481DE70112C441B4A9B37B53C7FCF0DB5",
@@ -218,12 +220,12 @@ def test_kid_of_another_trusted_issuer_is_not_found(op: MiniOP) -> None:
         iss=op.issuer,
     )  # fmt: skip
     with pytest.raises(KeyNotFoundError, match="no key with kid 'other-key'"):
-        verifier.verify_pktoken(parse(forged.document))
+        verifier.identify(parse(forged.document))
     # The same token claiming B verifies: only the issuer claim was wrong.
     genuine = forge(
         other, {"alg": "RS256", "kid": other.kid, "typ": "JWT"}, rsa_signer(other.private_key)
     )
-    verifier.verify_pktoken(parse(genuine.document))
+    verifier.identify(parse(genuine.document))
 
 
 def test_missing_kid_never_tries_every_key(op: MiniOP) -> None:

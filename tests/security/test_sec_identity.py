@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
-from opkey import presets
-from opkey.artifact import ARTIFACT_STATEMENT_TYPE, Digest, artifact_statement
+from opkey import issuers
+from opkey.artifact import ARTIFACT_STATEMENT_TYPE, artifact_statement
 from opkey.bundle import Bundle
 from opkey.cic import ClientInstanceClaims
+from opkey.cosign import COSIGN_SIGNATURE, OPKEY_OSM, OPKEY_PKTOKEN
+from opkey.digest import Digest
 from opkey.errors import (
     CommitmentError,
     ConfigError,
@@ -29,32 +31,34 @@ from opkey.errors import (
     SignatureError,
 )
 from opkey.expiry import ExpiryPolicy
-from opkey.images import COSIGN_SIGNATURE, OPKEY_OSM, OPKEY_PKTOKEN, sign_image, verify_image
+from opkey.images import sign_image, verify_image
+from opkey.issuers import CommitmentType, IssuerConfig
 from opkey.jose import b64url_decode, b64url_encode, go_json
+from opkey.jwks.keyset import KeySet
 from opkey.keys import generate_signing_key
-from opkey.keyset import KeySet
 from opkey.message import sign_message, verify_message
 from opkey.pktoken import PKToken
-from opkey.policy import (
+from opkey.policy.claims import (
     AllOf,
     AnyOf,
     ClaimEquals,
     ClaimGlob,
     ClaimRegex,
-    GitHubWorkflow,
     Issuer,
     Policy,
     Subject,
     UnsafeNoPolicy,
     accepts_any_signer,
 )
-from opkey.policyfile import parse_policy_file
+from opkey.policy.file import parse_policy_file
+from opkey.policy.signoff import Requirement
+from opkey.policy.workloads import GitHubWorkflow
 from opkey.registry.client import RegistryClient
 from opkey.registry.reference import ImageReference
 from opkey.registry.signatures import attach_signature, list_signatures
 from opkey.signer import Signer
-from opkey.verifier import Verifier
-from opkey.verify import CommitmentType, IssuerConfig, verify_pktoken
+from opkey.verification.verifier import Verifier
+from opkey.verify import verify_pktoken
 from tests.helpers import NOW, NOW_TS, MiniOP, rsa_key
 from tests.security.sec_common import (
     GH_2022,
@@ -310,11 +314,11 @@ def test_real_github_token_under_gitlab_and_google_configs_with_merged_jwks() ->
     gitlab_keys = _merged("gitlab-jwks_openpubkey-docs.json", "github-jwks_2022_step-security.json")
     google_keys = _merged("google-jwks_openpubkey-docs.json", "github-jwks_2022_step-security.json")
     verifier = pinned_verifier(
-        (presets.gitlab_ci(), gitlab_keys), (presets.google(), google_keys), at=gh_at(GH_2022)
+        (issuers.gitlab_ci(), gitlab_keys), (issuers.google(), google_keys), at=gh_at(GH_2022)
     )
     with pytest.raises(KeyNotFoundError, match="is not trusted by this verifier"):
-        verifier.verify_pktoken(pkt)
-    for config, keys in ((presets.gitlab_ci(), gitlab_keys), (presets.google(), google_keys)):
+        verifier.identify(pkt)
+    for config, keys in ((issuers.gitlab_ci(), gitlab_keys), (issuers.google(), google_keys)):
         with pytest.raises(KeyNotFoundError, match="is not the trusted issuer"):
             verify_pktoken(pkt, config, keys, now=gh_at(GH_2022))
 
@@ -329,7 +333,7 @@ def test_real_github_token_relabelled_with_another_issuer_fails_its_signature(
     payload = json.loads(b64url_decode(d["payload"]))
     payload["iss"] = issuer
     d["payload"] = b64url_encode(json.dumps(payload).encode())
-    config = presets.gitlab_ci() if issuer == GITLAB else presets.google()
+    config = issuers.gitlab_ci() if issuer == GITLAB else issuers.google()
     keys = _merged(
         "gitlab-jwks_openpubkey-docs.json"
         if issuer == GITLAB
@@ -406,15 +410,25 @@ def test_array_aud_never_carries_an_aud_commitment(github: MiniOP, aud: list[str
 
 
 @pytest.mark.parametrize(
-    "aud", [["other"], ["openpubkey-pktoken:x"], "OPENPUBKEY-PKTOKEN", "x:OPENPUBKEY-PKTOKEN:y"]
+    ("aud", "message"),
+    [
+        ("other", "must start with 'OPENPUBKEY-PKTOKEN:'"),
+        ("openpubkey-pktoken:x", "must start with 'OPENPUBKEY-PKTOKEN:'"),
+        ("OPENPUBKEY-PKTOKEN", "must start with 'OPENPUBKEY-PKTOKEN:'"),
+        ("x:OPENPUBKEY-PKTOKEN:y", "must start with 'OPENPUBKEY-PKTOKEN:'"),
+        # A list, even one whose every member has the prefix (OpenPubkey requires a string).
+        (["x", "OPENPUBKEY-PKTOKEN:y"], "must be a single string"),
+        (["OPENPUBKEY-PKTOKEN:y"], "must be a single string"),
+        (["other"], "must be a single string"),
+    ],
 )
-def test_gq_bound_audience_needs_the_exact_prefix(op: MiniOP, aud: object) -> None:
+def test_gq_bound_audience_needs_the_exact_prefix(op: MiniOP, aud: object, message: str) -> None:
     """OpenPubkey PR #373: array ``aud`` panicked its GQ-bound check. Here: typed errors."""
     config = op.config(CommitmentType.GQ_BOUND)
-    good = mint_pktoken(op, commitment=CommitmentType.GQ_BOUND, aud=["x", "OPENPUBKEY-PKTOKEN:y"])
-    verify_pktoken(good.pktoken, config, op.keyset, now=NOW)  # one prefixed member suffices
+    good = mint_pktoken(op, commitment=CommitmentType.GQ_BOUND, aud="OPENPUBKEY-PKTOKEN:y")
+    verify_pktoken(good.pktoken, config, op.keyset, now=NOW)
     pkt = mint_pktoken(op, commitment=CommitmentType.GQ_BOUND, aud=aud).pktoken
-    with pytest.raises(CommitmentError, match="must start with 'OPENPUBKEY-PKTOKEN:'"):
+    with pytest.raises(CommitmentError, match=message):
         verify_pktoken(pkt, config, op.keyset, now=NOW)
 
 
@@ -525,7 +539,7 @@ def test_artifact_signature_replayed_as_an_image_signature(
     attach_signature(registry_client, registry_image, b64url_decode(payload_b64), annotations)
     verifier = pinned_verifier((op.config(expiry=ExpiryPolicy.never()), op.keyset))
     with pytest.raises(SignatureError, match="simple-signing payload"):
-        verify_image(registry_client, registry_image, verifier, policy=UnsafeNoPolicy())
+        verify_image(registry_client, registry_image, verifier, Requirement.of(UnsafeNoPolicy()))
 
 
 @pytest.mark.registry
@@ -537,7 +551,9 @@ def test_image_signature_replayed_as_an_artifact_bundle(
     pkt, key = op.pktoken()
     sign_image(registry_client, registry_image, Signer(pkt, key))
     verifier = pinned_verifier((op.config(expiry=ExpiryPolicy.never()), op.keyset))
-    verify_image(registry_client, registry_image, verifier, policy=UnsafeNoPolicy())  # control
+    verify_image(
+        registry_client, registry_image, verifier, Requirement.of(UnsafeNoPolicy())
+    )  # control
     (layer,) = list_signatures(registry_client, registry_image)
     head, _, signature = layer.annotations[OPKEY_OSM].split(".")
     osm = f"{head}.{b64url_encode(layer.payload)}.{signature}"
@@ -656,8 +672,8 @@ all_of = [{{ issuer = "{GITHUB}" }}, {{ subject = "repo:octo-org/app:ref:refs/he
     policy_file = parse_policy_file(text)
     gitlab_claims = {"iss": GITLAB, "sub": "repo:octo-org/app:ref:refs/heads/main"}
     with pytest.raises(PolicyError, match="build"):
-        policy_file.evaluate([gitlab_claims]).raise_for_unmet()
-    policy_file.evaluate([{**gitlab_claims, "iss": GITHUB}]).raise_for_unmet()
+        policy_file.requirement.evaluate([gitlab_claims]).raise_for_unmet()
+    policy_file.requirement.evaluate([{**gitlab_claims, "iss": GITHUB}]).raise_for_unmet()
 
 
 def test_policy_file_size_and_depth_limits() -> None:

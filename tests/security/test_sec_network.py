@@ -19,14 +19,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from opkey.errors import ConfigError, FormatError, KeyNotFoundError, NetworkError, SignatureError
-from opkey.http import (
-    check_url,
-    is_loopback_host,
-)
+from opkey.http import check_url, is_loopback_host
 from opkey.jose import b64url_encode
-from opkey.jwks import JwksClient
-from opkey.keysource import LiveKeys
-from opkey.verifier import TrustedIssuer, Verifier
+from opkey.jwks.client import JwksClient
+from opkey.jwks.sources import LiveKeys
+from opkey.verification.trust import Trust, TrustedIssuer
+from opkey.verification.verifier import Verifier
 from tests.helpers import NOW, FakeClock, MiniOP, RoutingTransport, rsa_key
 from tests.security.sec_common import forge, parse, rsa_signer
 
@@ -74,7 +72,7 @@ def provider(issuer: str, kid: str = "k1") -> MiniOP:
 
 def live_verifier(client: JwksClient, *ops: MiniOP) -> Verifier:
     return Verifier(
-        [TrustedIssuer(op.config(), [LiveKeys(client)]) for op in ops], clock=lambda: NOW
+        Trust([TrustedIssuer(op.config(), [LiveKeys(client)]) for op in ops]), clock=lambda: NOW
     )
 
 
@@ -231,7 +229,7 @@ def test_the_tokens_issuer_is_never_fetched(httpserver: HTTPServer) -> None:
     hostile = provider(hostile_issuer)
     forged = forge(hostile, {"alg": "RS256", "kid": hostile.kid}, rsa_signer(hostile.private_key))
     with pytest.raises(KeyNotFoundError, match="is not trusted by this verifier"):
-        verifier.verify_pktoken(parse(forged.document))
+        verifier.identify(parse(forged.document))
     assert httpserver.log == []
 
 
@@ -243,7 +241,7 @@ def test_a_trusted_issuer_outside_the_client_allowlist_is_not_fetched(
     verifier = live_verifier(JwksClient(["https://accounts.google.com"]), op)
     pkt, _ = op.pktoken()
     with pytest.raises(ConfigError, match="not in the allowed issuers"):
-        verifier.verify_pktoken(pkt)
+        verifier.identify(pkt)
     assert httpserver.log == []
 
 
@@ -258,13 +256,13 @@ def test_one_issuers_jwks_never_satisfies_another(httpserver: HTTPServer) -> Non
     serve(httpserver, "/b", lambda: [b.public_jwk.to_dict()])
     client = JwksClient([a.issuer, b.issuer])
     verifier = live_verifier(client, a, b)
-    verifier.verify_pktoken(a.pktoken()[0])  # A's keys are cached now
+    verifier.identify(a.pktoken()[0])  # A's keys are cached now
     forged = forge(
         a, {"alg": "RS256", "kid": "shared-kid", "typ": "JWT"}, rsa_signer(a.private_key),
         iss=b.issuer,
     )  # fmt: skip
     with pytest.raises(KeyNotFoundError, match="no key with kid 'shared-kid'"):
-        verifier.verify_pktoken(parse(forged.document))
+        verifier.identify(parse(forged.document))
     assert count(httpserver, "/b/jwks") == 1
 
 
@@ -278,20 +276,20 @@ def test_a_second_response_cannot_replace_cached_keys_before_ttl(
     serve(httpserver, "", lambda: list(published))
     client = JwksClient([genuine.issuer], ttl=300, min_refresh_interval=30, clock=fake_clock)
     verifier = live_verifier(client, genuine)
-    verifier.verify_pktoken(genuine.pktoken()[0])
+    verifier.identify(genuine.pktoken()[0])
     published[:] = [attacker.public_jwk.to_dict()]
     fake_clock.advance(60)  # past the refresh interval, within the TTL
     forged, _ = attacker.pktoken()
     with pytest.raises(SignatureError, match="RS256 signature does not verify"):
-        verifier.verify_pktoken(forged)
+        verifier.identify(forged)
     assert count(httpserver, "/jwks") == 1  # a known kid never triggers a refetch
     stranger = forge(
         attacker, {"alg": "RS256", "kid": "new", "typ": "JWT"}, rsa_signer(attacker.private_key)
     )
     fake_clock.advance(1)
-    verifier.verify_pktoken(genuine.pktoken()[0])  # still the genuine key
+    verifier.identify(genuine.pktoken()[0])  # still the genuine key
     with pytest.raises(KeyNotFoundError):
-        verifier.verify_pktoken(parse(stranger.document))
+        verifier.identify(parse(stranger.document))
     # An unknown kid may refresh once per interval; the refreshed set is then the provider's.
     assert count(httpserver, "/jwks") == 2
 
@@ -349,7 +347,7 @@ def test_storm_of_forged_tokens_through_the_verifier(
     serve(httpserver, "", lambda: [op.public_jwk.to_dict()])
     client = JwksClient([op.issuer], min_refresh_interval=30, clock=fake_clock)
     verifier = live_verifier(client, op)
-    verifier.verify_pktoken(op.pktoken()[0])
+    verifier.identify(op.pktoken()[0])
     fake_clock.advance(31)
     header = {"alg": "RS256", "kid": "x"}
     forged = [
@@ -363,7 +361,7 @@ def test_storm_of_forged_tokens_through_the_verifier(
         barrier.wait()
         for pkt in forged:
             try:
-                verifier.verify_pktoken(pkt)
+                verifier.identify(pkt)
             except KeyNotFoundError:
                 continue
             except BaseException as exc:  # pragma: no cover - reported below

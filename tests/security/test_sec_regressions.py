@@ -13,17 +13,17 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from opkey.artifact import Digest
+from opkey.digest import Digest
 from opkey.errors import ConfigError, FormatError, KeyNotFoundError, NetworkError
 from opkey.expiry import ExpiryPolicy
 from opkey.http import check_url
+from opkey.issuers import CommitmentType, IssuerConfig
 from opkey.jose import parse_json
-from opkey.jwks import JwksClient
-from opkey.keyset import KeySet
+from opkey.jwks.client import JwksClient
+from opkey.jwks.keyset import KeySet
 from opkey.pktoken import MAX_TIME, PKToken
-from opkey.policy import UnsafeNoPolicy
+from opkey.policy.claims import UnsafeNoPolicy
 from opkey.signer import Signer
-from opkey.verify import CommitmentType, IssuerConfig
 from tests.helpers import MiniOP, rsa_key
 from tests.security.sec_common import (
     doc,

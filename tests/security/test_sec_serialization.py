@@ -12,18 +12,20 @@ from typing import Any
 
 import pytest
 
-from opkey.artifact import Digest, artifact_statement
+from opkey.artifact import artifact_statement
 from opkey.bundle import BUNDLE_MEDIA_TYPE, Bundle
 from opkey.cic import ClientInstanceClaims
+from opkey.digest import Digest
 from opkey.errors import CommitmentError, FormatError, KeyNotFoundError, SignatureError
+from opkey.issuers import CommitmentType
 from opkey.jose import MAX_JSON_DEPTH, b64url_decode, b64url_encode, go_json
+from opkey.jwks.keyset import KeySet
 from opkey.keys import generate_signing_key
-from opkey.keyset import KeySet
 from opkey.message import sign_message, verify_message
 from opkey.pktoken import PKToken
-from opkey.policy import UnsafeNoPolicy
+from opkey.policy.claims import UnsafeNoPolicy
 from opkey.signer import Signer
-from opkey.verify import CommitmentType, verify_pktoken
+from opkey.verify import verify_pktoken
 from tests.helpers import NOW, MiniOP, rsa_key
 from tests.security.sec_common import (
     GH_2022,

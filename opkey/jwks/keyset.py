@@ -1,9 +1,12 @@
 """A provider's published keys (JWKS) as data, and lookup by ``kid`` or ``jkt``.
 
-Parsing is pure: bytes in, :class:`KeySet` out. Keys of types opkey cannot use (symmetric
-``oct`` keys, other curves) are skipped, because real JWKS mix key types; keys that are
-*malformed* or carry private members make the whole document invalid, because a provider
-publishing them is broken or compromised. Lookup is exact and never falls back to trying other
+Parsing is pure: bytes in, :class:`KeySet` out. Keys opkey cannot use are skipped, because
+real JWKS mix them with signing keys (Keycloak publishes an ``RSA-OAEP`` encryption key next to
+its ``RS256`` one by default): symmetric ``oct`` keys, other curves, keys whose ``use`` is not
+``sig`` or whose ``key_ops`` exclude ``verify``, and keys declaring an algorithm opkey does not
+verify. Keys that are *malformed* while claiming a usable algorithm, or that carry private
+members, make the whole document invalid, because a provider publishing them is broken or
+compromised. Lookup is exact and never falls back to trying other
 keys: a missing ``kid`` resolves only when the set holds exactly one key.
 """
 
@@ -15,12 +18,30 @@ from typing import Any, Protocol
 
 from opkey.errors import FormatError, KeyNotFoundError
 from opkey.jose import parse_json_object
-from opkey.keys import PublicJWK
+from opkey.keys import ALL_OP_ALGORITHMS, PRIVATE_MEMBERS, PublicJWK
 
 __all__ = ["KeyLookup", "KeySet"]
 
 _MAX_KEYS = 100
 _SKIPPED_KTY = frozenset({"oct"})
+
+
+def _unusable(jwk: Mapping[str, Any]) -> bool:
+    """Whether a JWKS entry is a key opkey never verifies with (skipped, not an error)."""
+    kty = jwk.get("kty")
+    if isinstance(kty, str) and kty in _SKIPPED_KTY:
+        return True
+    if kty in ("EC", "OKP") and jwk.get("crv") not in ("P-256", "Ed25519"):
+        return True  # a curve opkey does not verify with: unusable, not malformed
+    use = jwk.get("use")
+    if isinstance(use, str) and use != "sig":
+        return True  # an encryption key ("enc")
+    key_ops = jwk.get("key_ops")
+    if isinstance(key_ops, list) and "verify" not in key_ops:
+        return True
+    alg = jwk.get("alg")
+    # A declared algorithm opkey does not verify (RSA-OAEP, RS384, ES512…): someone else's key.
+    return isinstance(alg, str) and alg not in ALL_OP_ALGORITHMS
 
 
 class KeyLookup(Protocol):
@@ -68,11 +89,15 @@ class KeySet:
             raise FormatError(f"{what}: {len(keys)} keys is more than the {_MAX_KEYS} allowed")
         parsed: list[PublicJWK] = []
         for index, jwk in enumerate(keys):
-            kty = jwk.get("kty") if isinstance(jwk, Mapping) else None
-            if isinstance(kty, str) and kty in _SKIPPED_KTY:
+            if isinstance(jwk, Mapping) and _unusable(jwk):
+                # Even an unusable asymmetric key must not come with its private parts (an
+                # ``oct`` key is nothing but its ``k``: it is skipped like any other).
+                private = PRIVATE_MEMBERS.intersection(jwk) if jwk.get("kty") != "oct" else ()
+                if private:
+                    raise FormatError(
+                        f"{what} key {index}: contains private key members {sorted(private)}"
+                    )
                 continue
-            if kty in ("EC", "OKP") and jwk.get("crv") not in ("P-256", "Ed25519"):
-                continue  # a curve opkey does not verify with: unusable, not malformed
             parsed.append(PublicJWK.from_dict(jwk, what=f"{what} key {index}"))
         return cls(tuple(parsed))
 

@@ -1,8 +1,8 @@
 """The dev OpenID provider as a real HTTP server on loopback.
 
-:class:`DevIdP` runs :class:`~opkey.devidp.provider.DevProvider` behind the standard library's
-``ThreadingHTTPServer`` in a background thread, bound to ``127.0.0.1`` only (never to other
-interfaces: it signs tokens for anyone who asks). It is real HTTP, not a mock, so every client
+:class:`DevIdP` runs :class:`~opkey.sandbox.devidp.provider.DevProvider` behind the standard
+library's ``ThreadingHTTPServer`` in a background thread, bound to ``127.0.0.1`` only (never to
+other interfaces: it signs tokens for anyone who asks). It is real HTTP, not a mock, so every client
 in opkey is exercised end to end in tests and in ``opkey demo``::
 
     with DevIdP() as idp:                 # free port
@@ -22,8 +22,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from opkey.devidp.keyring import KeyRing
-from opkey.devidp.provider import DevIdPSettings, DevProvider, Reply
+from opkey.sandbox.devidp.keyring import KeyRing
+from opkey.sandbox.devidp.provider import DevIdPSettings, DevProvider, Reply
 
 __all__ = ["MAX_REQUEST_BODY", "DevIdP"]
 

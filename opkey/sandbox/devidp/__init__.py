@@ -8,7 +8,7 @@ configurable development identity. ``opkey dev-idp`` runs it standalone; tests a
 
 from __future__ import annotations
 
-from opkey.devidp.identities import (
+from opkey.sandbox.devidp.identities import (
     DEFAULT_CLIENT_ID,
     DEFAULT_REDIRECT_URIS,
     DevClient,
@@ -16,9 +16,9 @@ from opkey.devidp.identities import (
     GitHubWorkload,
     GitLabWorkload,
 )
-from opkey.devidp.keyring import DevKey, KeyRing
-from opkey.devidp.provider import DEVICE_GRANT_TYPE, DevIdPSettings, DevProvider, Reply
-from opkey.devidp.server import DevIdP
+from opkey.sandbox.devidp.keyring import DevKey, KeyRing
+from opkey.sandbox.devidp.provider import DEVICE_GRANT_TYPE, DevIdPSettings, DevProvider, Reply
+from opkey.sandbox.devidp.server import DevIdP
 
 __all__ = [
     "DEFAULT_CLIENT_ID",

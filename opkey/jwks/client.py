@@ -8,7 +8,7 @@ therefore:
   reason enough to connect anywhere (OpenPubkey issue #138);
 * finds the keys through discovery, whose ``issuer`` must equal the configured issuer exactly,
   over https only (http only on loopback), without redirects, within a timeout and a size
-  limit (:mod:`opkey.discovery`, :mod:`opkey.http`);
+  limit (:mod:`opkey.jwks.discovery`, :mod:`opkey.http`);
 * caches keys per issuer for ``ttl`` seconds, so verifying many signatures costs one fetch;
 * refreshes on an unknown ``kid``/``jkt`` (providers rotate keys), but only when the keys in
   hand are older than ``min_refresh_interval``. A flood of tokens naming made-up key ids then
@@ -34,11 +34,11 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from opkey._httpjson import get_json
-from opkey.discovery import ProviderMetadata, fetch_metadata, validate_issuer
 from opkey.errors import ConfigError, KeyNotFoundError, OpkeyError
 from opkey.http import RequestsTransport, Transport, check_url, is_loopback_host
+from opkey.jwks.discovery import ProviderMetadata, fetch_metadata, validate_issuer
+from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK
-from opkey.keyset import KeySet
 
 __all__ = [
     "DEFAULT_JWKS_MAX_BYTES",

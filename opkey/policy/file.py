@@ -29,7 +29,6 @@ parsing their output gives an equal :class:`PolicyFile`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -38,28 +37,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opkey import tables
 from opkey.errors import ConfigError
-from opkey.expiry import DEFAULT_LEEWAY, ExpiryPolicy
-from opkey.policy import (
+from opkey.issuers import (
+    GITHUB_ACTIONS_ISSUER,
+    GITLAB_ISSUER,
+    SETTINGS_KEYS,
+    IssuerConfig,
+    issuer_config,
+    issuer_settings,
+)
+from opkey.policy.claims import (
     AllOf,
     AnyOf,
     ClaimContains,
     ClaimEquals,
     ClaimGlob,
     ClaimRegex,
-    GitHubWorkflow,
-    GitLabPipeline,
     Issuer,
     Policy,
     Subject,
     UnsafeNoPolicy,
     accepts_any_signer,
-    json_type_name,
     pinned_issuers,
 )
-from opkey.presets import GITHUB_ACTIONS_ISSUER, GITLAB_ISSUER
-from opkey.signoff import SignerRequirement, SignOffResult, evaluate_signers
-from opkey.verify import GQ_AUDIENCE_PREFIX, CommitmentType, IssuerConfig
+from opkey.policy.signoff import Requirement, SignerRequirement
+from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,7 +85,6 @@ FORMAT_VERSION = 1
 _MAX_FILE_BYTES = 1024 * 1024
 _MAX_RULE_DEPTH = 16
 _MAX_SIGNERS = 64
-_EXPIRY_NAMES = ("oidc", "12h", "24h", "48h", "1w", "never")
 _RULE_KINDS = (
     "issuer",
     "subject",
@@ -94,18 +96,7 @@ _RULE_KINDS = (
     "unsafe_no_policy",
 )
 _CLAIM_MATCHERS = ("equals", "contains", "glob", "regex")
-_ISSUER_KEYS = (
-    "issuer",
-    "commitment",
-    "require_gq",
-    "algorithms",
-    "expiry",
-    "leeway",
-    "client_id",
-    "gq_audience_prefix",
-    "jwks_file",
-    "archive",
-)
+_ISSUER_KEYS = (*SETTINGS_KEYS, "jwks_file", "archive")
 _TOP_KEYS = ("version", "distinct_signers", "issuers", "signers")
 
 
@@ -113,9 +104,10 @@ _TOP_KEYS = ("version", "distinct_signers", "issuers", "signers")
 class IssuerEntry:
     """An issuer the file trusts: its verification settings and where its keys may come from.
 
-    ``jwks_file`` (a pinned JWKS snapshot) and ``archive`` (a :mod:`opkey.archive` database) are
-    hints for front ends; relative paths were resolved against the policy file's directory when
-    it was loaded from disk.
+    ``jwks_file`` (a pinned JWKS snapshot) and ``archive`` (a :mod:`opkey.jwks.archive`
+    database) say where the issuer's keys come from (:meth:`opkey.verification.trust.Trust.build`
+    reads them); relative paths were resolved against the policy file's directory when it was
+    loaded from disk.
     """
 
     config: IssuerConfig
@@ -137,7 +129,7 @@ class PolicyFile:
     distinct_signers: bool = True
 
     def issuer_configs(self) -> dict[str, IssuerConfig]:
-        """The :class:`~opkey.verify.IssuerConfig` of every trusted issuer, by issuer URL."""
+        """The :class:`~opkey.issuers.IssuerConfig` of every trusted issuer, by issuer URL."""
         return {trusted.issuer: trusted.config for trusted in self.issuers}
 
     def trusted_issuer(self, issuer: str) -> IssuerEntry | None:
@@ -147,9 +139,10 @@ class PolicyFile:
                 return trusted
         return None
 
-    def evaluate(self, identities: Sequence[Mapping[str, Any]]) -> SignOffResult:
-        """Run the file's sign-off over the verified claims of every valid signature."""
-        return evaluate_signers(self.signers, identities, distinct=self.distinct_signers)
+    @property
+    def requirement(self) -> Requirement:
+        """Who must have signed: the file's signers, distinct unless it says otherwise."""
+        return Requirement.sign_off(self.signers, distinct=self.distinct_signers)
 
     def to_dict(self) -> dict[str, Any]:
         """The file as plain data in the documented schema (what :meth:`to_toml` writes)."""
@@ -201,24 +194,24 @@ def parse_policy_file(
 
 def policy_file_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -> PolicyFile:
     """Validate decoded policy-file data (from TOML, or JSON with the same structure)."""
-    _require_table(data, "(top level)")
-    _reject_unknown(data, _TOP_KEYS, "")
+    tables.require_table(data, "(top level)")
+    tables.reject_unknown(data, _TOP_KEYS, "")
     version = data.get("version")
     if version is None:
         raise ConfigError(f"version: required; this opkey reads version = {FORMAT_VERSION}")
     if type(version) is not int or version != FORMAT_VERSION:
         raise ConfigError(
-            f"version: expected {FORMAT_VERSION}, found {_show(version)}",
+            f"version: expected {FORMAT_VERSION}, found {tables.show(version)}",
             expected=FORMAT_VERSION,
             found=version,
         )
     distinct = data.get("distinct_signers", True)
     if not isinstance(distinct, bool):
-        raise ConfigError(f"distinct_signers: expected a boolean, found {_show(distinct)}")
+        raise ConfigError(f"distinct_signers: expected a boolean, found {tables.show(distinct)}")
 
     issuers: list[IssuerEntry] = []
     raw_issuers = data.get("issuers", [])
-    _require_array(raw_issuers, "issuers")
+    tables.require_array(raw_issuers, "issuers")
     for index, entry in enumerate(raw_issuers):
         trusted = _parse_issuer(entry, f"issuers[{index}]", base_dir)
         if any(t.issuer == trusted.issuer for t in issuers):
@@ -230,7 +223,7 @@ def policy_file_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = No
     if "signers" not in data:
         raise ConfigError("signers: required; list at least one [[signers]] table")
     raw_signers = data["signers"]
-    _require_array(raw_signers, "signers")
+    tables.require_array(raw_signers, "signers")
     if not raw_signers:
         raise ConfigError("signers: empty; list at least one [[signers]] table")
     if len(raw_signers) > _MAX_SIGNERS:
@@ -245,19 +238,6 @@ def policy_file_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = No
     return PolicyFile(signers=tuple(signers), issuers=tuple(issuers), distinct_signers=distinct)
 
 
-def _show(value: Any) -> str:
-    """A found value in an error message: ``integer 123``, ``string "x"``, ``a table``."""
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, bool):
-        return f"boolean {'true' if value else 'false'}"
-    if isinstance(value, str):
-        return f"string {json.dumps(value)}"
-    return f"{json_type_name(value)} {value}"
-
-
 def _construct(path: str, factory: Callable[[], Policy]) -> Policy:
     """Run a policy constructor, prefixing its :class:`ConfigError` with the key path."""
     try:
@@ -266,98 +246,12 @@ def _construct(path: str, factory: Callable[[], Policy]) -> Policy:
         raise ConfigError(f"{path}: {exc}", expected=exc.expected, found=exc.found) from None
 
 
-def _require_table(value: Any, path: str) -> None:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: expected a table, found {_show(value)}", found=value)
-
-
-def _require_array(value: Any, path: str) -> None:
-    if not isinstance(value, list):
-        raise ConfigError(f"{path}: expected an array, found {_show(value)}", found=value)
-
-
-def _require_string(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{path}: expected a string, found {_show(value)}", found=value)
-    if not value:
-        raise ConfigError(f"{path}: must not be empty", found=value)
-    return value
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _reject_unknown(table: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(
-                f"{_join(path, key)}: unknown key; expected one of {', '.join(allowed)}",
-                found=key,
-            )
-
-
 def _parse_issuer(entry: Any, path: str, base_dir: Path | None) -> IssuerEntry:
-    _require_table(entry, path)
-    _reject_unknown(entry, _ISSUER_KEYS, path)
-    if "issuer" not in entry:
-        raise ConfigError(f"{path}.issuer: required")
-    issuer = _require_string(entry["issuer"], f"{path}.issuer")
-    if issuer != issuer.strip():
-        raise ConfigError(f"{path}.issuer: has leading or trailing whitespace", found=issuer)
-    if "commitment" not in entry:
-        raise ConfigError(f"{path}.commitment: required; one of nonce, aud, gq-bound")
-    commitment_name = _require_string(entry["commitment"], f"{path}.commitment")
-    try:
-        commitment = CommitmentType(commitment_name)
-    except ValueError:
-        raise ConfigError(
-            f"{path}.commitment: expected one of nonce, aud, gq-bound, "
-            f"found {_show(commitment_name)}",
-            found=commitment_name,
-        ) from None
-    require_gq = entry.get("require_gq", False)
-    if not isinstance(require_gq, bool):
-        raise ConfigError(f"{path}.require_gq: expected a boolean, found {_show(require_gq)}")
-    algorithms = entry.get("algorithms", ["GQ256"] if require_gq else ["RS256"])
-    _require_array(algorithms, f"{path}.algorithms")
-    for i, alg in enumerate(algorithms):
-        _require_string(alg, f"{path}.algorithms[{i}]")
-    if len(set(algorithms)) != len(algorithms):
-        raise ConfigError(f"{path}.algorithms: lists an algorithm twice", found=algorithms)
-    leeway = entry.get("leeway", DEFAULT_LEEWAY)
-    if type(leeway) is not int:
-        raise ConfigError(f"{path}.leeway: expected an integer, found {_show(leeway)}")
-    expiry_name = _require_string(entry.get("expiry", "24h"), f"{path}.expiry")
-    if expiry_name not in _EXPIRY_NAMES:
-        raise ConfigError(
-            f"{path}.expiry: expected one of {', '.join(_EXPIRY_NAMES)}, "
-            f"found {_show(expiry_name)}",
-            found=expiry_name,
-        )
-    try:
-        expiry = ExpiryPolicy.parse(expiry_name, leeway=leeway)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}.leeway: {exc}", found=leeway) from None
-    client_id = entry.get("client_id")
-    if client_id is not None:
-        _require_string(client_id, f"{path}.client_id")
-    prefix = entry.get("gq_audience_prefix", GQ_AUDIENCE_PREFIX)
-    _require_string(prefix, f"{path}.gq_audience_prefix")
-    try:
-        config = IssuerConfig(
-            issuer=issuer,
-            commitment=commitment,
-            algorithms=frozenset(algorithms),
-            require_gq=require_gq,
-            expiry=expiry,
-            client_id=client_id,
-            gq_audience_prefix=prefix,
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}", expected=exc.expected, found=exc.found) from None
+    tables.require_table(entry, path)
+    tables.reject_unknown(entry, _ISSUER_KEYS, path)
+    settings = {k: v for k, v in entry.items() if k in SETTINGS_KEYS}
     return IssuerEntry(
-        config=config,
+        config=issuer_config(settings, path=path),
         jwks_file=_parse_path(entry.get("jwks_file"), f"{path}.jwks_file", base_dir),
         archive=_parse_path(entry.get("archive"), f"{path}.archive", base_dir),
     )
@@ -366,20 +260,20 @@ def _parse_issuer(entry: Any, path: str, base_dir: Path | None) -> IssuerEntry:
 def _parse_path(value: Any, path: str, base_dir: Path | None) -> Path | None:
     if value is None:
         return None
-    location = Path(_require_string(value, path))
+    location = Path(tables.require_string(value, path))
     if base_dir is not None and not location.is_absolute():
         location = base_dir / location
     return location
 
 
 def _parse_signer(entry: Any, path: str, trusted: set[str] | None) -> SignerRequirement:
-    _require_table(entry, path)
+    tables.require_table(entry, path)
     if "name" not in entry:
         raise ConfigError(f"{path}.name: required; every signer has a name")
-    name = _require_string(entry["name"], f"{path}.name")
+    name = tables.require_string(entry["name"], f"{path}.name")
     description = entry.get("description")
     if description is not None:
-        _require_string(description, f"{path}.description")
+        tables.require_string(description, f"{path}.description")
     rule = {k: v for k, v in entry.items() if k not in ("name", "description")}
     policy = _parse_rule(rule, path, depth=1, extra_keys=("name", "description"))
     pinned = pinned_issuers(policy)
@@ -408,17 +302,17 @@ def policy_from_dict(rule: Mapping[str, Any], *, path: str = "policy") -> Policy
 
 
 def _parse_rule(rule: Any, path: str, *, depth: int, extra_keys: Sequence[str] = ()) -> Policy:
-    _require_table(rule, path)
+    tables.require_table(rule, path)
     if depth > _MAX_RULE_DEPTH:
         raise ConfigError(f"{path}: rules nested deeper than {_MAX_RULE_DEPTH} levels")
     kinds = [k for k in _RULE_KINDS if k in rule]
     if not kinds:
         for key in rule:
             if key in (*_CLAIM_MATCHERS, "allow_non_ascii"):
-                raise ConfigError(f"{_join(path, key)}: needs a claim key naming the claim")
+                raise ConfigError(f"{tables.join(path, key)}: needs a claim key naming the claim")
             allowed = (*extra_keys, *_RULE_KINDS)
             raise ConfigError(
-                f"{_join(path, key)}: unknown key; expected one of {', '.join(allowed)}",
+                f"{tables.join(path, key)}: unknown key; expected one of {', '.join(allowed)}",
                 found=key,
             )
         raise ConfigError(f"{path}: empty rule; give exactly one of {', '.join(_RULE_KINDS)}")
@@ -431,19 +325,19 @@ def _parse_rule(rule: Any, path: str, *, depth: int, extra_keys: Sequence[str] =
     kind = kinds[0]
     if kind == "claim":
         return _parse_claim_rule(rule, path, extra_keys)
-    _reject_unknown(rule, (*extra_keys, kind), path)
-    key_path = _join(path, kind)
+    tables.reject_unknown(rule, (*extra_keys, kind), path)
+    key_path = tables.join(path, kind)
     value = rule[kind]
     if kind == "issuer":
-        url = _require_string(value, key_path)
+        url = tables.require_string(value, key_path)
         return _construct(key_path, lambda: Issuer(url))
     if kind == "subject":
-        sub = _require_string(value, key_path)
+        sub = tables.require_string(value, key_path)
         return _construct(key_path, lambda: Subject(sub))
     if kind in ("github", "gitlab"):
         return _parse_preset(kind, value, key_path)
     if kind in ("all_of", "any_of"):
-        _require_array(value, key_path)
+        tables.require_array(value, key_path)
         if not value:
             raise ConfigError(
                 f"{key_path}: empty; an empty {kind} is a mistake (list at least one rule)"
@@ -456,13 +350,13 @@ def _parse_rule(rule: Any, path: str, *, depth: int, extra_keys: Sequence[str] =
     if value is not True:
         raise ConfigError(
             f"{key_path}: must be true (remove the key to require a real policy), "
-            f"found {_show(value)}"
+            f"found {tables.show(value)}"
         )
     return UnsafeNoPolicy()
 
 
 def _parse_claim_rule(rule: Mapping[str, Any], path: str, extra_keys: Sequence[str]) -> Policy:
-    name = _require_string(rule["claim"], _join(path, "claim"))
+    name = tables.require_string(rule["claim"], tables.join(path, "claim"))
     matchers = [m for m in _CLAIM_MATCHERS if m in rule]
     if len(matchers) != 1:
         found = " and ".join(matchers) if matchers else "none"
@@ -473,39 +367,36 @@ def _parse_claim_rule(rule: Mapping[str, Any], path: str, extra_keys: Sequence[s
     allowed: tuple[str, ...] = (*extra_keys, "claim", matcher)
     if matcher in ("glob", "regex"):
         allowed = (*allowed, "allow_non_ascii")
-    _reject_unknown(rule, allowed, path)
-    key_path = _join(path, matcher)
+    tables.reject_unknown(rule, allowed, path)
+    key_path = tables.join(path, matcher)
     value = rule[matcher]
     if matcher in ("equals", "contains"):
         if not isinstance(value, (str, int)):
             raise ConfigError(
-                f"{key_path}: expected a string, integer or boolean, found {_show(value)}",
+                f"{key_path}: expected a string, integer or boolean, found {tables.show(value)}",
                 found=value,
             )
         if matcher == "equals":
             return _construct(key_path, lambda: ClaimEquals(name, value))
         return _construct(key_path, lambda: ClaimContains(name, value))
-    pattern = _require_string(value, key_path)
+    pattern = tables.require_string(value, key_path)
     allow = rule.get("allow_non_ascii", False)
-    if not isinstance(allow, bool):
-        raise ConfigError(
-            f"{_join(path, 'allow_non_ascii')}: expected a boolean, found {_show(allow)}"
-        )
+    tables.require_bool(allow, tables.join(path, "allow_non_ascii"))
     if matcher == "glob":
         return _construct(key_path, lambda: ClaimGlob(name, pattern, allow_non_ascii=allow))
     return _construct(key_path, lambda: ClaimRegex(name, pattern, allow_non_ascii=allow))
 
 
 def _parse_preset(kind: str, table: Any, path: str) -> Policy:
-    _require_table(table, path)
+    tables.require_table(table, path)
     cls: type[GitHubWorkflow] | type[GitLabPipeline]
     cls = GitHubWorkflow if kind == "github" else GitLabPipeline
     allowed = (*cls.CLAIMS, "issuer")
-    _reject_unknown(table, allowed, path)
+    tables.reject_unknown(table, allowed, path)
     if not table:
         raise ConfigError(f"{path}: empty; pin at least the repository or project")
     for key, value in table.items():
-        _require_string(value, f"{path}.{key}")
+        tables.require_string(value, f"{path}.{key}")
         cls.check_value(key, value, label=f"{path}.{key}")
     return _construct(path, lambda: cls(**table))
 
@@ -546,25 +437,7 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
 
 
 def _issuer_to_dict(trusted: IssuerEntry) -> dict[str, Any]:
-    config = trusted.config
-    expiry = str(config.expiry)
-    if expiry not in _EXPIRY_NAMES:
-        raise ConfigError(
-            f"issuer {config.issuer}: expiry {expiry} has no policy-file name "
-            f"({', '.join(_EXPIRY_NAMES)})"
-        )
-    data: dict[str, Any] = {
-        "issuer": config.issuer,
-        "commitment": config.commitment.value,
-        "require_gq": config.require_gq,
-        "algorithms": sorted(config.algorithms),
-        "expiry": expiry,
-        "leeway": config.expiry.leeway,
-    }
-    if config.client_id is not None:
-        data["client_id"] = config.client_id
-    if config.gq_audience_prefix != GQ_AUDIENCE_PREFIX:
-        data["gq_audience_prefix"] = config.gq_audience_prefix
+    data = issuer_settings(trusted.config)
     if trusted.jwks_file is not None:
         data["jwks_file"] = str(trusted.jwks_file)
     if trusted.archive is not None:

@@ -56,15 +56,14 @@ def _expect_rejection(narrate: _Narrator, what: str, action: Callable[[], object
 
 def run_demo(out: TextIO) -> int:
     """Run the demo, narrating to ``out``; return 0 on success."""
-    from opkey import presets
-    from opkey.artifact import Digest
-    from opkey.devidp import DevIdP
-    from opkey.jwks import JwksClient
-    from opkey.keysource import LiveKeys
-    from opkey.policy import GitHubWorkflow
+    from opkey import issuers
+    from opkey.digest import Digest
+    from opkey.policy.workloads import GitHubWorkflow
     from opkey.providers import GitHubActionsProvider
+    from opkey.sandbox.devidp import DevIdP
     from opkey.signer import Signer
-    from opkey.verifier import TrustedIssuer, Verifier
+    from opkey.verification.trust import Trust
+    from opkey.verification.verifier import Verifier
 
     narrate = _Narrator(out)
     print("opkey demo: keyless signing with OpenID Connect, all on loopback", file=out)
@@ -110,13 +109,7 @@ def run_demo(out: TextIO) -> int:
         narrate.say(f"file {artifact.name} ({file_digest}): bundle {bundle_path.name}")
 
         narrate.title("Verify both with a GitHub workflow policy")
-        verifier = Verifier(
-            [
-                TrustedIssuer(
-                    presets.github_actions(issuer=idp.issuer), [LiveKeys(JwksClient([idp.issuer]))]
-                )
-            ]
-        )
+        verifier = Verifier(Trust.of([issuers.github_actions(issuer=idp.issuer)]))
         policy = GitHubWorkflow(
             issuer=idp.issuer,
             repository_id=workload.repository_id,

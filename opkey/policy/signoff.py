@@ -1,4 +1,9 @@
-"""Multi-signer sign-off: several named policies that distinct signers of one artifact must meet.
+r"""What must be true of an artifact's signers: one policy, or a sign-off by several named signers.
+
+A :class:`Requirement` is the verifier's statement of *who* must have signed: a list of named
+:class:`SignerRequirement`\ s (one for a plain policy, several for a sign-off) and whether each
+needs a signer of its own. :meth:`Requirement.evaluate` decides it over the verified claims of
+every valid signature; :class:`opkey.verification.Verifier` does that for every caller.
 
 A release may need the build workflow, the scan workflow and the staging deployment to each
 sign the same digest. :func:`evaluate_signers` takes those requirements and the verified claims
@@ -33,9 +38,15 @@ from typing import Any
 
 from opkey.errors import ConfigError, PolicyError
 from opkey.jose import thaw_json
-from opkey.policy import Policy
+from opkey.policy.claims import Policy
 
-__all__ = ["SignOffResult", "SignerRequirement", "UnmetRequirement", "evaluate_signers"]
+__all__ = [
+    "Requirement",
+    "SignOffResult",
+    "SignerRequirement",
+    "UnmetRequirement",
+    "evaluate_signers",
+]
 
 _MAX_REASONS = 5
 
@@ -62,6 +73,46 @@ class SignerRequirement:
         description: object = self.description
         if description is not None and not isinstance(description, str):
             raise ConfigError(f"requirement {self.name!r}: description must be a string")
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """Who must have signed: named signer requirements, each with its own signer if ``distinct``.
+
+    Build one with :meth:`of` (one policy: at least one valid signature must satisfy it) or
+    :meth:`sign_off` (every named requirement must be met; see the module documentation), or
+    from a policy file (:attr:`opkey.policy.file.PolicyFile.requirement`).
+    """
+
+    signers: tuple[SignerRequirement, ...]
+    distinct: bool = True
+    #: A sign-off of named signers (reported by name), rather than one anonymous policy.
+    sign_off_named: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signers", tuple(self.signers))
+        _check_requirements(self.signers)
+
+    @classmethod
+    def of(cls, policy: Policy, *, name: str = "signer") -> Requirement:
+        """One policy that at least one valid signature must satisfy."""
+        return cls((SignerRequirement(name, policy),), sign_off_named=False)
+
+    @classmethod
+    def sign_off(
+        cls, signers: Sequence[SignerRequirement], *, distinct: bool = True
+    ) -> Requirement:
+        """Every one of ``signers`` must be met (by distinct signers unless ``distinct=False``)."""
+        return cls(tuple(signers), distinct)
+
+    def evaluate(
+        self, identities: Sequence[Mapping[str, Any]], *, labels: Sequence[str] | None = None
+    ) -> SignOffResult:
+        """Decide the requirement over the verified claims of every valid signature.
+
+        ``labels`` name the signatures in the reasons given for unmet requirements.
+        """
+        return evaluate_signers(self.signers, identities, distinct=self.distinct, labels=labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +153,15 @@ class SignOffResult:
             )
 
 
+def _check_requirements(requirements: Sequence[SignerRequirement]) -> None:
+    if not requirements:
+        raise ConfigError("sign-off needs at least one signer requirement")
+    names = [r.name for r in requirements]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"signer requirement names must be unique; repeated: {duplicates}")
+
+
 def _signer_key(claims: Mapping[str, Any]) -> str:
     return json.dumps(thaw_json(claims), sort_keys=True, separators=(",", ":"), default=repr)
 
@@ -111,6 +171,7 @@ def evaluate_signers(
     identities: Sequence[Mapping[str, Any]],
     *,
     distinct: bool = True,
+    labels: Sequence[str] | None = None,
 ) -> SignOffResult:
     """Match ``requirements`` against the verified claims of every valid signature.
 
@@ -118,12 +179,12 @@ def evaluate_signers(
     expiry); this function only decides *who*. See the module documentation for what
     ``distinct`` means and what counts as one signer.
     """
-    if not requirements:
-        raise ConfigError("sign-off needs at least one signer requirement")
-    names = [r.name for r in requirements]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"signer requirement names must be unique; repeated: {duplicates}")
+    _check_requirements(requirements)
+    if labels is not None and len(labels) != len(identities):
+        raise ValueError("labels must name every identity")
+
+    def name_of(index: int) -> str:
+        return labels[index] if labels is not None else f"signer {index}"
 
     # One signer per distinct ID-token claim set; remember where it first appeared.
     signers: list[int] = []
@@ -143,7 +204,7 @@ def evaluate_signers(
             try:
                 requirement.policy.check(identities[index])
             except PolicyError as exc:
-                why.append(f"signer {index}: {exc}")
+                why.append(f"{name_of(index)}: {exc}")
             else:
                 fits.append(index)
         candidates.append(fits)
@@ -167,7 +228,7 @@ def evaluate_signers(
             unmet.append(UnmetRequirement(requirement.name, reason))
         else:
             taken = ", ".join(
-                f"signer {s} (used for {requirements[assigned[s]].name!r})" for s in candidates[r]
+                f"{name_of(s)} (used for {requirements[assigned[s]].name!r})" for s in candidates[r]
             )
             unmet.append(
                 UnmetRequirement(

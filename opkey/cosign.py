@@ -1,7 +1,12 @@
-"""The "simple signing" payload cosign signs for a container image.
+"""cosign's formats, defined once: annotation names, tags, and the payload it signs for an image.
 
-What a cosign image signature covers is not the manifest but this small JSON document naming
-it (sigstore ``pkg/signature/payload``)::
+Image signatures are stored where and how cosign stores them (``spec/registry.md``), so that
+cosign can check opkey's signatures and opkey can read cosign's layout. Everything about that
+format that is not generic OCI lives here: the layer annotation names (cosign's own and the
+ones opkey adds beside them), the signature tag of a digest, and the simple-signing payload.
+
+**The simple-signing payload.** What a cosign image signature covers is not the manifest but
+this small JSON document naming it (sigstore ``pkg/signature/payload``)::
 
     {"critical":{"identity":{"docker-reference":"<registry/repository>"},
                  "image":{"docker-manifest-digest":"sha256:<hex>"},
@@ -24,19 +29,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from opkey.digest import Digest
 from opkey.errors import ConfigError, FormatError
 from opkey.jose import freeze_json, go_json, parse_json_object
-from opkey.registry.reference import parse_digest
 
 __all__ = [
+    "COSIGN_SIGNATURE",
     "COSIGN_SIGNATURE_TYPE",
+    "OPKEY_OSM",
+    "OPKEY_PKTOKEN",
+    "SIGNATURE_TAG_SUFFIX",
     "SimpleSigningPayload",
     "parse_simple_signing_payload",
+    "signature_tag",
     "simple_signing_payload",
 ]
 
 #: The ``critical.type`` cosign writes and checks.
 COSIGN_SIGNATURE_TYPE = "cosign container image signature"
+
+#: Layer annotation holding the standard-base64 signature over the layer's payload (cosign's).
+COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
+#: Layer annotation holding the PK token that vouches for the signing key (compact form).
+OPKEY_PKTOKEN = "dev.opkey/pktoken"
+#: Layer annotation holding the OpenPubkey signed message over the payload, detached
+#: (``header..signature``: the payload is the layer blob).
+OPKEY_OSM = "dev.opkey/osm"
+#: The tag suffix of an image's signature manifest: ``sha256-<hex>.sig``.
+SIGNATURE_TAG_SUFFIX = ".sig"
+
+
+def signature_tag(digest: Digest) -> str:
+    """The cosign signature tag of the image ``digest``: ``sha256-<hex>.sig``."""
+    return f"sha256-{digest.hex}{SIGNATURE_TAG_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +69,13 @@ class SimpleSigningPayload:
     """A parsed simple-signing payload."""
 
     docker_reference: str
-    manifest_digest: str
+    manifest_digest: Digest
     optional: Mapping[str, Any] | None = None
 
 
 def simple_signing_payload(
     docker_reference: str,
-    manifest_digest: str,
+    manifest_digest: Digest,
     optional: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The payload bytes cosign would sign for ``manifest_digest`` in ``docker_reference``.
@@ -63,11 +88,10 @@ def simple_signing_payload(
         raise ConfigError("docker-reference must be a string")
     if not docker_reference:
         raise ConfigError("docker-reference must not be empty")
-    parse_digest(manifest_digest, what="docker-manifest-digest")
     document = {
         "critical": {
             "identity": {"docker-reference": docker_reference},
-            "image": {"docker-manifest-digest": manifest_digest},
+            "image": {"docker-manifest-digest": manifest_digest.value},
             "type": COSIGN_SIGNATURE_TYPE,
         },
         "optional": None if optional is None else dict(optional),
@@ -115,11 +139,13 @@ def parse_simple_signing_payload(data: bytes) -> SimpleSigningPayload:
     if not isinstance(digest, str):
         raise FormatError("simple-signing payload: docker-manifest-digest must be a string")
     try:
-        parse_digest(digest, what="simple-signing payload docker-manifest-digest")
-    except ConfigError as exc:
-        raise FormatError(str(exc), found=digest) from None
+        manifest_digest = Digest(digest)
+    except FormatError as exc:
+        raise FormatError(
+            f"simple-signing payload docker-manifest-digest: {exc}", found=digest
+        ) from None
     optional = document.get("optional")
     if optional is not None and not isinstance(optional, dict):
         raise FormatError("simple-signing payload: optional must be an object or null")
     frozen: Mapping[str, Any] | None = None if optional is None else freeze_json(optional)
-    return SimpleSigningPayload(reference, digest, frozen)
+    return SimpleSigningPayload(reference, manifest_digest, frozen)

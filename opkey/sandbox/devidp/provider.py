@@ -1,7 +1,7 @@
 """The dev provider's protocol logic: OpenID Connect, OAuth 2.0 and CI token endpoints.
 
 :class:`DevProvider` answers requests given as values (method, path, query, headers, body) and
-returns :class:`Reply` values; :mod:`opkey.devidp.server` puts it behind a real HTTP server.
+returns :class:`Reply` values; :mod:`opkey.sandbox.devidp.server` puts it behind a real HTTP server.
 It behaves like a strict real provider, because the point of a development provider is that
 clients which work against it also work against Google, GitHub or GitLab:
 
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from opkey.devidp.identities import DevClient, DevUser, GitHubWorkload, GitLabWorkload
-from opkey.devidp.keyring import KeyRing
+from opkey.sandbox.devidp.identities import DevClient, DevUser, GitHubWorkload, GitLabWorkload
+from opkey.sandbox.devidp.keyring import KeyRing
 
 __all__ = [
     "DEVICE_GRANT_TYPE",

@@ -3,8 +3,10 @@
 A :class:`KeySource` answers "which key of *this issuer* has this ``kid``/``jkt``?" and names
 itself, so a verified identity can say which source vouched for the key. Sources are tried in
 order by :class:`FallbackKeys`: the usual chain is the live JWKS (fresh keys) and then the
-archive (keys that have since been rotated out). Only a :class:`KeyNotFoundError` falls through
-to the next source; any other failure is reported, unless a later source finds the key.
+archive (keys that have since been rotated out). A failure of one source (a key it does not
+have, or a live JWKS that cannot be fetched) falls through to the next; when no source has the
+key, the error says what each one answered. The answer is a :class:`FoundKey`: the key *and*
+the name of the source that had it, so a verified identity can report where its key came from.
 """
 
 from __future__ import annotations
@@ -15,17 +17,41 @@ from pathlib import Path
 from typing import Protocol
 
 from opkey.errors import FormatError, KeyNotFoundError, OpkeyError
+from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK
-from opkey.keyset import KeySet
 
 __all__ = [
     "ArchiveKeys",
     "FallbackKeys",
-    "IssuerKeys",
+    "FoundKey",
     "KeySource",
     "LiveKeys",
     "PinnedKeys",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class FoundKey:
+    """A provider key and the name of the key source that had it.
+
+    It is also a :class:`~opkey.jwks.keyset.KeyLookup` that holds just this key, so the pure PK
+    token check (:func:`opkey.verify.verify_pktoken`) can run against exactly the key found.
+    """
+
+    key: PublicJWK
+    source: str
+
+    def find(self, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """This key, if it is the one named (by ``kid`` when it has one, and by ``jkt``)."""
+        if kid is not None and self.key.kid is not None and kid != self.key.kid:
+            raise KeyNotFoundError(f"key {self.key.kid!r} is not the key {kid!r} named")
+        if jkt is not None and self.key.thumbprint() != jkt:
+            raise KeyNotFoundError(
+                f"key has thumbprint {self.key.thumbprint()!r}, token names {jkt!r}",
+                expected=jkt,
+                found=self.key.thumbprint(),
+            )
+        return self.key
 
 
 class KeySource(Protocol):
@@ -108,16 +134,16 @@ class FallbackKeys:
         """The names of the sources, joined with ``+``."""
         return "+".join(source.name for source in self.sources)
 
-    def find_with_source(
-        self, issuer: str, *, kid: str | None, jkt: str | None = None
-    ) -> tuple[PublicJWK, str]:
+    def find(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
+        """See :class:`KeySource`."""
+        return self.find_key(issuer, kid=kid, jkt=jkt).key
+
+    def find_key(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> FoundKey:
         """The key and the name of the source that had it."""
         errors: list[OpkeyError] = []
         for source in self.sources:
             try:
-                return source.find(issuer, kid=kid, jkt=jkt), source.name
-            except KeyNotFoundError as exc:
-                errors.append(exc)
+                return FoundKey(source.find(issuer, kid=kid, jkt=jkt), source.name)
             except OpkeyError as exc:  # e.g. the live JWKS is unreachable: try the archive
                 errors.append(exc)
         if not errors:
@@ -132,21 +158,3 @@ class FallbackKeys:
             )
         detail = "; ".join(f"{s.name}: {e}" for s, e in zip(self.sources, errors, strict=True))
         raise KeyNotFoundError(f"no trusted key for issuer {issuer!r} ({detail})", found=kid)
-
-    def find(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
-        """See :class:`KeySource`."""
-        return self.find_with_source(issuer, kid=kid, jkt=jkt)[0]
-
-
-@dataclass
-class IssuerKeys:
-    """A :class:`~opkey.keyset.KeyLookup` bound to one issuer; remembers which source answered."""
-
-    issuer: str
-    source: FallbackKeys
-    used: str = ""
-
-    def find(self, *, kid: str | None, jkt: str | None = None) -> PublicJWK:
-        """The issuer's key; records the answering source's name in :attr:`used`."""
-        key, self.used = self.source.find_with_source(self.issuer, kid=kid, jkt=jkt)
-        return key

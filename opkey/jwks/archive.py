@@ -58,8 +58,8 @@ from typing import Any
 
 from opkey.errors import ConfigError, FormatError, KeyNotFoundError
 from opkey.expiry import timestamp
+from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK
-from opkey.keyset import KeySet
 
 __all__ = ["DEFAULT_MAX_KEYS_PER_ISSUER", "ArchiveEntry", "JwksArchive"]
 
@@ -342,7 +342,7 @@ class JwksArchive:
         return _load_jwk(rows[0][1], jkt)
 
     def keyset(self, issuer: str) -> KeySet:
-        """Every archived key of ``issuer`` as a :class:`~opkey.keyset.KeySet` (oldest first).
+        """Every archived key of ``issuer`` as a :class:`~opkey.jwks.keyset.KeySet` (oldest first).
 
         Conflicting keys are all included, so :meth:`KeySet.by_kid` refuses their ``kid``.
         """

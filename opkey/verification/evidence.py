@@ -1,0 +1,129 @@
+"""Evidence: the signatures a verdict is decided over, whatever carries them.
+
+Every kind of signature opkey reads is an :class:`Evidence`: it knows how to check itself
+against the subject digest with a :class:`~opkey.verification.Verifier` and says who made it,
+or raises the :class:`~opkey.errors.OpkeyError` that explains why not. Deciding *who must*
+have signed is not its job; that is the requirement's, in the verdict.
+
+* :class:`BundleEvidence`: a bundle document (``spec/bundle.md``) for a file or a digest;
+* :class:`CosignLayerEvidence`: one layer of an image's cosign signature manifest
+  (``spec/registry.md``): the simple-signing payload naming the image digest, with the PK
+  token, the detached OSM and cosign's own signature in the layer annotations. A layer that
+  carries no opkey signature (cosign's own key-signed layers, for instance) raises
+  :class:`~opkey.errors.ForeignSignatureError`: the verdict reports it as ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from opkey.bundle import Bundle
+from opkey.cosign import (
+    COSIGN_SIGNATURE,
+    OPKEY_OSM,
+    OPKEY_PKTOKEN,
+    parse_simple_signing_payload,
+)
+from opkey.digest import Digest
+from opkey.errors import ForeignSignatureError, FormatError, SignatureError
+from opkey.jose import b64url_encode
+from opkey.keys import verify_cosign_signature
+from opkey.pktoken import PKToken
+
+if TYPE_CHECKING:
+    from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
+
+__all__ = ["BundleEvidence", "CosignLayerEvidence", "Evidence", "SignatureChecker"]
+
+
+class SignatureChecker(Protocol):
+    """What evidence needs of a verifier (:class:`opkey.verification.verifier.Verifier`)."""
+
+    def open_message(
+        self, pktoken: PKToken, signature: str, *, at: datetime | None = None
+    ) -> VerifiedMessage:
+        """Verify an OSM made with ``pktoken``'s key under the trust; who signed and what."""
+        ...
+
+    def open_bundle(
+        self, bundle: Bundle, digest: Digest, *, at: datetime | None = None
+    ) -> VerifiedIdentity:
+        """Verify that ``bundle`` is a genuine signature of exactly ``digest``; who made it."""
+        ...
+
+
+class Evidence(Protocol):
+    """A signature over some subject digest, as it was found."""
+
+    @property
+    def label(self) -> str:
+        """Where the signature came from, for reports (``app.tar.gz.opkey.json``, ``layer 2``)."""
+        ...
+
+    def verify(
+        self, verifier: SignatureChecker, subject: Digest, *, at: datetime | None
+    ) -> VerifiedIdentity:
+        """Who made this genuine signature of exactly ``subject``; raises otherwise."""
+        ...
+
+
+@dataclass(frozen=True)
+class BundleEvidence:
+    """A bundle: a PK token and one OSM over the artifact statement of a digest."""
+
+    bundle: Bundle
+    label: str = "bundle"
+
+    def verify(
+        self, verifier: SignatureChecker, subject: Digest, *, at: datetime | None
+    ) -> VerifiedIdentity:
+        """See :class:`Evidence`."""
+        return verifier.open_bundle(self.bundle, subject, at=at)
+
+
+@dataclass(frozen=True)
+class CosignLayerEvidence:
+    """One signature layer of a cosign signature manifest: its payload and its annotations."""
+
+    payload: bytes
+    annotations: Mapping[str, str]
+    label: str = "layer"
+
+    def verify(
+        self, verifier: SignatureChecker, subject: Digest, *, at: datetime | None
+    ) -> VerifiedIdentity:
+        """See :class:`Evidence`. Checks the payload names ``subject``, the OSM against the PK
+        token, the PK token under the trust, and cosign's signature under the same key."""
+        annotations = self.annotations
+        if OPKEY_PKTOKEN not in annotations or OPKEY_OSM not in annotations:
+            raise ForeignSignatureError(
+                "not an opkey signature (no PK token annotation); ignored",
+                found=sorted(annotations),
+            )
+        payload = parse_simple_signing_payload(self.payload)
+        if payload.manifest_digest != subject:
+            raise SignatureError(
+                f"the signature is for {payload.manifest_digest}, not {subject}",
+                expected=str(subject),
+                found=str(payload.manifest_digest),
+            )
+        pktoken = PKToken.from_compact(annotations[OPKEY_PKTOKEN])
+        parts = annotations[OPKEY_OSM].split(".")
+        if len(parts) != 3 or parts[1] or not parts[0] or not parts[2]:
+            raise FormatError(f"{OPKEY_OSM} must be a detached JWS 'header..signature'")
+        osm = f"{parts[0]}.{b64url_encode(self.payload)}.{parts[2]}"
+        message = verifier.open_message(pktoken, osm, at=at)
+        cosign = annotations.get(COSIGN_SIGNATURE)
+        if cosign is None:
+            raise FormatError(f"missing {COSIGN_SIGNATURE} annotation")
+        try:
+            raw = base64.b64decode(cosign, validate=True)
+        except (binascii.Error, ValueError):
+            raise FormatError(f"{COSIGN_SIGNATURE} is not base64") from None
+        verify_cosign_signature(pktoken.cic_claims.upk, self.payload, raw)
+        return message.identity

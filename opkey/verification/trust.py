@@ -1,0 +1,183 @@
+"""Whom a verifier trusts: issuers, their settings, and where their keys come from.
+
+A :class:`Trust` is the verifier's side of every decision, fixed before any evidence is seen:
+the issuers it accepts (each an :class:`~opkey.issuers.IssuerConfig` pinning commitment,
+algorithms and expiry) and, for each, the key sources to consult in order. Nothing in a token
+or a signature can add to it.
+
+:meth:`Trust.build` is the one place that turns configuration into key sources, for every
+front end (command line, policy files, examples, the admission gate):
+
+* a pinned JWKS file (the issuer's own ``jwks_file`` in a policy file, else
+  :attr:`KeyOptions.jwks_file`) replaces the live keys: nothing is fetched;
+* otherwise, unless :attr:`KeyOptions.offline`, the live JWKS through one shared
+  :class:`~opkey.jwks.client.JwksClient` that may fetch only the trusted issuers;
+* then the JWKS archive (the issuer's ``archive``, else :attr:`KeyOptions.archive`), for keys
+  the provider has since rotated out. Each archive file is opened once, and the live keys are
+  recorded in it as they are fetched (a full or read-only archive never blocks verification).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opkey.errors import ConfigError
+from opkey.issuers import IssuerConfig
+from opkey.jwks.sources import ArchiveKeys, KeySource, LiveKeys, PinnedKeys
+
+if TYPE_CHECKING:
+    from opkey.http import Transport
+    from opkey.jwks.archive import JwksArchive
+    from opkey.jwks.client import JwksClient
+    from opkey.jwks.keyset import KeySet
+    from opkey.policy.file import IssuerEntry
+
+__all__ = ["KeyOptions", "Trust", "TrustedIssuer"]
+
+
+@dataclass(frozen=True)
+class TrustedIssuer:
+    """One issuer the verifier trusts, and where its keys come from (tried in order)."""
+
+    config: IssuerConfig
+    keys: Sequence[KeySource]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(self.keys))
+        if not self.keys:
+            raise ConfigError(f"issuer {self.config.issuer}: at least one key source is required")
+
+    @property
+    def issuer(self) -> str:
+        """The issuer URL."""
+        return self.config.issuer
+
+
+@dataclass(frozen=True)
+class KeyOptions:
+    """Where provider keys may come from, beyond what each issuer's own settings name.
+
+    ``jwks_file`` pins one issuer's keys (so it needs exactly one trusted issuer); ``archive``
+    is a JWKS archive file consulted after the live keys; ``offline`` fetches nothing, so every
+    issuer then needs a pinned JWKS or an archive. ``transport`` replaces the HTTP transport of
+    the live JWKS client (tests, integrators).
+    """
+
+    jwks_file: Path | None = None
+    archive: Path | None = None
+    offline: bool = False
+    transport: Transport | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The issuers a verifier trusts, by exact issuer URL."""
+
+    issuers: Sequence[TrustedIssuer]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "issuers", tuple(self.issuers))
+        if not self.issuers:
+            raise ConfigError("trust needs at least one trusted issuer")
+        urls = [trusted.issuer for trusted in self.issuers]
+        repeated = sorted({url for url in urls if urls.count(url) > 1})
+        if repeated:
+            raise ConfigError(f"issuer {repeated[0]} is configured twice")
+
+    def issuer(self, url: str) -> TrustedIssuer | None:
+        """The trusted issuer with exactly this URL, or ``None``."""
+        for trusted in self.issuers:
+            if trusted.issuer == url:
+                return trusted
+        return None
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The trusted issuer URLs, in configuration order."""
+        return tuple(trusted.issuer for trusted in self.issuers)
+
+    @classmethod
+    def build(cls, entries: Iterable[IssuerEntry], options: KeyOptions | None = None) -> Trust:
+        """Trust the issuers ``entries`` describe, with key sources chosen as the module says."""
+        options = options or KeyOptions()
+        entries = list(entries)
+        if not entries:
+            raise ConfigError("no trusted issuer: list at least one")
+        if options.jwks_file is not None and len(entries) != 1:
+            raise ConfigError(
+                f"a pinned JWKS names one issuer's keys, but {len(entries)} issuers are trusted; "
+                "give each issuer its own jwks_file in the policy file"
+            )
+        archives = _Archives()
+        live_urls = [
+            e.issuer
+            for e in entries
+            if e.jwks_file is None and options.jwks_file is None and not options.offline
+        ]
+        client = _live_client(live_urls, entries, options, archives) if live_urls else None
+        trusted: list[TrustedIssuer] = []
+        for entry in entries:
+            sources: list[KeySource] = []
+            pinned = entry.jwks_file or options.jwks_file
+            if pinned is not None:
+                sources.append(PinnedKeys.from_file(entry.issuer, pinned))
+            elif client is not None:
+                sources.append(LiveKeys(client))
+            archive_path = entry.archive or options.archive
+            if archive_path is not None:
+                sources.append(ArchiveKeys(archives.open(archive_path)))
+            if not sources:
+                raise ConfigError(
+                    f"no source of keys for {entry.issuer}: offline, without a pinned JWKS or "
+                    "an archive (pass --jwks or --jwks-archive)"
+                )
+            trusted.append(TrustedIssuer(entry.config, tuple(sources)))
+        return cls(tuple(trusted))
+
+    @classmethod
+    def of(cls, configs: Sequence[IssuerConfig], options: KeyOptions | None = None) -> Trust:
+        """Trust ``configs`` with the key sources ``options`` allows (no per-issuer pins)."""
+        from opkey.policy.file import IssuerEntry
+
+        return cls.build([IssuerEntry(config) for config in configs], options)
+
+
+class _Archives:
+    """Each archive file opened once, however many issuers name it."""
+
+    def __init__(self) -> None:
+        self._open: dict[Path, JwksArchive] = {}
+
+    def open(self, path: Path) -> JwksArchive:
+        from opkey.jwks.archive import JwksArchive
+
+        resolved = path.expanduser().absolute()
+        if resolved not in self._open:
+            self._open[resolved] = JwksArchive(resolved)
+        return self._open[resolved]
+
+
+def _live_client(
+    urls: list[str], entries: list[IssuerEntry], options: KeyOptions, archives: _Archives
+) -> JwksClient:
+    from opkey.jwks.client import JwksClient
+
+    record_in = {
+        e.issuer: archives.open(path)
+        for e in entries
+        if e.issuer in urls and (path := e.archive or options.archive) is not None
+    }
+
+    def observer(issuer: str, keys: KeySet, seen_at: datetime) -> None:
+        archive = record_in.get(issuer)
+        if archive is not None:
+            # The archive is a fallback: a full or read-only archive must not block verification.
+            with contextlib.suppress(ConfigError):
+                archive.record(issuer, keys, seen_at)
+
+    return JwksClient(urls, observer=observer, transport=options.transport)

@@ -1,0 +1,222 @@
+"""Verdicts: what every signature turned out to be, and which requirement each one met.
+
+A :class:`Verdict` is the one result of verification that every front end reports: the
+command line prints it, image verification returns it, the admission gate caches it. It holds
+
+* a :class:`SignatureOutcome` for every piece of evidence, in the order given: the identity
+  that made a genuine signature, or the error that explains why it is not one (or that it is a
+  kind of signature opkey does not make, and was ignored);
+* a :class:`RequirementOutcome` for every named signer requirement: the signature that met it,
+  or why none did.
+
+:func:`decide` makes it (through :meth:`Verifier.verdict
+<opkey.verification.verifier.Verifier.verdict>`). It checks each signature on its own, never
+stopping at the first failure (a bad signature next to a good one must not hide the good one),
+then decides the requirement over the genuine signatures only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from opkey.digest import Digest
+from opkey.errors import (
+    ForeignSignatureError,
+    OpkeyError,
+    PolicyError,
+    SignatureError,
+    VerificationError,
+)
+from opkey.policy.signoff import Requirement
+
+if TYPE_CHECKING:
+    from opkey.verification.evidence import Evidence, SignatureChecker
+    from opkey.verification.identity import VerifiedIdentity
+
+__all__ = ["RequirementOutcome", "SignatureOutcome", "Verdict", "decide"]
+
+
+@dataclass(frozen=True)
+class SignatureOutcome:
+    """What one piece of evidence turned out to be."""
+
+    index: int
+    label: str
+    identity: VerifiedIdentity | None = None
+    error: OpkeyError | None = field(default=None, compare=False)
+
+    @property
+    def genuine(self) -> bool:
+        """Whether the signature verified (whoever made it)."""
+        return self.identity is not None
+
+    @property
+    def ignored(self) -> bool:
+        """Whether it is a kind of signature opkey does not make, so it counts for nothing."""
+        return isinstance(self.error, ForeignSignatureError)
+
+    @property
+    def reason(self) -> str | None:
+        """Why the signature is not genuine, or ``None``."""
+        return None if self.error is None else str(self.error)
+
+    @property
+    def kind(self) -> str | None:
+        """The name of the error class that explains it, or ``None``."""
+        return None if self.error is None else type(self.error).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class RequirementOutcome:
+    """One named signer requirement: met by which signature (an index), or why not."""
+
+    name: str
+    met: bool
+    signature: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision over every signature of ``subject``; see the module documentation."""
+
+    subject: Digest
+    signatures: tuple[SignatureOutcome, ...]
+    requirements: tuple[RequirementOutcome, ...]
+    distinct: bool = True
+    #: Whether the requirements are a sign-off of named signers (see :class:`Requirement`).
+    sign_off: bool = True
+
+    @property
+    def accepted(self) -> bool:
+        """Whether every requirement is met."""
+        return all(r.met for r in self.requirements)
+
+    @property
+    def genuine(self) -> tuple[SignatureOutcome, ...]:
+        """The signatures that verified, whoever made them."""
+        return tuple(s for s in self.signatures if s.genuine)
+
+    @property
+    def identities(self) -> tuple[VerifiedIdentity, ...]:
+        """Who made each genuine signature, in evidence order."""
+        return tuple(s.identity for s in self.signatures if s.identity is not None)
+
+    @property
+    def rejected(self) -> tuple[SignatureOutcome, ...]:
+        """The signatures that did not verify (not counting ignored ones)."""
+        return tuple(s for s in self.signatures if not s.genuine and not s.ignored)
+
+    @property
+    def ignored(self) -> tuple[SignatureOutcome, ...]:
+        """Signatures of kinds opkey does not make."""
+        return tuple(s for s in self.signatures if s.ignored)
+
+    def signer(self, name: str) -> VerifiedIdentity | None:
+        """The identity that met requirement ``name``, or ``None``."""
+        for requirement in self.requirements:
+            if requirement.name == name and requirement.signature is not None:
+                return self.signatures[requirement.signature].identity
+        return None
+
+    @property
+    def signers(self) -> tuple[VerifiedIdentity, ...]:
+        """The identities that met requirements, in requirement order, each once."""
+        seen: list[int] = []
+        for requirement in self.requirements:
+            if requirement.signature is not None and requirement.signature not in seen:
+                seen.append(requirement.signature)
+        return tuple(i for i in (self.signatures[s].identity for s in seen) if i is not None)
+
+    def raise_if_rejected(self) -> None:
+        """Return if accepted; otherwise raise the error that explains the rejection.
+
+        The error class says what went wrong: :class:`PolicyError` when genuine signatures
+        exist but not from the required signers; otherwise the class of the signatures' own
+        errors when they agree and are verification errors (an expired token:
+        :class:`~opkey.errors.ExpiredError`), else :class:`SignatureError`. A single
+        signature's own error is raised as it is; otherwise the message names every unmet
+        requirement and every signature that did not verify, with the reason.
+        """
+        if self.accepted:
+            return
+        counted = [s for s in self.signatures if not s.ignored]
+        if not counted:
+            ignored = len(self.signatures)
+            note = (
+                f" ({ignored} signature{'s' if ignored != 1 else ''} of other kinds ignored)"
+                if ignored
+                else ""
+            )
+            raise SignatureError(f"no opkey signature of {self.subject}{note}")
+        invalid = [s for s in counted if not s.genuine]
+        genuine = len(invalid) < len(counted)
+        errors = [s.error for s in invalid if s.error is not None]
+        if genuine:
+            error_class: type[OpkeyError] = PolicyError
+        else:
+            kinds = {type(e) for e in errors}
+            common = kinds.pop() if len(kinds) == 1 else SignatureError
+            error_class = common if issubclass(common, VerificationError) else SignatureError
+        unmet = [r for r in self.requirements if not r.met]
+        if not self.sign_off:
+            if not genuine and len(errors) == 1 and isinstance(errors[0], VerificationError):
+                raise errors[0]
+            message = (
+                f"no signature of {self.subject} is from the required signer: "
+                f"{unmet[0].reason or 'not met'}"
+                if genuine
+                else f"no valid signature of {self.subject}"
+            )
+        else:
+            count = len(unmet)
+            details = "; ".join(f"{r.name!r}: {r.reason}" for r in unmet)
+            message = (
+                f"sign-off incomplete, {count} required signer{'s' if count > 1 else ''} "
+                f"missing: {details}"
+            )
+        if invalid:
+            listed = "; ".join(f"{s.label}: {s.reason}" for s in invalid)
+            message += f"; invalid signatures: {listed}"
+        raise error_class(
+            message,
+            expected=[r.name for r in unmet],
+            found={r.name: r.signature for r in self.requirements if r.met},
+        )
+
+
+def decide(
+    verifier: SignatureChecker,
+    requirement: Requirement,
+    subject: Digest,
+    evidence: Iterable[Evidence],
+    *,
+    at: datetime | None = None,
+) -> Verdict:
+    """Check each piece of ``evidence`` for ``subject``, then decide ``requirement``."""
+    outcomes: list[SignatureOutcome] = []
+    for index, item in enumerate(evidence):
+        try:
+            identity = item.verify(verifier, subject, at=at)
+        except OpkeyError as exc:
+            outcomes.append(SignatureOutcome(index, item.label, error=exc))
+        else:
+            outcomes.append(SignatureOutcome(index, item.label, identity=identity))
+    genuine = [o for o in outcomes if o.identity is not None]
+    result = requirement.evaluate(
+        [o.identity.claims for o in genuine if o.identity is not None],
+        labels=[o.label for o in genuine],
+    )
+    unmet = {u.name: u.reason for u in result.unmet}
+    requirements = tuple(
+        RequirementOutcome(signer.name, True, genuine[result.assignments[signer.name]].index)
+        if signer.name in result.assignments
+        else RequirementOutcome(signer.name, False, reason=unmet.get(signer.name))
+        for signer in requirement.signers
+    )
+    return Verdict(
+        subject, tuple(outcomes), requirements, requirement.distinct, requirement.sign_off_named
+    )
