@@ -1,6 +1,6 @@
 """Admission core: what the gate spends on one review before and after verification.
 
-A cached admission (every image's verdict remembered) costs the gate its HTTP handling plus
+A cached admission (every image's outcome remembered) costs the gate its HTTP handling plus
 this core: strict parsing of the AdmissionReview (``parse_admission_review``), finding the images
 and matching rules (``plan_admission``), and writing the response (``decide`` → ``to_json``).
 The floor is what no gate can skip: ``json.loads`` of the same body and ``json.dumps`` of a

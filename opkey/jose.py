@@ -162,11 +162,11 @@ def _check_tree(value: Any, text: str, what: str, max_depth: int = MAX_JSON_DEPT
             raise FormatError(f"{what}: JSON nested deeper than {max_depth} levels")
         items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
         for key, item in items:
-            if surrogates and key is not None:
+            if key is not None:
                 _check_str(key, what)
             if isinstance(item, (dict, list)):
                 stack.append((item, depth + 1))
-            elif surrogates and isinstance(item, str):
+            elif isinstance(item, str):
                 _check_str(item, what)
 
 

@@ -8,8 +8,8 @@ everything in that path that needs no I/O (schema and rules: ``spec/admission.md
     config = load_admission_config("/etc/opkey/admission.toml")      # at start-up
     request = parse_admission_review(body)                            # per HTTP request
     plan = plan_admission(request, config)
-    verdicts = [verify(check) for check in plan.checks]               # the I/O edge
-    body = plan.decide(verdicts).to_json()
+    outcomes = [verify(check) for check in plan.checks]               # the I/O edge
+    body = plan.decide(outcomes).to_json()
 
 * :mod:`~opkey.admission.review`: strict ``admission.k8s.io/v1`` request parsing;
 * :mod:`~opkey.admission.images`: every container image of a workload object, with its path;
@@ -44,7 +44,7 @@ from opkey.admission.images import (
 from opkey.admission.plan import AdmissionPlan, ImageCheck, plan_admission
 from opkey.admission.response import (
     AdmissionResponse,
-    ImageVerdict,
+    ImageOutcome,
     decide,
     review_error_response,
 )
@@ -68,8 +68,8 @@ __all__ = [
     "GroupVersionKind",
     "GroupVersionResource",
     "ImageCheck",
+    "ImageOutcome",
     "ImagePattern",
-    "ImageVerdict",
     "Mode",
     "NamespaceGlob",
     "Operation",

@@ -20,7 +20,7 @@ within one path component and ``?`` one character; ``**`` as a whole component m
 more components. Namespace globs use ``*`` and ``?``. Patterns are checked when the file is
 read, so a typo is an error at start-up, not an unmatched image at deploy time.
 
-Parsing is strict and pure, as :mod:`opkey.policyfile` is: unknown keys, wrong types, empty
+Parsing is strict and pure, as :mod:`opkey.policy.file` is: unknown keys, wrong types, empty
 lists and invalid patterns are :class:`~opkey.errors.ConfigError` whose message begins with the
 key path (``rules[1].images[0]: …``). Policy files are named, not read: the server step loads
 and checks them at start-up.

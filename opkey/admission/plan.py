@@ -12,7 +12,7 @@ images_to_verify`) and the configuration, and settles every image it can without
 Every other image becomes an :class:`ImageCheck` for the I/O edge: resolve the reference (a
 digest as written, or a tag under a rule that allows tags), verify it against the rule's policy
 file, and give back :meth:`ImageCheck.passed` or :meth:`ImageCheck.failed`.
-:meth:`AdmissionPlan.decide` then builds the response; a check left without a verdict counts as
+:meth:`AdmissionPlan.decide` then builds the response; a check left without an outcome counts as
 failed, so a forgotten check can never admit an image.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from opkey.admission.config import AdmissionConfig, AdmissionRule, Mode, Unmatched
 from opkey.admission.images import ContainerImage, images_to_verify
-from opkey.admission.response import AdmissionResponse, ImageVerdict, decide
+from opkey.admission.response import AdmissionResponse, ImageOutcome, decide
 from opkey.admission.review import AdmissionRequest
 from opkey.errors import ConfigError
 from opkey.registry.reference import ImageReference
@@ -39,13 +39,13 @@ class ImageCheck:
     reference: ImageReference
     rule: AdmissionRule
 
-    def passed(self) -> ImageVerdict:
-        """The verdict for an image that satisfied the rule's policy."""
-        return ImageVerdict(self.image, True, mode=self.rule.mode, rule=self.rule.name)
+    def passed(self) -> ImageOutcome:
+        """The outcome for an image that satisfied the rule's policy."""
+        return ImageOutcome(self.image, True, mode=self.rule.mode, rule=self.rule.name)
 
-    def failed(self, reason: str) -> ImageVerdict:
-        """The verdict for an image that did not (``reason``: the verification error)."""
-        return ImageVerdict(self.image, False, reason, mode=self.rule.mode, rule=self.rule.name)
+    def failed(self, reason: str) -> ImageOutcome:
+        """The outcome for an image that did not (``reason``: the verification error)."""
+        return ImageOutcome(self.image, False, reason, mode=self.rule.mode, rule=self.rule.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,46 +54,46 @@ class AdmissionPlan:
 
     request: AdmissionRequest
     checks: tuple[ImageCheck, ...]
-    settled: tuple[ImageVerdict, ...]
+    settled: tuple[ImageOutcome, ...]
 
-    def decide(self, verdicts: Sequence[ImageVerdict]) -> AdmissionResponse:
-        """The response, from the settled verdicts and one verdict per check.
+    def decide(self, outcomes: Sequence[ImageOutcome]) -> AdmissionResponse:
+        """The response, from the settled outcomes and one outcome per check.
 
-        A check without a verdict fails ("not verified"); a verdict for an image that is not a
+        A check without an outcome fails ("not verified"); an outcome for an image that is not a
         check of this plan is a programming error (``ValueError``).
         """
-        given = {(v.image.path, v.image.image): v for v in verdicts}
+        given = {(v.image.path, v.image.image): v for v in outcomes}
         expected = {(c.image.path, c.image.image) for c in self.checks}
         unknown = set(given) - expected
         if unknown:
-            raise ValueError(f"verdicts for images that are not checks of this plan: {unknown}")
+            raise ValueError(f"outcomes for images that are not checks of this plan: {unknown}")
         results = list(self.settled)
         for check in self.checks:
-            verdict = given.get((check.image.path, check.image.image))
-            results.append(verdict if verdict is not None else check.failed("not verified"))
+            outcome = given.get((check.image.path, check.image.image))
+            results.append(outcome if outcome is not None else check.failed("not verified"))
         return decide(self.request, results)
 
 
 def _settle(
     image: ContainerImage, namespace: str, config: AdmissionConfig
-) -> ImageVerdict | ImageCheck:
+) -> ImageOutcome | ImageCheck:
     try:
         reference = ImageReference.parse(image.image)
     except ConfigError as exc:
-        return ImageVerdict(image, False, f"not a valid image reference ({exc})")
+        return ImageOutcome(image, False, f"not a valid image reference ({exc})")
     rule = config.rule_for(namespace, reference.name)
     if rule is None:
         if config.unmatched is Unmatched.ALLOW:
-            return ImageVerdict(image, True)
+            return ImageOutcome(image, True)
         mode = Mode.WARN if config.unmatched is Unmatched.WARN else Mode.ENFORCE
-        return ImageVerdict(
+        return ImageOutcome(
             image,
             False,
             f"no rule of the gate covers {reference.name} in namespace {namespace!r}",
             mode=mode,
         )
     if rule.require_digest and reference.digest is None:
-        return ImageVerdict(
+        return ImageOutcome(
             image,
             False,
             f"not pinned by digest; rule {rule.name} requires {reference.name}@sha256:…",
@@ -110,7 +110,7 @@ def plan_admission(request: AdmissionRequest, config: AdmissionConfig) -> Admiss
     (see :func:`~opkey.admission.images.images_to_verify`).
     """
     checks: list[ImageCheck] = []
-    settled: list[ImageVerdict] = []
+    settled: list[ImageOutcome] = []
     for image in images_to_verify(request):
         outcome = _settle(image, request.namespace, config)
         if isinstance(outcome, ImageCheck):

@@ -1,6 +1,6 @@
 """The gate's answer: an ``admission.k8s.io/v1`` AdmissionReview response, bounded and clean.
 
-:func:`decide` turns one verdict per image into an :class:`AdmissionResponse`: denied when any
+:func:`decide` turns one outcome per image into an :class:`AdmissionResponse`: denied when any
 image fails in ``enforce`` mode (``status.code`` 403, a message naming every such image, its
 path in the object and why), admitted otherwise, with one ``warnings`` entry per image that
 failed in ``warn`` mode. :func:`review_error_response` answers a request that could not be read.
@@ -36,7 +36,7 @@ __all__ = [
     "MAX_WARNINGS_CHARS",
     "MAX_WARNING_CHARS",
     "AdmissionResponse",
-    "ImageVerdict",
+    "ImageOutcome",
     "decide",
     "review_error_response",
     "sanitize",
@@ -78,7 +78,7 @@ def _quote(text: str, limit: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ImageVerdict:
+class ImageOutcome:
     """The outcome for one image: admitted or not, why, and under which mode.
 
     ``reason`` says why a failed image failed (a verification error's message, "not pinned by
@@ -159,20 +159,20 @@ def _bounded_warnings(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(kept)
 
 
-def decide(request: AdmissionRequest, verdicts: Sequence[ImageVerdict]) -> AdmissionResponse:
-    """The response for ``request`` given one verdict per image judged.
+def decide(request: AdmissionRequest, outcomes: Sequence[ImageOutcome]) -> AdmissionResponse:
+    """The response for ``request`` given one outcome per image judged.
 
-    Denied (403) if any verdict failed in ``enforce`` mode; failures in ``warn`` mode become
-    warnings either way. No verdicts (nothing to judge) means admitted.
+    Denied (403) if any outcome failed in ``enforce`` mode; failures in ``warn`` mode become
+    warnings either way. No outcomes (nothing to judge) means admitted.
     """
-    refused = [v for v in verdicts if not v.allowed and v.mode is Mode.ENFORCE]
-    warned = [v for v in verdicts if not v.allowed and v.mode is Mode.WARN]
+    refused = [v for v in outcomes if not v.allowed and v.mode is Mode.ENFORCE]
+    warned = [v for v in outcomes if not v.allowed and v.mode is Mode.WARN]
     warnings = _bounded_warnings(
         [f"opkey (warn{f', rule {v.rule}' if v.rule else ''}): {v.describe()}" for v in warned]
     )
     if not refused:
         return AdmissionResponse(uid=request.uid, allowed=True, warnings=warnings)
-    count = len({(v.image.path, v.image.image) for v in verdicts})
+    count = len({(v.image.path, v.image.image) for v in outcomes})
     noun = "image" if count == 1 else "images"
     head = f"opkey refused {len(refused)} of {count} {noun}"
     message = _join_bounded(head, [v.describe() for v in refused], MAX_MESSAGE_CHARS)

@@ -17,7 +17,7 @@ import pytest
 from opkey import AdmissionReviewError
 from opkey.admission import (
     ImageCheck,
-    ImageVerdict,
+    ImageOutcome,
     images_to_verify,
     parse_admission_config,
     parse_admission_review,
@@ -58,7 +58,7 @@ require_digest = false
 )
 
 
-def stand_in_verify(check: ImageCheck) -> ImageVerdict:
+def stand_in_verify(check: ImageCheck) -> ImageOutcome:
     """The server step verifies signatures; here an image passes when pinned to DIGEST."""
     if check.reference.digest == DIGEST:
         return check.passed()

@@ -1,4 +1,4 @@
-"""Planning and responses: settled images, verdicts per check, bounded and sanitised text."""
+"""Planning and responses: settled images, outcomes per check, bounded and sanitised text."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from opkey.admission import (
     AdmissionRequest,
     ContainerImage,
     ContainerRole,
-    ImageVerdict,
+    ImageOutcome,
     Mode,
     decide,
     parse_admission_config,
@@ -103,7 +103,7 @@ require_digest = false
 """
 
 
-def test_a_check_without_a_verdict_fails() -> None:
+def test_a_check_without_a_outcome_fails() -> None:
     plan = plan_admission(request_for("pod"), parse_admission_config(_allow_tags_config()))
     response = plan.decide([plan.checks[0].passed()])
     assert not response.allowed
@@ -113,10 +113,10 @@ def test_a_check_without_a_verdict_fails() -> None:
     )
 
 
-def test_a_verdict_for_a_foreign_image_is_a_programming_error() -> None:
+def test_a_outcome_for_a_foreign_image_is_a_programming_error() -> None:
     plan = plan_admission(request_for("pod"), parse_admission_config(_allow_tags_config()))
     with pytest.raises(ValueError, match="not checks of this plan"):
-        plan.decide([ImageVerdict(image("x"), True)])
+        plan.decide([ImageOutcome(image("x"), True)])
 
 
 def test_warn_mode_failures_admit_with_a_warning() -> None:
@@ -164,8 +164,8 @@ def test_an_invalid_reference_is_refused_before_any_rule() -> None:
 
 
 def test_response_review_shape_matches_what_the_api_server_reads() -> None:
-    verdict = ImageVerdict(image("ghcr.io/acme/x:1"), False, "no signature", rule="r")
-    response = decide(request_for("pod"), [verdict])
+    outcome = ImageOutcome(image("ghcr.io/acme/x:1"), False, "no signature", rule="r")
+    response = decide(request_for("pod"), [outcome])
     review = json.loads(response.to_json())
     assert review == {
         "apiVersion": "admission.k8s.io/v1",
@@ -186,14 +186,14 @@ def test_response_review_shape_matches_what_the_api_server_reads() -> None:
 
 def test_control_and_bidi_characters_are_escaped() -> None:
     evil = "ghcr.io/acme/x:1\u202egnp.exe\x1b[31m\n"
-    verdict = ImageVerdict(image(evil), False, "bad\x00reason\u2028")
-    response = decide(request_for("pod"), [verdict])
+    outcome = ImageOutcome(image(evil), False, "bad\x00reason\u2028")
+    response = decide(request_for("pod"), [outcome])
     assert response.message is not None
     assert "\\u202e" in response.message
     assert "\\u001b" in response.message
     assert "bad\\u0000reason\\u2028" in response.message
     assert response.message.isprintable()
-    warned = decide(request_for("pod"), [ImageVerdict(image(evil), False, "x", mode=Mode.WARN)])
+    warned = decide(request_for("pod"), [ImageOutcome(image(evil), False, "x", mode=Mode.WARN)])
     assert warned.allowed
     assert all(w.isprintable() for w in warned.warnings)
     assert sanitize("plain text") == "plain text"
@@ -201,15 +201,15 @@ def test_control_and_bidi_characters_are_escaped() -> None:
 
 
 def test_messages_are_bounded_and_count_what_is_left_out() -> None:
-    verdicts = [
-        ImageVerdict(
+    outcomes = [
+        ImageOutcome(
             image(f"ghcr.io/acme/{'x' * 300}{i}:1", f"spec.containers[{i}].image"),
             False,
             "r" * 1000,
         )
         for i in range(100)
     ]
-    response = decide(request_for("pod"), verdicts)
+    response = decide(request_for("pod"), outcomes)
     assert response.message is not None
     assert len(response.message) <= MAX_MESSAGE_CHARS
     assert response.message.startswith("opkey refused 100 of 100 images: ")
@@ -218,7 +218,7 @@ def test_messages_are_bounded_and_count_what_is_left_out() -> None:
     assert f"and {100 - shown} more" in response.message
     warned = decide(
         request_for("pod"),
-        [ImageVerdict(v.image, False, v.reason, mode=Mode.WARN) for v in verdicts],
+        [ImageOutcome(v.image, False, v.reason, mode=Mode.WARN) for v in outcomes],
     )
     assert warned.allowed
     assert all(len(w) <= MAX_WARNING_CHARS for w in warned.warnings)
@@ -227,8 +227,8 @@ def test_messages_are_bounded_and_count_what_is_left_out() -> None:
 
 
 def test_identical_warnings_are_given_once() -> None:
-    verdict = ImageVerdict(image("ghcr.io/acme/x:1"), False, "x", mode=Mode.WARN)
-    assert len(decide(request_for("pod"), [verdict, verdict]).warnings) == 1
+    outcome = ImageOutcome(image("ghcr.io/acme/x:1"), False, "x", mode=Mode.WARN)
+    assert len(decide(request_for("pod"), [outcome, outcome]).warnings) == 1
 
 
 def test_review_error_response_answers_a_request_with_a_uid() -> None:
