@@ -2,7 +2,8 @@
 
 Usage: ``./dev bench`` (or ``python benchmarks/run.py [--only SECTION ...] [--registry]``).
 
-Sections: ``core`` (GQ256 and verification against their primitive floors), ``startup``
+Sections: ``core`` (GQ256 and verification against their primitive floors), ``timestamp``
+(one RFC 3161 token verified next to the signature verification it protects), ``startup``
 (command-line start-up against ``python -c pass``), ``throughput`` (10,000 bundles from 100
 identities, keys from the dev OpenID provider over HTTP), ``peer`` (sigstore-python side by
 side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first), ``openpubkey``
@@ -32,11 +33,13 @@ from benchmarks import (
     bench_registry,
     bench_startup,
     bench_throughput,
+    bench_timestamp,
 )
 from benchmarks.harness import Figure
 
 SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
     "core": bench_core.run,
+    "timestamp": bench_timestamp.run,
     "startup": bench_startup.run,
     "throughput": bench_throughput.run,
     "peer": bench_peer.run,
@@ -44,7 +47,15 @@ SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
     "registry": bench_registry.run,
     "admission": bench_admission.run,
 }
-DEFAULT_SECTIONS = ("core", "startup", "throughput", "peer", "openpubkey", "admission")
+DEFAULT_SECTIONS = (
+    "core",
+    "timestamp",
+    "startup",
+    "throughput",
+    "peer",
+    "openpubkey",
+    "admission",
+)
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
         RegistryError,
         ResponseTooLargeError,
         SignatureError,
+        TimestampAuthorityError,
+        TimestampError,
         VerificationError,
     )
     from opkey.expiry import ExpiryPolicy
@@ -98,6 +100,14 @@ if TYPE_CHECKING:
         auto_provider,
     )
     from opkey.signer import Signer
+    from opkey.timestamp import (
+        TimestampAuthority,
+        TimestampClient,
+        TimestampToken,
+        VerifiedTimestamp,
+        check_signed_while_valid,
+        verify_timestamp,
+    )
     from opkey.verification.evidence import (
         BundleEvidence,
         CosignLayerEvidence,
@@ -175,6 +185,11 @@ __all__ = [
     "SigningKey",
     "StaticProvider",
     "Subject",
+    "TimestampAuthority",
+    "TimestampAuthorityError",
+    "TimestampClient",
+    "TimestampError",
+    "TimestampToken",
     "Trust",
     "TrustedIssuer",
     "UnsafeNoPolicy",
@@ -182,20 +197,34 @@ __all__ = [
     "VerificationError",
     "VerifiedIdentity",
     "VerifiedMessage",
+    "VerifiedTimestamp",
     "Verifier",
     "__version__",
     "auto_provider",
+    "check_signed_while_valid",
     "evaluate_signers",
     "generate_signing_key",
     "issuers",
     "load_policy_file",
     "sign_image",
     "verify_image",
+    "verify_timestamp",
 ]
 
 #: Where each public name lives (imported on first attribute access).
 _LOCATIONS = {
     "issuers": "opkey.issuers",
+    **dict.fromkeys(
+        (
+            "TimestampAuthority",
+            "TimestampClient",
+            "TimestampToken",
+            "VerifiedTimestamp",
+            "check_signed_while_valid",
+            "verify_timestamp",
+        ),
+        "opkey.timestamp",
+    ),
     **dict.fromkeys(
         (
             "AdmissionReviewError",
@@ -212,6 +241,8 @@ _LOCATIONS = {
             "RegistryError",
             "ResponseTooLargeError",
             "SignatureError",
+            "TimestampAuthorityError",
+            "TimestampError",
             "VerificationError",
         ),
         "opkey.errors",

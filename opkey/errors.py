@@ -14,8 +14,10 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
     │   ├── CommitmentError     the ephemeral key is not the one committed in the ID token
     │   ├── ExpiredError        outside the validity window the expiry policy allows
     │   ├── PolicyError         verified, but the signer is not who the policy requires
-    │   └── ForeignSignatureError   a signature opkey does not make (cosign's own): not counted
+    │   ├── ForeignSignatureError   a signature opkey does not make (cosign's own): not counted
+    │   └── TimestampError      a timestamp token proves no time for this signature
     ├── ProviderError           an identity provider refused or misbehaved
+    ├── TimestampAuthorityError a time-stamping authority refused or answered something unusable
     ├── NetworkError            transport failure: unreachable, timeout, bad status, too large
     │   └── ResponseTooLargeError   the answer exceeds its size limit (never worth retrying)
     └── RegistryError           an OCI registry refused or returned something unusable
@@ -41,6 +43,8 @@ __all__ = [
     "RegistryError",
     "ResponseTooLargeError",
     "SignatureError",
+    "TimestampAuthorityError",
+    "TimestampError",
     "VerificationError",
 ]
 
@@ -118,8 +122,25 @@ class ForeignSignatureError(VerificationError):
     """
 
 
+class TimestampError(VerificationError):
+    """A timestamp token does not prove when this signature existed.
+
+    It stamps other data, is not signed by a time-stamping certificate of an authority the
+    verifier configured, or names a time outside that certificate's validity.
+    """
+
+
 class ProviderError(OpkeyError):
     """An identity provider refused a request or answered something unusable."""
+
+
+class TimestampAuthorityError(OpkeyError):
+    """A time-stamping authority refused a request or answered something unusable.
+
+    Raised while stamping: a rejection status, an answer that is not a time-stamp response, or
+    a token for another request (nonce or message imprint not echoed). Transport failures
+    (unreachable, timeout, a server error) are :class:`NetworkError`.
+    """
 
 
 class NetworkError(OpkeyError):

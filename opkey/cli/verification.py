@@ -86,6 +86,7 @@ class VerificationRequest:
     jwks: str | None = None
     jwks_archive: str | None = None
     offline: bool = False
+    trust_policy_anchors: bool = False
     at: datetime | None = None
     insecure_registries: tuple[str, ...] = ()
 
@@ -126,6 +127,7 @@ class VerificationRequest:
             jwks=args.jwks,
             jwks_archive=args.jwks_archive,
             offline=args.offline,
+            trust_policy_anchors=args.trust_policy_anchors,
             at=args.at,
             insecure_registries=tuple(args.insecure_registry or ()),
         )
@@ -156,6 +158,8 @@ class VerificationRequest:
                 raise ConfigError("--github-* and --gitlab-* flags cannot be combined")
         if self.offline and not (self.jwks or self.jwks_archive or self.policy_file):
             raise ConfigError("--offline needs the issuer's keys: pass --jwks or --jwks-archive")
+        if self.trust_policy_anchors and not self.policy_file:
+            raise ConfigError("--trust-policy-anchors applies to a --policy file")
         if self.image is None and not self.bundles and not self.file:
             raise ConfigError("--bundle is required with --digest")
 
@@ -220,6 +224,7 @@ def plan(request: VerificationRequest) -> Plan:
         jwks_file=Path(request.jwks) if request.jwks else None,
         archive=archive_path(request.jwks_archive) if request.jwks_archive else None,
         offline=request.offline,
+        policy_anchors=request.trust_policy_anchors,
     )
     if request.policy_file:
         policy_file = load_policy_file(request.policy_file)

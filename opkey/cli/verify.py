@@ -102,6 +102,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="make no network request (needs --jwks or --jwks-archive)",
     )
+    keys.add_argument(
+        "--trust-policy-anchors",
+        action="store_true",
+        help="the --policy file is trusted configuration: use the key files and archives it "
+        "names (without this they are refused: a policy file from elsewhere must not choose keys)",
+    )
     parser.add_argument(
         "--at",
         type=time_argument,

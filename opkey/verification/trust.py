@@ -15,6 +15,16 @@ front end (command line, policy files, examples, the admission gate):
 * then the JWKS archive (the issuer's ``archive``, else :attr:`KeyOptions.archive`), for keys
   the provider has since rotated out. Each archive file is opened once, and the live keys are
   recorded in it as they are fetched (a full or read-only archive never blocks verification).
+
+**Trust anchors in policy files.** A pinned JWKS or an archive decides which tokens count as
+an issuer's, so it is trust itself, not a requirement. A policy file may come from a place the
+verifier does not control (the repository being deployed, a ticket), and one that names the
+keys of its author's choosing next to a strict-looking GitHub requirement would make a forged
+identity verify. So the key files a policy file names are used only when the verifier says
+the file is trusted configuration (:attr:`KeyOptions.policy_anchors`, ``opkey verify
+--trust-policy-anchors``); otherwise :meth:`Trust.build` refuses them with an error that says
+how to pass the keys instead (``--jwks``, ``--jwks-archive``). Keys the verifier passes
+itself are always used.
 """
 
 from __future__ import annotations
@@ -64,13 +74,16 @@ class KeyOptions:
 
     ``jwks_file`` pins one issuer's keys (so it needs exactly one trusted issuer); ``archive``
     is a JWKS archive file consulted after the live keys; ``offline`` fetches nothing, so every
-    issuer then needs a pinned JWKS or an archive. ``transport`` replaces the HTTP transport of
-    the live JWKS client (tests, integrators).
+    issuer then needs a pinned JWKS or an archive. ``policy_anchors`` accepts the key files and
+    archives that issuer entries name (a policy file's ``jwks_file`` and ``archive``): set it
+    only for policy files that are trusted configuration (see the module documentation).
+    ``transport`` replaces the HTTP transport of the live JWKS client (tests, integrators).
     """
 
     jwks_file: Path | None = None
     archive: Path | None = None
     offline: bool = False
+    policy_anchors: bool = False
     transport: Transport | None = field(default=None, compare=False)
 
 
@@ -113,6 +126,17 @@ class Trust:
                 f"a pinned JWKS names one issuer's keys, but {len(entries)} issuers are trusted; "
                 "give each issuer its own jwks_file in the policy file"
             )
+        if not options.policy_anchors:
+            for index, entry in enumerate(entries):
+                named = [k for k in ("jwks_file", "archive") if getattr(entry, k) is not None]
+                if named:
+                    raise ConfigError(
+                        f"issuers[{index}].{named[0]}: the policy file names key material for "
+                        f"{entry.issuer}, which is trust, not a requirement; pass the keys "
+                        "yourself (--jwks, --jwks-archive), or, if the policy file is trusted "
+                        "configuration, allow it with --trust-policy-anchors",
+                        found=str(getattr(entry, named[0])),
+                    )
         archives = _Archives()
         live_urls = [
             e.issuer

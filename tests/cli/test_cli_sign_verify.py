@@ -188,6 +188,40 @@ def test_offline_verification_with_pinned_jwks(
     assert json.loads(capsys.readouterr().out)["signatures"][0]["key_source"] == "pinned"
 
 
+def test_keys_named_by_a_policy_file_need_it_to_be_trusted(
+    ci_env: DevIdP, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A policy file's jwks_file is trust: used only with --trust-policy-anchors."""
+    bundle = tmp_path / "b.json"
+    bundle.write_text(_sign_digest(DIGEST, capsys))
+    with urllib.request.urlopen(f"{ci_env.issuer}/.well-known/jwks", timeout=5) as response:
+        (tmp_path / "jwks.json").write_bytes(response.read())
+    policy = tmp_path / "p.toml"
+    policy.write_text(f"""
+version = 1
+[[issuers]]
+issuer = "{ci_env.issuer}"
+commitment = "aud"
+jwks_file = "jwks.json"
+[[signers]]
+name = "build"
+github = {{ issuer = "{ci_env.issuer}", repository_id = "{REPO_ID}" }}
+""")
+    base = ["verify", "--digest", DIGEST, "--bundle", str(bundle), "--policy", str(policy)]
+    assert main([*base, "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert "issuers[0].jwks_file: the policy file names key material" in err
+    assert "--trust-policy-anchors" in err
+    assert main([*base, "--offline", "--trust-policy-anchors", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["signatures"][0]["key_source"] == "pinned"
+    # The same keys passed by the verifier itself need no such trust.
+    policy.write_text(policy.read_text().replace('jwks_file = "jwks.json"\n', ""))
+    assert main([*base, "--offline", "--jwks", str(tmp_path / "jwks.json")]) == 0
+    assert main(["verify", "--digest", DIGEST, "--bundle", str(bundle), "--issuer",
+                 ci_env.issuer, "--subject", "x", "--trust-policy-anchors"]) == 2  # fmt: skip
+    assert "applies to a --policy file" in capsys.readouterr().err
+
+
 def test_archive_is_fed_by_live_verification_then_used_offline(
     ci_env: DevIdP, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
