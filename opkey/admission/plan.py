@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from opkey.admission.config import AdmissionConfig, AdmissionRule, Mode, Unmatched
 from opkey.admission.images import ContainerImage, images_to_verify
@@ -29,6 +30,15 @@ from opkey.errors import ConfigError
 from opkey.registry.reference import ImageReference
 
 __all__ = ["AdmissionPlan", "ImageCheck", "plan_admission"]
+
+#: Distinct image strings whose parsed reference is remembered (a gate sees the same few
+#: images again and again; a reference is an immutable value, so sharing it is safe).
+REFERENCE_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=REFERENCE_CACHE_SIZE)
+def _parse_reference(text: str) -> ImageReference:
+    return ImageReference.parse(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +88,7 @@ def _settle(
     image: ContainerImage, namespace: str, config: AdmissionConfig
 ) -> ImageOutcome | ImageCheck:
     try:
-        reference = ImageReference.parse(image.image)
+        reference = _parse_reference(image.image)
     except ConfigError as exc:
         return ImageOutcome(image, False, f"not a valid image reference ({exc})")
     rule = config.rule_for(namespace, reference.name)
