@@ -7,7 +7,8 @@ Sections: ``core`` (GQ256 and verification against their primitive floors), ``ti
 (command-line start-up against ``python -c pass``), ``throughput`` (10,000 bundles from 100
 identities, keys from the dev OpenID provider over HTTP), ``peer`` (sigstore-python side by
 side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first), ``openpubkey``
-(OpenPubkey Go's in-process verification of the same PK tokens and messages) and, with
+(OpenPubkey Go's in-process verification of the same PK tokens and messages), ``admission``
+(the admission core on captured AdmissionReviews against a JSON round trip) and, with
 ``--registry``, ``registry`` (needs the CNCF distribution registry, ``docker-registry``) and,
 with ``--cosign``, ``cosign`` (``cosign verify --key`` against ``opkey verify IMAGE`` as
 processes; needs docker-registry and cosign built by ``python tests/tools/build.py``).
@@ -27,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (
+    bench_admission,
     bench_core,
     bench_cosign,
     bench_openpubkey,
@@ -47,8 +49,17 @@ SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
     "openpubkey": bench_openpubkey.run,
     "registry": bench_registry.run,
     "cosign": bench_cosign.run,
+    "admission": bench_admission.run,
 }
-DEFAULT_SECTIONS = ("core", "timestamp", "startup", "throughput", "peer", "openpubkey")
+DEFAULT_SECTIONS = (
+    "core",
+    "timestamp",
+    "startup",
+    "throughput",
+    "peer",
+    "openpubkey",
+    "admission",
+)
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from opkey import issuers as issuers
     from opkey.bundle import Bundle as Bundle
     from opkey.digest import Digest as Digest
+    from opkey.errors import AdmissionReviewError as AdmissionReviewError
     from opkey.errors import CommitmentError as CommitmentError
     from opkey.errors import ConfigError as ConfigError
     from opkey.errors import ExpiredError as ExpiredError
@@ -113,10 +114,10 @@ _EXPORTS = {
     "opkey.bundle": "Bundle",
     "opkey.digest": "Digest",
     "opkey.errors": (
-        "CommitmentError ConfigError ExpiredError ForeignSignatureError FormatError "
-        "KeyNotFoundError NetworkError OpkeyError PolicyError ProviderError RegistryError "
-        "ResponseTooLargeError SignatureError TimestampAuthorityError TimestampError "
-        "VerificationError"
+        "AdmissionReviewError CommitmentError ConfigError ExpiredError "
+        "ForeignSignatureError FormatError KeyNotFoundError NetworkError OpkeyError "
+        "PolicyError ProviderError RegistryError ResponseTooLargeError SignatureError "
+        "TimestampAuthorityError TimestampError VerificationError"
     ),
     "opkey.expiry": "ExpiryPolicy",
     "opkey.images": "ImageVerdict sign_image verify_image",

@@ -6,6 +6,7 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
 
     OpkeyError
     ├── FormatError             malformed input, rejected before any cryptography runs
+    │   └── AdmissionReviewError  a Kubernetes AdmissionReview the gate cannot read
     ├── ConfigError             invalid configuration: policy files, verifier settings, options
     ├── VerificationError       input well-formed but not acceptable
     │   ├── SignatureError      a signature does not verify, or its algorithm is not allowed
@@ -28,6 +29,7 @@ information for programs.
 from __future__ import annotations
 
 __all__ = [
+    "AdmissionReviewError",
     "CommitmentError",
     "ConfigError",
     "ExpiredError",
@@ -62,6 +64,26 @@ class OpkeyError(Exception):
 
 class FormatError(OpkeyError):
     """Input is malformed: bad base64, bad JSON, wrong types, too large or too deep."""
+
+
+class AdmissionReviewError(FormatError):
+    """A Kubernetes ``AdmissionReview`` is malformed, too large, of an unsupported version, or
+    holds an object whose images cannot be read.
+
+    ``uid`` is the request's ``uid`` when it could be read: a gate then answers that request
+    with a denial naming the problem instead of failing the HTTP call, so the user sees why.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        uid: str | None = None,
+        expected: object = None,
+        found: object = None,
+    ) -> None:
+        super().__init__(message, expected=expected, found=found)
+        self.uid = uid
 
 
 class ConfigError(OpkeyError):

@@ -142,29 +142,48 @@ _DECODER = json.JSONDecoder(
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _check_tree(value: Any, text: str, what: str) -> None:
+def _check_tree(value: Any, text: str, what: str, max_depth: int = MAX_JSON_DEPTH) -> None:
     """Bound the nesting depth and reject lone surrogates (``\\ud800`` escapes).
 
     Both walks are skipped when the text cannot contain the problem: fewer brackets than the
     depth limit, or no surrogate escape at all (valid UTF-8 text holds no surrogates itself).
     """
-    deep = text.count("{") + text.count("[") > MAX_JSON_DEPTH
+    deep = text.count("{") + text.count("[") > max_depth
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
     if not (deep or surrogates):
+        return
+    if not surrogates:
+        _check_depth(value, what, max_depth)
         return
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise FormatError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if depth > max_depth:
+            raise FormatError(f"{what}: JSON nested deeper than {max_depth} levels")
         items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
         for key, item in items:
-            if surrogates and key is not None:
+            if key is not None:
                 _check_str(key, what)
             if isinstance(item, (dict, list)):
                 stack.append((item, depth + 1))
-            elif surrogates and isinstance(item, str):
+            elif isinstance(item, str):
                 _check_str(item, what)
+
+
+def _check_depth(value: Any, what: str, max_depth: int) -> None:
+    """The depth walk alone, level by level (large documents, such as admission reviews)."""
+    level: list[Any] = [value]
+    depth = 1
+    while level:
+        if depth > max_depth:
+            raise FormatError(f"{what}: JSON nested deeper than {max_depth} levels")
+        below: list[Any] = []
+        for node in level:
+            for item in node.values() if type(node) is dict else node:
+                if type(item) is dict or type(item) is list:
+                    below.append(item)
+        level = below
+        depth += 1
 
 
 def _check_str(text: str, what: str) -> None:
@@ -174,8 +193,18 @@ def _check_str(text: str, what: str) -> None:
         raise FormatError(f"{what}: JSON string contains a lone surrogate") from None
 
 
-def parse_json(data: bytes | str, *, what: str = "JSON", max_length: int = MAX_TOKEN_LENGTH) -> Any:
-    """Parse JSON strictly (UTF-8, no duplicates, no NaN, bounded size and depth)."""
+def parse_json(
+    data: bytes | str,
+    *,
+    what: str = "JSON",
+    max_length: int = MAX_TOKEN_LENGTH,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Any:
+    """Parse JSON strictly (UTF-8, no duplicates, no NaN, bounded size and depth).
+
+    ``max_depth`` exists for documents deeper than tokens: Kubernetes objects in admission
+    reviews nest 15 levels and more (``managedFields``).
+    """
     if not isinstance(data, (bytes, str)):
         raise FormatError(f"{what}: expected JSON text, found {type(data).__name__}")
     if len(data) > max_length:
@@ -205,17 +234,21 @@ def parse_json(data: bytes | str, *, what: str = "JSON", max_length: int = MAX_T
     except ValueError as exc:  # JSONDecodeError, and int() beyond the digit limit
         raise FormatError(f"{what}: invalid JSON ({exc})") from None
     if isinstance(value, (dict, list)):
-        _check_tree(value, text, what)
+        _check_tree(value, text, what, max_depth)
     elif isinstance(value, str) and _SURROGATE_ESCAPE.search(text):
         _check_str(value, what)
     return value
 
 
 def parse_json_object(
-    data: bytes | str, *, what: str = "JSON", max_length: int = MAX_TOKEN_LENGTH
+    data: bytes | str,
+    *,
+    what: str = "JSON",
+    max_length: int = MAX_TOKEN_LENGTH,
+    max_depth: int = MAX_JSON_DEPTH,
 ) -> dict[str, Any]:
     """Parse strict JSON that must be an object."""
-    value = parse_json(data, what=what, max_length=max_length)
+    value = parse_json(data, what=what, max_length=max_length, max_depth=max_depth)
     if not isinstance(value, dict):
         raise FormatError(f"{what}: expected a JSON object, found {type(value).__name__}")
     return value
