@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         ProviderError,
         RegistryError,
         SignatureError,
+        TransparencyLogError,
         VerificationError,
     )
     from opkey.expiry import ExpiryPolicy
@@ -122,6 +123,7 @@ __all__ = [
     "SigningKey",
     "StaticProvider",
     "Subject",
+    "TransparencyLogError",
     "TrustedIssuer",
     "UnsafeNoPolicy",
     "VerificationError",
@@ -170,6 +172,7 @@ _LOCATIONS = {
             "ProviderError",
             "RegistryError",
             "SignatureError",
+            "TransparencyLogError",
             "VerificationError",
         ),
         "opkey.errors",

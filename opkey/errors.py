@@ -12,7 +12,8 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
     │   ├── KeyNotFoundError    no trusted key for the token (unknown kid / jkt, wrong issuer)
     │   ├── CommitmentError     the ephemeral key is not the one committed in the ID token
     │   ├── ExpiredError        outside the validity window the expiry policy allows
-    │   └── PolicyError         verified, but the signer is not who the policy requires
+    │   ├── PolicyError         verified, but the signer is not who the policy requires
+    │   └── TransparencyLogError  a log's proof, checkpoint or entry timestamp does not hold
     ├── ProviderError           an identity provider refused or misbehaved
     ├── NetworkError            transport failure: unreachable, timeout, bad status, too large
     └── RegistryError           an OCI registry refused or returned something unusable
@@ -35,6 +36,7 @@ __all__ = [
     "ProviderError",
     "RegistryError",
     "SignatureError",
+    "TransparencyLogError",
     "VerificationError",
 ]
 
@@ -82,6 +84,15 @@ class ExpiredError(VerificationError):
 
 class PolicyError(VerificationError):
     """The signature is valid but the signer's identity does not satisfy the policy."""
+
+
+class TransparencyLogError(VerificationError):
+    """A transparency log's evidence fails: an inclusion or consistency proof, a checkpoint's
+    signature or origin, a signed entry timestamp, or an entry from another log.
+
+    Malformed log data (bad base64, a 31-byte hash, an oversized note) is a
+    :class:`FormatError` instead, raised before any hashing or signature check.
+    """
 
 
 class ProviderError(OpkeyError):
