@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -35,6 +36,8 @@ def _build_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("opkey_tools_build", _BUILD)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs: dataclasses look their module up in sys.modules.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

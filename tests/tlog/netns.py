@@ -110,12 +110,13 @@ class ServerProcess:
         if code is not None:
             raise RuntimeError(f"{self.name} exited with {code}:\n{self.tail()}")
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s."""
+    def stop(self, grace: float = 2.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds (Trillian's servers drain for 5 to 10
+        seconds; their data is thrown away anyway)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
