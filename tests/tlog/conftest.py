@@ -56,5 +56,9 @@ def rekor_v1(
 def rekor_v2(
     tlog_netns: NetworkNamespace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RekorV2]:
-    """A running Rekor v2 log for the whole session."""
-    yield start_rekor_v2(tlog_netns, tmp_path_factory.mktemp("rekor-v2"))
+    """A running Rekor v2 log for the whole session (stopped with the namespace)."""
+    rekor = start_rekor_v2(tlog_netns, tmp_path_factory.mktemp("rekor-v2"))
+    try:
+        yield rekor
+    finally:
+        rekor.process.stop()

@@ -15,8 +15,9 @@ interface is its own ``lo``:
   :meth:`NetworkNamespace.url` on the host side; nothing is exposed beyond 127.0.0.1.
 
 As root ``unshare --net`` is enough; otherwise an unprivileged user namespace is tried
-(``unshare --user --map-root-user --net``, entered with ``nsenter --user --net``). When
-neither works, :func:`require_netns` skips the test with the reason (fails under ``CI=true``).
+(``unshare --user --map-root-user --net``, entered with ``nsenter --user --net``).
+``OPKEY_NETNS_MODE`` forces ``root`` or ``user`` (any other value: none). When neither works,
+:func:`require_netns` skips the test with the reason (fails under ``CI=true``).
 Every process started here gets ``PR_SET_PDEATHSIG``, so a killed test run leaves none behind.
 """
 
@@ -57,6 +58,8 @@ def _mode() -> tuple[str, str] | tuple[None, str]:
     if unshare is None or nsenter is None:
         return None, "unshare/nsenter (util-linux) are not installed"
     forced = os.environ.get("OPKEY_NETNS_MODE")
+    if forced not in (None, "", "root", "user"):
+        return None, f"OPKEY_NETNS_MODE={forced}"
     candidates = [forced] if forced else (["root"] if os.geteuid() == 0 else []) + ["user"]
     reasons = []
     for mode in candidates:

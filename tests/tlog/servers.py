@@ -54,7 +54,8 @@ REKOR_V2_PORT = 3003
 _TRILLIAN_RPC, _TRILLIAN_HTTP = 8090, 8091
 _SIGNER_RPC, _SIGNER_HTTP = 8190, 8191
 _REKOR_V2_GRPC, _REKOR_V2_METRICS = 3001, 2113
-_DB_PASSWORD = "opkey-test"  # noqa: S105 - a throwaway database on a private socket
+# A throwaway database on a private socket.
+_DB_PASSWORD = "opkey-test"
 _TOOLS = Path(__file__).resolve().parents[1] / "tools"
 _STARTUP_TIMEOUT = 60.0
 
@@ -148,6 +149,7 @@ class RekorV2:
     origin: str
     public_key: ed25519.Ed25519PublicKey
     storage: Path
+    process: ServerProcess
 
     @property
     def trusted_log(self) -> TrustedLog:
@@ -316,7 +318,7 @@ def start_rekor_v1(netns: NetworkNamespace, workdir: Path) -> RekorV1:
                 "--rekor_server.address=127.0.0.1",
                 f"--rekor_server.hostname={hostname}",
                 f"--rekor_server.signer={key_file}",
-                f"--trillian_log_server.address=127.0.0.1",
+                "--trillian_log_server.address=127.0.0.1",
                 f"--trillian_log_server.port={_TRILLIAN_RPC}",
                 f"--trillian_log_server.tlog_id={tree_id}",
                 "--search_index.storage_provider=mysql",
@@ -394,7 +396,9 @@ def start_rekor_v2(netns: NetworkNamespace, workdir: Path) -> RekorV2:
         what="rekor-server-posix",
         process=server,
     )
-    return RekorV2(url=url, origin=origin, public_key=key.public_key(), storage=storage)
+    return RekorV2(
+        url=url, origin=origin, public_key=key.public_key(), storage=storage, process=server
+    )
 
 
 def b64(data: bytes) -> str:

@@ -237,14 +237,12 @@ def _b64(data: bytes) -> str:
 def _tampers(entry: LogEntry) -> dict[str, Callable[[], LogEntry]]:
     proof = entry.inclusion_proof
     cp = entry.checkpoint.checkpoint
-    tampers: dict[str, Callable[[], LogEntry]] = {
-        f"proof hash {i}": (
-            lambda i=i: _with_proof(
-                entry, hashes=tuple(_flip(h) if j == i else h for j, h in enumerate(proof.hashes))
-            )
-        )
-        for i in range(len(proof.hashes))
-    }
+
+    def flip_proof_hash(i: int) -> Callable[[], LogEntry]:
+        hashes = tuple(_flip(h) if j == i else h for j, h in enumerate(proof.hashes))
+        return lambda: _with_proof(entry, hashes=hashes)
+
+    tampers = {f"proof hash {i}": flip_proof_hash(i) for i in range(len(proof.hashes))}
     tampers |= {
         "root hash": lambda: dataclasses.replace(entry, root_hash=_flip(entry.root_hash)),
         "tree size": lambda: _with_proof(entry, tree_size=proof.tree_size + 1),
@@ -288,14 +286,15 @@ def test_every_tampered_part_of_a_real_entry_is_rejected(
     entry = entry_from_rekor_v1(current)
     verify_log_entry(entry, rekor_v1.trusted_log)
     assert entry.inclusion_proof.hashes, "the tree should have grown past one leaf"
-    for name, tamper in _tampers(entry).items():
+    tampers = _tampers(entry)
+    assert len(tampers) == len(entry.inclusion_proof.hashes) + 12
+    for tamper in tampers.values():
         try:
             tampered = tamper()
         except FormatError:
             continue  # refused while parsing: rejected all the same
         with pytest.raises(TransparencyLogError):
             verify_log_entry(tampered, rekor_v1.trusted_log)
-            pytest.fail(f"tampered {name} was accepted")
 
 
 def test_a_stripped_signed_entry_timestamp_leaves_no_time(
@@ -315,10 +314,13 @@ def test_the_log_re_signs_the_time_trillian_stored(rekor_v1: RekorV1) -> None:
     entry = entry_from_rekor_v1(response.json())
     (uuid,) = response.json()
     later = (entry.integrated_time or 0) + 3600
+    # Integers we computed, on the test's own database.
+    statement = (
+        "UPDATE SequencedLeafData SET IntegrateTimestampNanos = {} "
+        "WHERE TreeId = {} AND SequenceNumber = {};"
+    )
     rekor_v1.sql(
-        "UPDATE SequencedLeafData SET IntegrateTimestampNanos = "
-        f"{later * 1_000_000_000} WHERE TreeId = {rekor_v1.tree_id} "
-        f"AND SequenceNumber = {entry.inclusion_proof.index};"
+        statement.format(later * 1_000_000_000, rekor_v1.tree_id, entry.inclusion_proof.index)
     )
     moved = requests.get(f"{rekor_v1.url}/api/v1/log/entries/{uuid}", timeout=10).json()
     verified = verify_log_entry(entry_from_rekor_v1(moved), rekor_v1.trusted_log)
