@@ -5,7 +5,9 @@ Usage: ``./dev bench`` (or ``python benchmarks/run.py [--only SECTION ...] [--re
 Sections: ``core`` (GQ256 and verification against their primitive floors), ``startup``
 (command-line start-up against ``python -c pass``), ``throughput`` (10,000 bundles from 100
 identities, keys from the dev OpenID provider over HTTP), ``peer`` (sigstore-python side by
-side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first) and, with
+side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first), ``tlog`` (the
+offline check of one Rekor entry against its primitives and an ES256 verify, and a log
+monitor's checks per second) and, with
 ``--registry``, ``registry`` (needs the CNCF distribution registry, ``docker-registry``).
 Each figure is one row of the table and of ``benchmarks/results.json``.
 """
@@ -22,7 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_core, bench_peer, bench_registry, bench_startup, bench_throughput
+from benchmarks import (
+    bench_core,
+    bench_peer,
+    bench_registry,
+    bench_startup,
+    bench_throughput,
+    bench_tlog,
+)
 from benchmarks.harness import Figure
 
 SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
@@ -31,8 +40,9 @@ SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
     "throughput": bench_throughput.run,
     "peer": bench_peer.run,
     "registry": bench_registry.run,
+    "tlog": bench_tlog.run,
 }
-DEFAULT_SECTIONS = ("core", "startup", "throughput", "peer")
+DEFAULT_SECTIONS = ("core", "startup", "throughput", "peer", "tlog")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
