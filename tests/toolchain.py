@@ -34,7 +34,8 @@ def missing(message: str) -> None:
 @cache
 def _build_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("opkey_tools_build", _BUILD)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     # Registered before it runs: dataclasses look their module up in sys.modules.
     sys.modules[spec.name] = module
@@ -70,7 +71,8 @@ def go_tool(module: str, binary: str | None = None) -> Path:
 
 def system_tool(name: str, package: str) -> str:
     """The path of a program from a Debian package; skips or fails the test when missing."""
-    found = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+    sbin = f"/usr/sbin/{name}"
+    found = shutil.which(name) or (sbin if os.access(sbin, os.X_OK) else None)
     if found is None:
         missing(f"{name} is not installed (apt-get install {package})")
     assert found is not None
