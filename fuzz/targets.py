@@ -10,8 +10,8 @@ when the input exposed a defect:
   (``accepted``);
 * ``discovery``: accepted metadata names a ``jwks_uri`` opkey should never fetch (``ssrf``);
 * ``tlog-entry``, ``tlog-checkpoint``: a mutant of real Rekor evidence passes the offline log
-  checks although what they vouch for (body, index, tree head) differs from every seed's
-  (``accepted``).
+  checks although what they vouch for (body, index, tree head, and the signed time unless it
+  is dropped) differs from every seed's (``accepted``).
 
 Hangs are detected by the engine (per-input time budget), not here.
 """
@@ -329,7 +329,11 @@ def _tlog_entry(recorded: _RecordedLogs) -> Callable[[bytes], str]:
     vouched = recorded.vouched()
 
     def check(data: bytes) -> str:
-        if _verify_recorded(data, recorded.logs) not in vouched:
+        verified = _verify_recorded(data, recorded.logs)
+        # Without its SET an entry still verifies, with no time: a weaker claim, not a new one.
+        if verified not in vouched and (*verified[:3], None) not in {
+            (*v[:3], None) for v in vouched
+        }:
             raise Finding(
                 "accepted", "mutated log entry verified", data[:4000].decode(errors="replace")
             )
