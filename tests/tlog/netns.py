@@ -114,15 +114,20 @@ class ServerProcess:
             raise RuntimeError(f"{self.name} exited with {code}:\n{self.tail()}")
 
     def stop(self, grace: float = 2.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds (Trillian's servers drain for 5 to 10
-        seconds; their data is thrown away anyway)."""
+        """SIGTERM to the process's own group, then SIGKILL after ``grace`` seconds (Trillian's
+        servers drain for 5 to 10 seconds; their data is thrown away anyway). The group holds
+        whatever the process forked, so a wrapper that forks leaves nothing behind."""
+        group = self.process.pid  # start_process makes each process a group leader
         if self.process.poll() is None:
-            self.process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGTERM)
             try:
                 self.process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def start_process(
@@ -143,6 +148,7 @@ def start_process(
             stderr=subprocess.STDOUT,
             env=dict(env) if env is not None else None,
             cwd=cwd,
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
     return ServerProcess(name, process, log)

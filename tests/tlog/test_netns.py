@@ -43,6 +43,27 @@ def test_closing_stops_what_runs_inside(private_netns: NetworkNamespace, tmp_pat
     assert private_netns.holder.poll() is not None
 
 
+def test_stopping_a_server_stops_what_it_forked(
+    private_netns: NetworkNamespace, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 600 & echo $! > {pid_file}; wait"
+    server = private_netns.popen("forking", ["sh", "-c", script], tmp_path)
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=10, what="child")
+    child = int(pid_file.read_text())
+    server.stop(grace=0.5)
+    wait_until(
+        lambda: not Path(f"/proc/{child}").exists() or _zombie(child), timeout=10, what="exit"
+    )
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def test_without_namespaces_the_tests_skip_and_ci_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPKEY_NETNS_MODE", "none")
     netns_module._mode.cache_clear()
