@@ -26,6 +26,7 @@ no control characters, canonical base64) and happens before any signature check.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
@@ -57,6 +58,10 @@ MAX_NOTE_LENGTH = 128 * 1024
 MAX_NOTE_SIGNATURES = 32
 _MAX_SIGNATURE_B64 = 8 * 1024
 _EM_DASH_SPACE = "\u2014 "
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
+# Unicode spaces (what Go's unicode.IsSpace and Python's str.isspace agree on), "+" and
+# control characters: none may appear in a key name.
+_BAD_NAME = re.compile("[\\s+\x00-\x1f]")
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _ED25519_TYPE = b"\x01"
 
@@ -120,7 +125,7 @@ def verify_log_signature(key: LogPublicKey, signature: bytes, message: bytes) ->
 def _check_name(name: object, what: str) -> str:
     if not isinstance(name, str) or not name:
         raise FormatError(f"{what}: a key name must be a non-empty string")
-    if "+" in name or any(ch.isspace() or ord(ch) < 0x20 for ch in name):
+    if _BAD_NAME.search(name):
         raise FormatError(f"{what}: key name {name[:60]!r} holds a space, '+' or control char")
     return name
 
@@ -229,7 +234,7 @@ class SignedNote:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise FormatError(f"{what}: not valid UTF-8") from None
-        if any(ch < " " and ch != "\n" for ch in text):
+        if _CONTROL.search(text):
             raise FormatError(f"{what}: holds a control character other than newline")
         split = text.rfind("\n\n")
         if split < 0:

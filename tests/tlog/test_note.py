@@ -131,6 +131,8 @@ GOOD_SIG = "— log.a " + _b64(b"\x01\x02\x03\x04" + bytes(64)) + "\n"
         (TEXT + "\n" + "- log.a " + GOOD_SIG[8:], "em dash"),
         (TEXT + "\n" + "— log.a  " + GOOD_SIG[8:], "'— <name> <base64>'"),
         (TEXT + "\n" + "— log+a " + GOOD_SIG[8:], "space, '\\+' or control"),
+        (TEXT + "\n" + "— log\u00a0a " + GOOD_SIG[8:], "space, '\\+' or control"),
+        (TEXT + "\n" + "— log\u2003a " + GOOD_SIG[8:], "space, '\\+' or control"),
         (TEXT + "\n" + "—  " + GOOD_SIG[8:], "non-empty"),
         (TEXT + "\n" + "— log.a AAAAAA==\n", "shorter than a key ID"),
         (TEXT + "\n" + "— log.a AAAAAAB=\n", "non-canonical"),
