@@ -8,7 +8,9 @@ Sections: ``core`` (GQ256 and verification against their primitive floors), ``ti
 identities, keys from the dev OpenID provider over HTTP), ``peer`` (sigstore-python side by
 side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first), ``openpubkey``
 (OpenPubkey Go's in-process verification of the same PK tokens and messages), ``admission``
-(the admission core on captured AdmissionReviews against a JSON round trip) and, with
+(the admission core on captured AdmissionReviews against a JSON round trip), ``tlog`` (the
+offline check of one Rekor entry against its primitives and an ES256 verify, and a log
+monitor's checks per second) and, with
 ``--registry``, ``registry`` (needs the CNCF distribution registry, ``docker-registry``) and,
 with ``--cosign``, ``cosign`` (``cosign verify --key`` against ``opkey verify IMAGE`` as
 processes; needs docker-registry and cosign built by ``python tests/tools/build.py``).
@@ -37,6 +39,7 @@ from benchmarks import (
     bench_startup,
     bench_throughput,
     bench_timestamp,
+    bench_tlog,
 )
 from benchmarks.harness import Figure
 
@@ -50,6 +53,7 @@ SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
     "registry": bench_registry.run,
     "cosign": bench_cosign.run,
     "admission": bench_admission.run,
+    "tlog": bench_tlog.run,
 }
 DEFAULT_SECTIONS = (
     "core",
@@ -59,6 +63,7 @@ DEFAULT_SECTIONS = (
     "peer",
     "openpubkey",
     "admission",
+    "tlog",
 )
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -8,9 +8,10 @@ Run it from the repository root::
     python -m fuzz --target verifier --replay fuzz/findings/verifier/<file>.bin
 
 Targets: ``pktoken-json``, ``pktoken-compact``, ``bundle``, ``policy-file``, ``verifier``,
-``jwks``, ``discovery``. The seed corpus is built from the real data in ``tests/data`` (GitHub
-Actions tokens and JWKS, the discovery document, the policy-file spec examples) and from valid
-PK tokens and bundles minted by a local provider key (:mod:`fuzz.world`).
+``jwks``, ``discovery``, ``tlog-entry``, ``tlog-checkpoint``. The seed corpus is built from the
+real data in ``tests/data`` (GitHub Actions tokens and JWKS, the discovery document, the
+policy-file spec examples, recorded Rekor answers) and from valid PK tokens and bundles minted
+by a local provider key (:mod:`fuzz.world`).
 
 A **finding** is any exception that is not an :class:`~opkey.errors.OpkeyError`, an input that
 takes longer than the per-input budget, a parse/serialize round trip that changes meaning, or

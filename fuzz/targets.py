@@ -8,19 +8,24 @@ when the input exposed a defect:
 * a parse → serialize → parse round trip changed the value (``roundtrip``);
 * ``verifier``: a mutant was accepted whose signed content differs from every valid seed
   (``accepted``);
-* ``discovery``: accepted metadata names a ``jwks_uri`` opkey should never fetch (``ssrf``).
+* ``discovery``: accepted metadata names a ``jwks_uri`` opkey should never fetch (``ssrf``);
+* ``tlog-entry``, ``tlog-checkpoint``: a mutant of real Rekor evidence passes the offline log
+  checks although what they vouch for (body, index, tree head, and the signed time unless it
+  is dropped) differs from every seed's (``accepted``).
 
 Hangs are detected by the engine (per-input time budget), not here.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -34,6 +39,14 @@ from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK
 from opkey.pktoken import PKToken
 from opkey.policy.file import PolicyFile, parse_policy_file
+from opkey.tlog import (
+    SignedCheckpoint,
+    TrustedLog,
+    entry_from_rekor_v1,
+    entry_from_transparency_log_entry,
+    load_log_public_key,
+    verify_log_entry,
+)
 
 __all__ = ["TARGETS", "Finding", "Target", "make_targets"]
 
@@ -251,6 +264,104 @@ def _verifier(world: World) -> Callable[[bytes], str]:
     return check
 
 
+_TLOG_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "tlog"
+
+
+@dataclass(frozen=True)
+class _RecordedLogs:
+    """The two real Rekor answers of tests/data/tlog, the logs that signed them, and what
+    their evidence vouches for."""
+
+    logs: tuple[TrustedLog, TrustedLog]
+    entries: list[bytes]
+    checkpoints: list[bytes]
+
+    @classmethod
+    def load(cls) -> _RecordedLogs:
+        v1 = json.loads((_TLOG_DATA / "rekor-v1-entry.json").read_text())
+        v2 = json.loads((_TLOG_DATA / "rekor-v2-entry.json").read_text())
+        key1 = load_log_public_key(v1["public_key_pem"].encode())
+        key2 = load_log_public_key(v2["public_key_pem"].encode())
+        logs = (
+            TrustedLog.rekor_v1(v1["hostname"], v1["tree_id"], key1),
+            TrustedLog.rekor_v2(v2["origin"], key2),
+        )
+        (value,) = v1["entry"].values()
+        checkpoints = [
+            value["verification"]["inclusionProof"]["checkpoint"],
+            v1["log_info_after"]["signedTreeHead"],
+            v2["entry"]["inclusionProof"]["checkpoint"]["envelope"],
+            v2["published_checkpoint"],
+        ]
+        return cls(
+            logs,
+            [json.dumps(v1["entry"]).encode(), json.dumps(v2["entry"]).encode()],
+            [c.encode() for c in checkpoints],
+        )
+
+    def vouched(self) -> set[tuple[bytes, int, bytes, int | None]]:
+        """(body, index, root, time) of every seed entry: all a mutant may verify as."""
+        found = set()
+        for data in self.entries:
+            verified = _verify_recorded(data, self.logs)
+            found.add(verified)
+        return found
+
+
+def _verify_recorded(
+    data: bytes, logs: tuple[TrustedLog, TrustedLog]
+) -> tuple[bytes, int, bytes, int | None]:
+    document = parse_json_object(data, what="log entry")
+    if "canonicalizedBody" in document:
+        entry, log = entry_from_transparency_log_entry(document), logs[1]
+    else:
+        entry, log = entry_from_rekor_v1(document), logs[0]
+    verified = verify_log_entry(entry, log)
+    return (
+        verified.body,
+        verified.log_index,
+        verified.checkpoint.root_hash,
+        verified.integrated_time,
+    )
+
+
+def _tlog_entry(recorded: _RecordedLogs) -> Callable[[bytes], str]:
+    vouched = recorded.vouched()
+
+    def check(data: bytes) -> str:
+        verified = _verify_recorded(data, recorded.logs)
+        # Without its SET an entry still verifies, with no time: a weaker claim, not a new one.
+        if verified not in vouched and (*verified[:3], None) not in {
+            (*v[:3], None) for v in vouched
+        }:
+            raise Finding(
+                "accepted", "mutated log entry verified", data[:4000].decode(errors="replace")
+            )
+        return "accepted"
+
+    return check
+
+
+def _tlog_checkpoint(recorded: _RecordedLogs) -> Callable[[bytes], str]:
+    heads = set()
+    for seed in recorded.checkpoints:
+        parsed = SignedCheckpoint.parse(seed).checkpoint
+        heads.add((parsed.origin, parsed.tree_size, parsed.root_hash))
+
+    def check(data: bytes) -> str:
+        signed = SignedCheckpoint.parse(data)
+        body = signed.checkpoint
+        log = next((lg for lg in recorded.logs if lg.origin == body.origin), recorded.logs[0])
+        signed.verify([log.key], origin=log.origin)
+        if (body.origin, body.tree_size, body.root_hash) not in heads:
+            raise Finding(
+                "accepted", "mutated checkpoint verified", data[:4000].decode(errors="replace")
+            )
+        return "accepted"
+
+    return check
+
+
 def make_targets(world: World) -> dict[str, Target]:
     """Every target, seeded from ``world``."""
     pktoken_json = [pkt.to_json() for pkt in world.pktokens]
@@ -260,6 +371,7 @@ def make_targets(world: World) -> dict[str, Target]:
     pktoken_compact.append(f"{first.to_compact()}.{fresh}".encode())
     bundles = [b.to_json() for b in world.bundles + world.decoys]
     bundles.append(go_json(world.bundles[0].to_dict()))
+    recorded = _RecordedLogs.load()
     return {
         "pktoken-json": Target(
             "pktoken-json", _pktoken_json, pktoken_json, "PKToken.from_json + round trips"
@@ -287,6 +399,18 @@ def make_targets(world: World) -> dict[str, Target]:
             world.discovery_documents,
             "ProviderMetadata + jwks_uri checks (offline resolver)",
         ),
+        "tlog-entry": Target(
+            "tlog-entry",
+            _tlog_entry(recorded),
+            recorded.entries,
+            "Rekor v1 / v2 answers: parse + verify_log_entry against the recorded logs",
+        ),
+        "tlog-checkpoint": Target(
+            "tlog-checkpoint",
+            _tlog_checkpoint(recorded),
+            recorded.checkpoints,
+            "SignedCheckpoint.parse + verify under the recorded log keys",
+        ),
     }
 
 
@@ -298,4 +422,6 @@ TARGETS = (
     "verifier",
     "jwks",
     "discovery",
+    "tlog-entry",
+    "tlog-checkpoint",
 )

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from opkey.errors import SignatureError as SignatureError
     from opkey.errors import TimestampAuthorityError as TimestampAuthorityError
     from opkey.errors import TimestampError as TimestampError
+    from opkey.errors import TransparencyLogError as TransparencyLogError
     from opkey.errors import VerificationError as VerificationError
     from opkey.expiry import ExpiryPolicy as ExpiryPolicy
     from opkey.images import ImageVerdict as ImageVerdict
@@ -117,7 +118,7 @@ _EXPORTS = {
         "AdmissionReviewError CommitmentError ConfigError ExpiredError "
         "ForeignSignatureError FormatError KeyNotFoundError NetworkError OpkeyError "
         "PolicyError ProviderError RegistryError ResponseTooLargeError SignatureError "
-        "TimestampAuthorityError TimestampError VerificationError"
+        "TimestampAuthorityError TimestampError TransparencyLogError VerificationError"
     ),
     "opkey.expiry": "ExpiryPolicy",
     "opkey.images": "ImageVerdict sign_image verify_image",

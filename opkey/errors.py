@@ -15,7 +15,8 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
     │   ├── ExpiredError        outside the validity window the expiry policy allows
     │   ├── PolicyError         verified, but the signer is not who the policy requires
     │   ├── ForeignSignatureError   a signature opkey does not make (cosign's own): not counted
-    │   └── TimestampError      a timestamp token proves no time for this signature
+    │   ├── TimestampError      a timestamp token proves no time for this signature
+    │   └── TransparencyLogError  a log's proof, checkpoint or entry timestamp does not hold
     ├── ProviderError           an identity provider refused or misbehaved
     ├── TimestampAuthorityError a time-stamping authority refused or answered something unusable
     ├── NetworkError            transport failure: unreachable, timeout, bad status, too large
@@ -45,6 +46,7 @@ __all__ = [
     "SignatureError",
     "TimestampAuthorityError",
     "TimestampError",
+    "TransparencyLogError",
     "VerificationError",
 ]
 
@@ -127,6 +129,15 @@ class TimestampError(VerificationError):
 
     It stamps other data, is not signed by a time-stamping certificate of an authority the
     verifier configured, or names a time outside that certificate's validity.
+    """
+
+
+class TransparencyLogError(VerificationError):
+    """A transparency log's evidence fails: an inclusion or consistency proof, a checkpoint's
+    signature or origin, a signed entry timestamp, or an entry from another log.
+
+    Malformed log data (bad base64, a 31-byte hash, an oversized note) is a
+    :class:`FormatError` instead, raised before any hashing or signature check.
     """
 
 

@@ -7,11 +7,15 @@ one ``<name> <package>`` per line (``#`` starts a comment)::
 
     cosign github.com/sigstore/cosign/v3/cmd/cosign
 
+An optional ``buildflags`` file holds extra ``go build`` arguments for every binary of the module,
+whitespace-separated (e.g. ``-tags=mysql`` to link only the storage a server is run with).
+
 Nothing is vendored: ``go build`` fetches the modules named in ``go.sum`` from the module proxy
 and checks them against it. Binaries go to a cache outside the checkout
 (``$OPKEY_TOOLS_CACHE``, default ``~/.cache/opkey-tools``), in a directory named after the
-module and a hash of its ``go.mod``, ``go.sum``, ``binaries`` and the Go version, so a fresh
-clone on the same machine builds nothing again and a changed pin builds afresh.
+module and a hash of its ``go.mod``, ``go.sum``, ``binaries``, ``buildflags`` and the Go
+version, so a fresh clone on the same machine builds nothing again and a changed pin builds
+afresh.
 
 Usage: ``python tests/tools/build.py [--list] [MODULE ...]``. Without Go it prints what to
 install and exits 0 (the tests that need the programs then skip, or fail under ``CI=true``).
@@ -44,6 +48,7 @@ class GoModule:
     name: str
     path: Path
     binaries: tuple[tuple[str, str], ...]
+    flags: tuple[str, ...] = ()
 
     def key(self, go_version: str) -> str:
         """Hash of everything that decides the build's output."""
@@ -52,6 +57,8 @@ class GoModule:
             file = self.path / part
             digest.update(part.encode() + b"\0")
             digest.update(file.read_bytes() if file.exists() else b"")
+        if self.flags:
+            digest.update(b"buildflags\0" + " ".join(self.flags).encode())
         # The harness builds from its own sources too.
         for source in sorted(self.path.glob("*.go")):
             digest.update(source.name.encode() + b"\0" + source.read_bytes())
@@ -98,7 +105,9 @@ def modules() -> list[GoModule]:
     for directory in sorted(candidates):
         listing = directory / "binaries"
         if listing.is_file() and (directory / "go.mod").is_file():
-            found.append(GoModule(directory.name, directory, read_binaries(listing)))
+            flags_file = directory / "buildflags"
+            flags = tuple(flags_file.read_text().split()) if flags_file.is_file() else ()
+            found.append(GoModule(directory.name, directory, read_binaries(listing), flags))
     return found
 
 
@@ -122,7 +131,7 @@ def build(module: GoModule, version: str) -> bool:
             print(f"[tools] building {module.name}: {name} ({package})", file=sys.stderr)
             try:
                 result = subprocess.run(
-                    ["go", "build", "-trimpath", "-o", str(target), package],
+                    ["go", "build", "-trimpath", *module.flags, "-o", str(target), package],
                     cwd=module.path,
                     env=env,
                     stdout=handle,
@@ -137,6 +146,7 @@ def build(module: GoModule, version: str) -> bool:
                 print(f"[tools] {module.name}: {name} failed; see {log}", file=sys.stderr)
                 return False
             target.replace(out / name)
+            handle.write(f"{name}: built after {time.monotonic() - started:.0f} s\n")
         handle.write(f"built in {time.monotonic() - started:.0f} s\n")
     return True
 
