@@ -1,0 +1,85 @@
+"""What ``opkey sign`` and ``opkey verify`` act on: files, digests and images, checked first.
+
+Both commands take any number of targets (``--file`` and ``--digest`` repeated, several image
+references), so a release signs its files and images with one ID token. Every target is
+checked before anything slow or interactive happens: files are read and hashed, digests
+parsed, image references parsed, so a typo is reported before a browser opens or an ID token
+is spent.
+
+An argument given as an image that names a file here (``opkey sign app.tar.gz``) is refused
+with what was probably meant (``--file app.tar.gz``): read as an image, it would be
+``docker.io/library/app.tar.gz:latest``, and the command would talk to Docker Hub.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from opkey.digest import Digest
+from opkey.errors import ConfigError
+from opkey.registry.reference import ImageReference
+
+__all__ = ["Target", "collect_targets", "image_reference"]
+
+TargetKind = Literal["file", "digest", "image"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to sign or verify: a file (with its digest), a digest, or an image."""
+
+    kind: TargetKind
+    text: str
+    """As given on the command line."""
+    digest: Digest | None = None
+    """The file's or the digest target's digest (images are resolved in the registry)."""
+    image: ImageReference | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name the target: the file, the digest, or the image reference."""
+        return self.text
+
+
+def image_reference(text: str, *, command: str) -> ImageReference:
+    """``text`` parsed as an image reference, unless it names a file here (see the module)."""
+    if os.path.isfile(text):
+        raise ConfigError(
+            f"{text} is a file, not an image reference: to {command} the file, use "
+            f"--file {text} (an image is named registry/repository[:tag][@digest])",
+            found=text,
+        )
+    return ImageReference.parse(text)
+
+
+def collect_targets(
+    *,
+    files: Sequence[str],
+    digests: Sequence[str],
+    images: Sequence[str],
+    command: str,
+) -> tuple[Target, ...]:
+    """Every target, checked (files hashed, digests and references parsed), in the order
+    files, digests, images; a target named twice is refused."""
+    targets: list[Target] = []
+    for path in files:
+        targets.append(Target("file", path, digest=Digest.of_file(path)))
+    for text in digests:
+        targets.append(Target("digest", text, digest=Digest(text)))
+    for text in images:
+        targets.append(Target("image", text, image=image_reference(text, command=command)))
+    if not targets:
+        raise ConfigError(
+            f"nothing to {command}: give --file PATH, --digest sha256:HEX or an image reference "
+            "(each may be repeated)"
+        )
+    seen: set[tuple[str, str]] = set()
+    for target in targets:
+        key = (target.kind, os.path.realpath(target.text) if target.kind == "file" else target.text)
+        if key in seen:
+            raise ConfigError(f"{target.text} is named twice")
+        seen.add(key)
+    return tuple(targets)
