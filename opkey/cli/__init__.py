@@ -25,7 +25,6 @@ import importlib
 import os
 import re
 import sys
-import textwrap
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -95,10 +94,14 @@ class _Wrapping(argparse.HelpFormatter):
     (``https://github.com/opkey-`` / ``dev/opkey/…`` cannot be followed)."""
 
     def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap  # only when help is shown, as argparse itself does
+
         text = self._whitespace_matcher.sub(" ", text).strip()
         return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
         text = self._whitespace_matcher.sub(" ", text).strip()
         return textwrap.fill(
             text,

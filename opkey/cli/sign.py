@@ -8,21 +8,17 @@ with the same key and PK token: a release signs all its artifacts with one login
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opkey.cli.providers import add_provider_arguments
-from opkey.errors import ConfigError
 
 if TYPE_CHECKING:
     from opkey.cli.progress import Progress
-    from opkey.cli.targets import Target
     from opkey.signer import Signer
 
-__all__ = ["SignJob", "register", "run", "sign_jobs"]
+__all__ = ["register", "run"]
 
 
 def register(subparsers: Any) -> None:
@@ -90,60 +86,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-@dataclass(frozen=True)
-class SignJob:
-    """One target and where its signature goes: a bundle file, standard output (``"-"``), or
-    the registry (``out`` is ``None`` for images)."""
-
-    target: Target
-    out: str | None
-
-
-def _check_destination(out: str) -> None:
-    if out == "-":
-        return
-    parent = Path(out).parent
-    if not parent.is_dir():
-        raise ConfigError(f"cannot write {out}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"cannot write {out}: directory {parent} is not writable")
-
-
-def sign_jobs(targets: tuple[Target, ...], bundles: list[str]) -> tuple[SignJob, ...]:
-    """Where each target's signature goes (see ``--bundle``); destinations are checked."""
-    digests = [t for t in targets if t.kind == "digest"]
-    files = [t for t in targets if t.kind == "file"]
-    if bundles and not digests and not files:
-        raise ConfigError("image signatures go to the registry: drop --bundle")
-    outs: dict[int, str | None] = {}
-    if len(targets) == 1 and len(bundles) <= 1:
-        only = targets[0]
-        if only.kind == "file":
-            outs[0] = bundles[0] if bundles else f"{only.text}.opkey.json"
-        elif only.kind == "digest":
-            outs[0] = bundles[0] if bundles else "-"
-    else:
-        if len(bundles) != len(digests) and not (len(digests) == 1 and not bundles):
-            raise ConfigError(
-                f"{len(digests)} --digest and {len(bundles)} --bundle: with several targets, "
-                "give each --digest its --bundle OUT, in order (a file's bundle is "
-                "PATH.opkey.json)"
-            )
-        pending = iter(bundles or ["-"])
-        for index, target in enumerate(targets):
-            if target.kind == "file":
-                outs[index] = f"{target.text}.opkey.json"
-            elif target.kind == "digest":
-                outs[index] = next(pending)
-    written = [out for out in outs.values() if out is not None]
-    for out in written:
-        if written.count(out) > 1:
-            what = "standard output" if out == "-" else out
-            raise ConfigError(f"two bundles would be written to {what}")
-        _check_destination(out)
-    return tuple(SignJob(target, outs.get(index)) for index, target in enumerate(targets))
-
-
 def _signer(args: argparse.Namespace, progress: Progress) -> Signer:
     from opkey.signer import Signer
 
@@ -165,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     """Check every target, obtain one PK token, sign each target and write the results."""
     from opkey.cli._common import write_new_file
     from opkey.cli.progress import Progress
-    from opkey.cli.targets import collect_targets
+    from opkey.cli.targets import collect_targets, sign_jobs
 
     targets = collect_targets(
         files=args.file, digests=args.digest, images=args.image, command="sign"

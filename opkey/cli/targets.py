@@ -6,6 +6,11 @@ checked before anything slow or interactive happens: files are read and hashed, 
 parsed, image references parsed, so a typo is reported before a browser opens or an ID token
 is spent.
 
+:func:`sign_jobs` then says where each signature goes (``opkey sign``): a file's bundle is
+``PATH.opkey.json``, a digest's goes to standard output or its ``--bundle OUT`` (with several
+targets, one ``--bundle`` per ``--digest``, in order), an image's to its registry; two bundles
+for one destination, or a destination in a directory that does not exist, are refused.
+
 An argument given as an image that names a file here (``opkey sign app.tar.gz``) is refused
 with what was probably meant (``--file app.tar.gz``): read as an image, it would be
 ``docker.io/library/app.tar.gz:latest``, and the command would talk to Docker Hub.
@@ -16,13 +21,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from opkey.digest import Digest
 from opkey.errors import ConfigError
 from opkey.registry.reference import ImageReference
 
-__all__ = ["Target", "collect_targets", "image_reference"]
+__all__ = ["SignJob", "Target", "collect_targets", "image_reference", "sign_jobs"]
 
 TargetKind = Literal["file", "digest", "image"]
 
@@ -83,3 +89,57 @@ def collect_targets(
             raise ConfigError(f"{target.text} is named twice")
         seen.add(key)
     return tuple(targets)
+
+
+@dataclass(frozen=True)
+class SignJob:
+    """One target and where its signature goes: a bundle file, standard output (``"-"``), or
+    the registry (``out`` is ``None`` for images)."""
+
+    target: Target
+    out: str | None
+
+
+def _check_destination(out: str) -> None:
+    if out == "-":
+        return
+    parent = Path(out).parent
+    if not parent.is_dir():
+        raise ConfigError(f"cannot write {out}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"cannot write {out}: directory {parent} is not writable")
+
+
+def sign_jobs(targets: tuple[Target, ...], bundles: list[str]) -> tuple[SignJob, ...]:
+    """Where each target's signature goes (see ``--bundle``); destinations are checked."""
+    digests = [t for t in targets if t.kind == "digest"]
+    files = [t for t in targets if t.kind == "file"]
+    if bundles and not digests and not files:
+        raise ConfigError("image signatures go to the registry: drop --bundle")
+    outs: dict[int, str | None] = {}
+    if len(targets) == 1 and len(bundles) <= 1:
+        only = targets[0]
+        if only.kind == "file":
+            outs[0] = bundles[0] if bundles else f"{only.text}.opkey.json"
+        elif only.kind == "digest":
+            outs[0] = bundles[0] if bundles else "-"
+    else:
+        if len(bundles) != len(digests) and not (len(digests) == 1 and not bundles):
+            raise ConfigError(
+                f"{len(digests)} --digest and {len(bundles)} --bundle: with several targets, "
+                "give each --digest its --bundle OUT, in order (a file's bundle is "
+                "PATH.opkey.json)"
+            )
+        pending = iter(bundles or ["-"])
+        for index, target in enumerate(targets):
+            if target.kind == "file":
+                outs[index] = f"{target.text}.opkey.json"
+            elif target.kind == "digest":
+                outs[index] = next(pending)
+    written = [out for out in outs.values() if out is not None]
+    for out in written:
+        if written.count(out) > 1:
+            what = "standard output" if out == "-" else out
+            raise ConfigError(f"two bundles would be written to {what}")
+        _check_destination(out)
+    return tuple(SignJob(target, outs.get(index)) for index, target in enumerate(targets))

@@ -17,9 +17,12 @@ from pathlib import Path
 import pytest
 
 from opkey.cli import EXIT_OUTPUT_CLOSED
+from opkey.cosign import OPKEY_PKTOKEN
+from opkey.registry.client import RegistryClient
 from opkey.registry.reference import ImageReference
+from opkey.registry.signatures import list_signatures
 from opkey.sandbox.devidp import DevIdP
-from opkey.sandbox.registry import LocalRegistry
+from opkey.sandbox.registry import LocalRegistry, seed_image
 from tests.cli.conftest import REPO_ID, clean_env, fake_browser, run_opkey
 
 DIGEST = "sha256:" + "c3" * 32
@@ -247,3 +250,33 @@ def test_offline_image_verification_reads_only_the_registry(
     online = _with_tripwire(verify, allowed=(registry_port,), DOCKER_CONFIG=env["DOCKER_CONFIG"])
     # ...and without --offline the identity provider's keys are fetched: the control.
     assert online.returncode == 99, online.stderr
+
+
+@pytest.mark.registry
+def test_several_images_signed_on_a_terminal_with_one_pk_token(
+    make_dev_idp: Callable[..., DevIdP],
+    registry_server: LocalRegistry,
+    registry_client: RegistryClient,
+    tmp_path: Path,
+) -> None:
+    idp = make_dev_idp()
+    env = {**idp.env(), "DOCKER_CONFIG": str(tmp_path / "no-docker-config")}
+    images = []
+    for name in ("app", "worker"):
+        ref = ImageReference.parse(f"{registry_server.host}/several/{name}-{os.getpid()}:v1")
+        images.append(seed_image(registry_client, ref))
+    code, shown = _run_on_a_terminal(["sign", *(str(i) for i in images)], env)
+    assert code == 0, shown
+    assert f"opkey: requesting an ID token from {idp.issuer}…" in shown
+    for image in images:
+        assert f"opkey: signing {image} in its registry…" in shown
+    pktokens = {
+        layer.annotations[OPKEY_PKTOKEN]
+        for image in images
+        for layer in list_signatures(registry_client, image)
+    }
+    assert len(pktokens) == 1  # one ID token for both images
+    verify = ["verify", *(str(i) for i in images), "--issuer", idp.issuer]
+    verified = run_opkey([*verify, "--github-repository-id", REPO_ID, "--json"], env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert [t["verified"] for t in json.loads(verified.stdout)["targets"]] == [True, True]
