@@ -9,8 +9,10 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from opkey import Digest, GitHubActionsProvider, JwksClient, Signer, load_policy_file
 from opkey.cli import build_parser
@@ -83,20 +85,150 @@ def test_verify_offline_with_two_stage_sign_off(make_dev_idp: object, tmp_path: 
     assert tampered.returncode == 1
 
 
-def test_github_actions_workflow_example() -> None:
-    workflow = (EXAMPLES / "github-actions" / "release.yml").read_text()
-    assert re.search(r"^permissions:\n(  .*\n)*  id-token: write", workflow, re.M)
-    commands = re.findall(
-        r"^\s+(?:run: )?(opkey (?:sign|verify)[^\n]*(?:\n\s+--[^\n]*)*)", workflow, re.M
+# -- the GitHub Actions workflow (examples/github-actions/release.yml and the README's) -------
+
+ROOT = EXAMPLES.parent
+#: Expressions that may appear inside a run: script: values GitHub computes, which an attacker
+#: cannot choose. Everything else reaches scripts through env: (script injection).
+SAFE_IN_RUN = {"github.sha", "github.run_id", "github.run_number", "github.run_attempt"}
+_USES = re.compile(r"^\s*(?:- )?(?:uses):\s*(?P<ref>[^\s#]+)\s*(?:#\s*(?P<comment>.*))?$", re.M)
+_PLACEHOLDER = "opkey-dev/opkey@" + "0" * 40
+
+
+def _readme_workflow() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Signing in GitHub Actions", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    return block.group(1)
+
+
+WORKFLOWS = {
+    "release.yml": lambda: (EXAMPLES / "github-actions" / "release.yml").read_text(),
+    "README": _readme_workflow,
+}
+
+
+def _load(text: str) -> dict[str, Any]:
+    document = yaml.safe_load(text)
+    assert isinstance(document, dict)
+    if True in document:  # YAML 1.1 reads the key `on` as true
+        document["on"] = document.pop(True)
+    return document
+
+
+def _steps(document: dict[str, Any]) -> list[dict[str, Any]]:
+    (job,) = document["jobs"].values()
+    steps: list[dict[str, Any]] = job["steps"]
+    return steps
+
+
+def _index(steps: list[dict[str, Any]], action: str) -> int:
+    found = [
+        i for i, step in enumerate(steps) if str(step.get("uses", "")).startswith(action + "@")
+    ]
+    assert len(found) == 1, f"expected one {action} step"
+    return found[0]
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_is_a_complete_job_with_the_permissions_it_needs(name: str) -> None:
+    document = _load(WORKFLOWS[name]())
+    assert document["on"]
+    assert document.get("permissions") in (None, {}), "grant permissions per job"
+    (job,) = document["jobs"].values()
+    assert job["runs-on"]
+    assert job["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "packages": "write",
+    }
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_pins_every_action_to_a_commit(name: str) -> None:
+    text = WORKFLOWS[name]()
+    uses = list(_USES.finditer(text))
+    assert len(uses) >= 4
+    for match in uses:
+        ref, comment = match.group("ref"), match.group("comment") or ""
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), ref
+        if ref == _PLACEHOLDER:
+            assert "reviewed" in comment, "the placeholder must say what to put there"
+        else:
+            assert re.fullmatch(r"v\d+\.\d+\.\d+", comment), f"{ref}: say which release"
+
+
+def test_readme_and_example_pin_the_same_releases() -> None:
+    pins = []
+    for read in WORKFLOWS.values():
+        found = {}
+        for match in _USES.finditer(read()):
+            action, sha = match.group("ref").split("@")
+            found[action] = (sha, match.group("comment"))
+        pins.append(found)
+    readme, example = pins[1], pins[0]
+    for action, pin in readme.items():
+        if action != "opkey-dev/opkey":
+            assert example[action] == pin, action
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_keeps_expressions_out_of_scripts(name: str) -> None:
+    for step in _steps(_load(WORKFLOWS[name]())):
+        for expression in re.findall(r"\$\{\{\s*(.*?)\s*\}\}", str(step.get("run", ""))):
+            assert expression in SAFE_IN_RUN, f"{expression!r} in a run: script; pass it in env:"
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_signs_the_pushed_digest_of_a_lower_cased_image(name: str) -> None:
+    text = WORKFLOWS[name]()
+    assert "ghcr.io/${{ github.repository" not in text  # mixed-case owners break that
+    steps = _steps(_load(text))
+    namer = next(s for s in steps if "ghcr.io/" in str(s.get("run", "")))
+    assert namer["env"]["REPOSITORY"] == "${{ github.repository }}"
+    assert "ghcr.io/${REPOSITORY,,}" in namer["run"]  # bash lower-casing
+    login, build = _index(steps, "docker/login-action"), _index(steps, "docker/build-push-action")
+    sign = _index(steps, "opkey-dev/opkey")
+    assert login < build < sign
+    assert steps[login]["with"]["registry"] == "ghcr.io"
+    assert steps[build]["with"]["push"] is True
+    build_id = steps[build]["id"]
+    assert steps[build]["with"]["tags"].startswith(f"${{{{ steps.{namer['id']}.outputs.name }}}}:")
+    image = steps[sign]["with"]["image"]
+    assert image == (
+        f"${{{{ steps.{namer['id']}.outputs.name }}}}@${{{{ steps.{build_id}.outputs.digest }}}}"
     )
-    assert len(commands) >= 3
+    assert not any("opkey sign" in str(s.get("run", "")) for s in steps)
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_uses_the_actions_inputs(name: str) -> None:
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    steps = _steps(_load(WORKFLOWS[name]()))
+    sign = steps[_index(steps, "opkey-dev/opkey")]
+    assert set(sign["with"]) <= set(action["inputs"])
+    assert sign["with"]["files"] == "app.tar.gz"
+    assert sign["with"]["python-version"]  # a known Python, whatever the runner image has
+
+
+def test_example_verifies_the_file_and_the_image() -> None:
+    steps = _steps(_load(WORKFLOWS["release.yml"]()))
+    sign = steps[_index(steps, "opkey-dev/opkey")]
+    check = next(s for s in steps if "verify" in str(s.get("run", "")))
+    assert check["env"]["OPKEY"] == f"${{{{ steps.{sign['id']}.outputs.opkey }}}}"
+    assert check["env"]["IMAGE"] == sign["with"]["image"]
     parser = build_parser()
-    for command in commands:
-        command = re.sub(r"\$\{\{[^}]*\}\}", "X", command.split(" #")[0])
-        words = [w for w in re.split(r"\s+", command.strip()) if w and w != ">"]
-        words = [w.strip('"') for w in words]
+    targets = []
+    for line in check["run"].strip().splitlines():
+        words = [w.strip('"') for w in line.split()]
+        assert words[0] == "$OPKEY"
         args = parser.parse_args(words[1:])
-        assert args.command in ("sign", "verify")
+        assert args.command == "verify"
+        assert args.github_repository_id == "$REPOSITORY_ID"
+        assert args.github_ref == "$REF"
+        targets += [*args.file, *args.image]
+    assert targets == ["app.tar.gz", "$IMAGE"]
 
 
 @pytest.mark.parametrize("name", ["release-policy.toml"])

@@ -1,8 +1,26 @@
 """``opkey login``: sign in interactively and get a PK token for an ephemeral key.
 
 By default nothing is written: the key lives only in this process, and `opkey sign --provider
-browser|device` signs in one step. With ``--save FILE`` the key and PK token are kept, in a
-0600 file, for signing within the PK token's lifetime (`opkey sign --session FILE`).
+browser|device` signs in one step. With --save FILE the key and PK token are kept, in a 0600
+file, for signing while the ID token is valid (`opkey sign --session FILE`); once the ID token
+has expired the session is refused and you log in again.
+
+Your own OAuth client: --issuer google|microsoft|gitlab alone uses OpenPubkey's public client
+registrations, which belong to that project. For real use, register a client of your own:
+
+  * Google: Google Cloud console, APIs & Services, Credentials, "OAuth client ID" of type
+    "Desktop app" (loopback redirects on any port are allowed; nothing to register);
+  * Microsoft Entra ID: an app registration with the "Mobile and desktop applications"
+    platform, redirect URI http://127.0.0.1/login-callback (the port is not compared), and
+    "Allow public client flows" for --provider device;
+  * any other OpenID provider: a public (or confidential) client allowing the authorization
+    code flow with PKCE S256 and the redirect URI http://127.0.0.1/login-callback on any port,
+    or the device flow.
+
+Then pass its id with --client-id ID (or set OPKEY_CLIENT_ID) together with --issuer NAME or
+--issuer URL. A client secret (Google issues one even to desktop clients) is read only from
+OPKEY_CLIENT_SECRET. Verifiers pin the same client id: `opkey verify --issuer URL
+--commitment nonce --client-id ID ...`.
 """
 
 from __future__ import annotations

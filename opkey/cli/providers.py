@@ -1,10 +1,19 @@
-"""Choosing a provider from command-line arguments (shared by ``sign`` and ``login``)."""
+"""Choosing a provider from command-line arguments (shared by ``sign`` and ``login``).
+
+Interactive logins need an OAuth client registration. The built-in ones (``--issuer google``,
+``microsoft``, ``gitlab``) are OpenPubkey's public clients: fine for trying opkey, but they
+belong to another project, whose consent screen users see and which can change or revoke them.
+An organisation registers its own client and passes its id with ``--client-id`` (or
+``OPKEY_CLIENT_ID``); a secret, which Google requires even for desktop clients, comes only from
+``OPKEY_CLIENT_SECRET``, never from the command line, where other local users can read it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from opkey.errors import ConfigError, ProviderError
@@ -12,9 +21,23 @@ from opkey.errors import ConfigError, ProviderError
 if TYPE_CHECKING:
     from opkey.providers import Provider
 
-__all__ = ["PROVIDERS", "add_provider_arguments", "build_provider"]
+__all__ = [
+    "CLIENT_ID_VARIABLE",
+    "CLIENT_SECRET_VARIABLE",
+    "OWN_CLIENT_REDIRECT_URI",
+    "PROVIDERS",
+    "add_provider_arguments",
+    "build_provider",
+]
 
 PROVIDERS = ("auto", "github-actions", "forgejo-actions", "gitlab-ci", "browser", "device")
+#: Environment variables configuring one's own OAuth client (``--client-id`` wins over the first).
+CLIENT_ID_VARIABLE = "OPKEY_CLIENT_ID"
+CLIENT_SECRET_VARIABLE = "OPKEY_CLIENT_SECRET"  # noqa: S105 - a variable name
+#: Where the browser login of one's own client returns: any free loopback port.
+#: Register ``http://127.0.0.1/login-callback`` (Google desktop clients need nothing, Microsoft
+#: ignores the port of loopback redirect URIs, RFC 8252 §7.3).
+OWN_CLIENT_REDIRECT_URI = "http://127.0.0.1:0/login-callback"
 
 #: What to do outside CI, in the words ``--provider`` and ``--issuer`` accept.
 _CHOOSE = (
@@ -39,7 +62,13 @@ def add_provider_arguments(parser: Any, *, interactive_only: bool = False) -> No
         metavar="URL|NAME",
         help="issuer URL, or google, microsoft, gitlab for the built-in clients",
     )
-    group.add_argument("--client-id", metavar="ID", help="OAuth client id (browser/device)")
+    group.add_argument(
+        "--client-id",
+        metavar="ID",
+        help=f"your own OAuth client id (browser/device; default: ${CLIENT_ID_VARIABLE}, else "
+        f"the built-in client of --issuer NAME); a client secret is read from "
+        f"${CLIENT_SECRET_VARIABLE}",
+    )
     group.add_argument(
         "--no-browser", action="store_true", help="print the login URL instead of opening it"
     )
@@ -52,18 +81,38 @@ def add_provider_arguments(parser: Any, *, interactive_only: bool = False) -> No
         )
 
 
-def _oidc_client(args: argparse.Namespace) -> Any:
+def _oidc_client(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    """The client registration: a preset, a preset's issuer with one's own client, or any."""
+    from dataclasses import replace
+
     from opkey.providers import PRESETS, OidcClient
 
+    client_id = args.client_id or environ.get(CLIENT_ID_VARIABLE) or None
+    secret = environ.get(CLIENT_SECRET_VARIABLE) or None
     name = (args.issuer or "").lower()
-    if name in PRESETS and not args.client_id:
-        return PRESETS[name]
-    if not args.issuer or not args.client_id:
+    if name in PRESETS:
+        preset = PRESETS[name]
+        if client_id is None:
+            return preset
+        # One's own client at a known provider: the preset's issuer, scopes and parameters,
+        # none of the preset's credentials.
+        return replace(
+            preset,
+            client_id=client_id,
+            client_secret=secret,
+            redirect_uris=(OWN_CLIENT_REDIRECT_URI,),
+        )
+    if not args.issuer or client_id is None:
         raise ConfigError(
             f"--provider {args.provider} needs --issuer google|microsoft|gitlab, or --issuer URL "
-            "with --client-id ID"
+            f"with --client-id ID (or ${CLIENT_ID_VARIABLE})"
         )
-    return OidcClient(issuer=args.issuer, client_id=args.client_id)
+    return OidcClient(
+        issuer=args.issuer,
+        client_id=client_id,
+        client_secret=secret,
+        redirect_uris=(OWN_CLIENT_REDIRECT_URI,),
+    )
 
 
 def build_provider(args: argparse.Namespace) -> Provider:
@@ -89,7 +138,7 @@ def build_provider(args: argparse.Namespace) -> Provider:
         return p.ForgejoActionsProvider.from_env(issuer=args.issuer)
     if kind == "gitlab-ci":
         return p.GitLabCIProvider.from_env(variable=args.gitlab_token_variable, issuer=args.issuer)
-    client = _oidc_client(args)
+    client = _oidc_client(args, os.environ)
     if kind == "browser":
         return p.BrowserProvider(client=client, no_browser=args.no_browser, output=sys.stderr)
     return p.DeviceFlowProvider(client=client, output=sys.stderr)

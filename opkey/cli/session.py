@@ -2,6 +2,12 @@
 
 The file holds an unencrypted private key, so it is created with mode 0600, never overwritten
 in place, and refused when its permissions let anyone else read it.
+
+A session is only good while its ID token is: once the token's ``exp`` has passed (with the
+usual clock-skew leeway, :data:`opkey.expiry.DEFAULT_LEEWAY`) it is refused. Otherwise the file
+would be a long-lived signing key: signatures made with it long after the provider stopped
+vouching for the login would still carry that login's identity, which is exactly what keyless
+signing is meant to rule out.
 """
 
 from __future__ import annotations
@@ -9,9 +15,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+from datetime import datetime, timezone
 from pathlib import Path
 
 from opkey.errors import ConfigError, FormatError
+from opkey.expiry import DEFAULT_LEEWAY, timestamp
 from opkey.jose import parse_json_object
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
@@ -40,8 +48,13 @@ def save_session(path: Path, signer: Signer) -> None:
     os.replace(temp, path)
 
 
-def load_session(path: Path) -> Signer:
-    """Read a session file written by :func:`save_session`."""
+def load_session(path: Path, *, now: datetime | None = None) -> Signer:
+    """Read a session file written by :func:`save_session`, if its ID token is still valid.
+
+    ``now`` defaults to the current time; a session whose ID token expired more than
+    :data:`~opkey.expiry.DEFAULT_LEEWAY` seconds before it is a :class:`ConfigError` that says
+    to log in again.
+    """
     try:
         info = path.stat()
         data = path.read_bytes()
@@ -59,6 +72,16 @@ def load_session(path: Path) -> Signer:
     if not isinstance(key, str):
         raise FormatError(f"session {path}: missing key")
     pktoken = PKToken.from_json(document.get("pktoken") or {})
+    expires: int = pktoken.claims["exp"]  # an integer time: checked by the PK token parser
+    current = timestamp(now if now is not None else datetime.now(timezone.utc))
+    if current > expires + DEFAULT_LEEWAY:
+        ended = datetime.fromtimestamp(expires, timezone.utc)
+        raise ConfigError(
+            f"session {path} expired at {ended:%Y-%m-%dT%H:%M:%SZ} (its ID token's exp); "
+            f"log in again: opkey login --save {path}",
+            expected=f"exp >= {current - DEFAULT_LEEWAY}",
+            found=expires,
+        )
     try:
         return Signer(pktoken, SigningKey.from_pem(key.encode("ascii")))
     except ValueError:

@@ -220,7 +220,13 @@ def _result_json(outcome: Outcome) -> dict[str, Any]:
     if outcome.image is not None:
         document["image"] = outcome.image
     document["requirements"] = [
-        {"name": r.name, "met": r.met, "signature": r.signature} for r in verdict.requirements
+        {
+            "name": r.name,
+            "met": r.met,
+            "signature": r.signature,
+            "satisfied_by": list(r.satisfied_by),
+        }
+        for r in verdict.requirements
     ]
     document["signers"] = {
         r.name: verdict.signatures[r.signature].label
@@ -239,6 +245,7 @@ def _print_human(outcome: Outcome) -> None:
     verdict = outcome.verdict
     assert verdict is not None
     print(f"Verified: {outcome.target}")
+    identities = [s.identity for s in verdict.accepted_signatures if s.identity is not None]
     signers = [
         (
             identity,
@@ -253,7 +260,7 @@ def _print_human(outcome: Outcome) -> None:
                 )
             ],
         )
-        for identity in verdict.signers
+        for identity in identities
     ]  # fmt: skip
     # One width for every signer's rows, so the values line up down the whole report.
     width = max((len(name) for _, rows in signers for name, _ in rows), default=0)

@@ -13,8 +13,9 @@ The user signs in at their provider in a browser; the provider redirects to a li
 * the wait for the redirect has a timeout.
 
 The browser is opened with Python's :mod:`webbrowser` (so ``$BROWSER`` is honoured), or with
-an ``opener`` callable; ``no_browser=True`` only prints the URL. OAuth parameters are built with
-authlib's helpers (PKCE challenge, grant URI).
+an ``opener`` callable; ``no_browser=True`` only prints the URL. The OAuth client is authlib's
+(authorization URL with the PKCE challenge, code exchange, client authentication), sending
+through opkey's transport (:mod:`opkey.providers.oauth`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,7 @@ from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import new_cic
 from opkey.providers.loopback import LoopbackListener
-from opkey.providers.oidc import (
-    LoginProvider,
-    endpoint,
-    finish_nonce_login,
-    post_form,
-    refusal,
-)
+from opkey.providers.oidc import LoginProvider, endpoint, finish_nonce_login
 
 __all__ = ["BrowserProvider", "Opener"]
 
@@ -90,8 +85,8 @@ class BrowserProvider(LoginProvider):
     ) -> PKToken:
         """Run the login and return the PK token."""
         from authlib.common.security import generate_token
-        from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
-        from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+        from opkey.providers.oauth import BoundedOAuth2Session, OAuthRefusal, call
 
         assert self.jwks is not None
         client = self.client
@@ -104,25 +99,29 @@ class BrowserProvider(LoginProvider):
             )
         authorize_url = endpoint(metadata, "authorization_endpoint")
         token_url = endpoint(metadata, "token_endpoint")
+        session = BoundedOAuth2Session(
+            client, self.transport, token_endpoint=token_url, timeout=self.request_timeout
+        )
         cic = new_cic(signing_key, extra_claims)
         verifier = generate_token(64)
         state = secrets.token_urlsafe(32)
         with LoopbackListener(client.redirect_uris, expected_state=state) as listener:
-            url = prepare_grant_uri(
-                authorize_url,
-                client.client_id,
-                "code",
-                redirect_uri=listener.redirect_uri,
-                scope=client.scope,
-                state=state,
-                nonce=cic.commitment(),
-                code_challenge=create_s256_code_challenge(verifier),
-                code_challenge_method="S256",
-                **dict(client.extra_auth_params),
+            url, _ = call(
+                lambda: session.create_authorization_url(
+                    authorize_url,
+                    state=state,
+                    code_verifier=verifier,
+                    redirect_uri=listener.redirect_uri,
+                    scope=client.scope,
+                    nonce=cic.commitment(),
+                    **dict(client.extra_auth_params),
+                ),
+                what=what,
             )
             self._open(url)
             params = listener.wait(self.timeout)
             redirect_uri = listener.redirect_uri
+        # state was compared by the listener, in constant time; iss is checked here (RFC 9207)
         issuer_param = params.get("iss")
         if issuer_param is not None and not hmac.compare_digest(
             issuer_param.encode("utf-8"), client.issuer.encode("utf-8")
@@ -142,22 +141,17 @@ class BrowserProvider(LoginProvider):
         code = params.get("code")
         if not code:
             raise ProviderError(f"{what}: the redirect carries no authorization code")
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "code_verifier": verifier,
-            **client.client_auth(),
-        }
-        status, document = post_form(
-            self.transport,
-            token_url,
-            form,
+        document = session.request_token(
             what=f"{what} token request",
-            timeout=self.request_timeout,
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=verifier,
         )
-        if status != 200:
-            raise refusal(document, f"{what}: the token endpoint refused the code")
+        if isinstance(document, OAuthRefusal):
+            raise ProviderError(
+                f"{what}: the token endpoint refused the code: {document}", found=document.error
+            )
         return finish_nonce_login(
             document,
             client=client,

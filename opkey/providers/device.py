@@ -6,6 +6,10 @@ polls the token endpoint until the user approves. Polling is polite: it waits ``
 seconds between requests (5 when the provider gives none), adds 5 seconds on every
 ``slow_down``, and stops when the device code expires or the user denies access. ``sleep`` and
 ``clock`` are parameters so tests need not wait in real time.
+
+The requests are made by authlib's OAuth client on opkey's transport
+(:mod:`opkey.providers.oauth`): the device authorization request with the client's
+authentication, then ``fetch_token`` with the device-code grant.
 """
 
 from __future__ import annotations
@@ -20,14 +24,7 @@ from opkey.errors import ProviderError
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import new_cic
-from opkey.providers.oidc import (
-    LoginProvider,
-    endpoint,
-    finish_nonce_login,
-    oauth_error,
-    post_form,
-    refusal,
-)
+from opkey.providers.oidc import LoginProvider, endpoint, finish_nonce_login
 
 __all__ = ["DEVICE_GRANT_TYPE", "DeviceFlowProvider", "DevicePrompt"]
 
@@ -89,23 +86,27 @@ class DeviceFlowProvider(LoginProvider):
         self, signing_key: SigningKey, *, extra_claims: Mapping[str, str] | None = None
     ) -> PKToken:
         """Run the device login and return the PK token."""
+        from opkey.providers.oauth import BoundedOAuth2Session, OAuthRefusal
+
         assert self.jwks is not None
         client = self.client
         what = f"device login at {client.issuer}"
         metadata = self.jwks.metadata(client.issuer)
         device_url = endpoint(metadata, "device_authorization_endpoint")
         token_url = endpoint(metadata, "token_endpoint")
-        cic = new_cic(signing_key, extra_claims)
-        form = {"scope": client.scope, "nonce": cic.commitment(), **client.client_auth()}
-        status, document = post_form(
-            self.transport,
-            device_url,
-            form,
-            what=f"{what} device authorization",
-            timeout=self.request_timeout,
+        session = BoundedOAuth2Session(
+            client, self.transport, token_endpoint=token_url, timeout=self.request_timeout
         )
-        if status != 200:
-            raise refusal(document, f"{what}: device authorization refused")
+        cic = new_cic(signing_key, extra_claims)
+        document = session.post_form(
+            device_url,
+            {"scope": client.scope, "nonce": cic.commitment()},
+            what=f"{what} device authorization",
+        )
+        if isinstance(document, OAuthRefusal):
+            raise ProviderError(
+                f"{what}: device authorization refused: {document}", found=document.error
+            )
         device_code = _str(document, "device_code", what)
         # Google names it verification_url; RFC 8628 verification_uri.
         uri_name = "verification_uri" if "verification_uri" in document else "verification_url"
@@ -119,7 +120,6 @@ class DeviceFlowProvider(LoginProvider):
         interval = min(_seconds(document, "interval", _DEFAULT_INTERVAL, what), _MAX_INTERVAL)
         deadline = self.clock() + prompt.expires_in
         self._prompt(prompt)
-        poll = {"grant_type": DEVICE_GRANT_TYPE, "device_code": device_code, **client.client_auth()}
         while True:
             remaining = deadline - self.clock()
             if remaining <= 0:
@@ -127,16 +127,14 @@ class DeviceFlowProvider(LoginProvider):
                     f"{what}: the device code expired before the login was approved"
                 )
             self.sleep(min(interval, remaining))
-            status, document = post_form(
-                self.transport,
-                token_url,
-                poll,
+            token = session.request_token(
                 what=f"{what} token poll",
-                timeout=self.request_timeout,
+                grant_type=DEVICE_GRANT_TYPE,
+                device_code=device_code,
             )
-            if status == 200:
+            if not isinstance(token, OAuthRefusal):
                 break
-            error, description = oauth_error(document)
+            error, description = token.error, token.description
             if error == "authorization_pending":
                 continue
             if error == "slow_down":
@@ -154,7 +152,7 @@ class DeviceFlowProvider(LoginProvider):
                 found=error,
             )
         return finish_nonce_login(
-            document,
+            token,
             client=client,
             cic=cic,
             signing_key=signing_key,

@@ -17,21 +17,14 @@ from typing import Any
 
 from opkey import issuers
 from opkey.cic import ClientInstanceClaims
-from opkey.errors import ConfigError, FormatError, ProviderError
+from opkey.errors import ConfigError, ProviderError
 from opkey.http import RequestsTransport, Transport, check_url
 from opkey.issuers import IssuerConfig
-from opkey.jose import parse_json_object
 from opkey.jwks.client import JwksClient
 from opkey.jwks.discovery import ProviderMetadata
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
-from opkey.providers.base import (
-    TOKEN_RESPONSE_MAX_BYTES,
-    check_token_response,
-    parse_id_token,
-    require_issuer,
-    self_verify,
-)
+from opkey.providers.base import parse_id_token, require_issuer, self_verify
 
 __all__ = [
     "GITLAB_USER",
@@ -41,7 +34,6 @@ __all__ = [
     "PRESETS",
     "LoginProvider",
     "OidcClient",
-    "refusal",
 ]
 
 #: The loopback redirect URIs OpenPubkey's public clients are registered with.
@@ -155,54 +147,6 @@ def endpoint(metadata: ProviderMetadata, name: str) -> str:
         raise ProviderError(str(exc)) from None
     check_url(url, what=f"{metadata.issuer} {name}")
     return url
-
-
-def post_form(
-    transport: Transport,
-    url: str,
-    form: Mapping[str, str],
-    *,
-    what: str,
-    timeout: float,
-) -> tuple[int, dict[str, Any]]:
-    """POST a form to a token-style endpoint; return ``(status, json)``.
-
-    4xx answers with an OAuth ``error`` are returned for the caller to interpret (the device
-    flow's ``authorization_pending`` is one); redirects and 5xx are :class:`NetworkError`.
-    """
-    response = transport.request(
-        "POST",
-        url,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-        },
-        data=dict(form),
-        timeout=timeout,
-        max_bytes=TOKEN_RESPONSE_MAX_BYTES,
-    )
-    if 400 <= response.status < 500:
-        try:
-            document = parse_json_object(response.body, what=what)
-        except FormatError:
-            document = {}
-        if isinstance(document.get("error"), str):
-            return response.status, document
-    return response.status, check_token_response(response, what=what)
-
-
-def oauth_error(document: Mapping[str, Any]) -> tuple[str, str]:
-    """``(error, description)`` of an OAuth error response."""
-    error = str(document.get("error", ""))
-    description = document.get("error_description")
-    return error, description if isinstance(description, str) else ""
-
-
-def refusal(document: Mapping[str, Any], message: str) -> ProviderError:
-    """A :class:`ProviderError` for an OAuth error response: ``message: error[: description]``."""
-    error, description = oauth_error(document)
-    detail = f"{error}: {description}" if description else error
-    return ProviderError(f"{message}: {detail}", found=error)
 
 
 def finish_nonce_login(

@@ -30,7 +30,7 @@ from opkey.errors import (
     SignatureError,
     VerificationError,
 )
-from opkey.policy.signoff import Requirement
+from opkey.policy.signoff import Requirement, SignerRequirement
 
 if TYPE_CHECKING:
     from opkey.verification.evidence import Evidence, SignatureChecker
@@ -71,12 +71,18 @@ class SignatureOutcome:
 
 @dataclass(frozen=True, slots=True)
 class RequirementOutcome:
-    """One named signer requirement: met by which signature (an index), or why not."""
+    """One named signer requirement: met by which signature (an index), or why not.
+
+    ``satisfied_by`` lists every genuine signature whose signer satisfies the requirement's
+    policy, the one assigned to it included (with distinct signers, one signature is assigned
+    to one requirement only).
+    """
 
     name: str
     met: bool
     signature: int | None = None
     reason: str | None = None
+    satisfied_by: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,12 @@ class Verdict:
             if requirement.name == name and requirement.signature is not None:
                 return self.signatures[requirement.signature].identity
         return None
+
+    @property
+    def accepted_signatures(self) -> tuple[SignatureOutcome, ...]:
+        """Genuine signatures whose signer satisfies at least one requirement, in order."""
+        wanted = {i for r in self.requirements for i in r.satisfied_by}
+        return tuple(s for s in self.signatures if s.index in wanted)
 
     @property
     def signers(self) -> tuple[VerifiedIdentity, ...]:
@@ -188,6 +200,15 @@ class Verdict:
         )
 
 
+def _satisfies(signer: SignerRequirement, outcome: SignatureOutcome) -> bool:
+    assert outcome.identity is not None
+    try:
+        signer.policy.check(outcome.identity.claims)
+    except PolicyError:
+        return False
+    return True
+
+
 def decide(
     verifier: SignatureChecker,
     requirement: Requirement,
@@ -212,9 +233,15 @@ def decide(
     )
     unmet = {u.name: u.reason for u in result.unmet}
     requirements = tuple(
-        RequirementOutcome(signer.name, True, genuine[result.assignments[signer.name]].index)
-        if signer.name in result.assignments
-        else RequirementOutcome(signer.name, False, reason=unmet.get(signer.name))
+        RequirementOutcome(
+            signer.name,
+            signer.name in result.assignments,
+            genuine[result.assignments[signer.name]].index
+            if signer.name in result.assignments
+            else None,
+            unmet.get(signer.name),
+            tuple(o.index for o in genuine if o.identity is not None and _satisfies(signer, o)),
+        )
         for signer in requirement.signers
     )
     return Verdict(

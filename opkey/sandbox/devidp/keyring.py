@@ -2,8 +2,10 @@
 
 Real providers rotate keys and keep the old one in their JWKS for a while; tests of key
 rotation need both behaviours (old key still published, old key gone), so :meth:`rotate`
-offers both. Tokens are minted with PyJWT, the way a typical Python provider would, RS256 with
-``kid`` and ``typ: JWT`` in the header. Keys are RSA-2048 from pyca/cryptography.
+offers both. Tokens are minted and the published JWKs written with PyJWT, the way a typical
+Python provider would: RS256 with ``kid`` and ``typ: JWT`` in the header. Keys are RSA-2048
+from pyca/cryptography. PyJWT only *makes* tokens and keys here; everything opkey verifies is
+read by its own strict parser (:mod:`opkey.jose`, :mod:`opkey.keys`), never by PyJWT.
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ class DevKey:
 
     def jwk(self) -> dict[str, Any]:
         """The published JWK: ``kty, alg, use, kid, n, e``."""
-        members = self.public_jwk.to_dict()
+        from jwt.algorithms import RSAAlgorithm
+
+        members: dict[str, Any] = RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
         return {
-            "kty": "RSA",
+            "kty": members["kty"],
             "alg": "RS256",
-            "use": "sig",
+            "use": "sig",  # what providers publish; PyJWT's key_ops ("verify") says the same
             "kid": self.kid,
             "n": members["n"],
             "e": members["e"],

@@ -24,7 +24,6 @@ sleeping.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import html
 import json
@@ -185,8 +184,12 @@ def _with_query(uri: str, extra: Mapping[str, str]) -> str:
 
 
 def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    """The PKCE S256 challenge of ``verifier`` (RFC 7636 §4.2), compared in constant time by the
+    caller (authlib's own comparison is a plain ``==``)."""
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+    challenge: str = create_s256_code_challenge(verifier)
+    return challenge
 
 
 def _oauth_error(
