@@ -22,11 +22,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from opkey.digest import Digest
 from opkey.errors import ConfigError
-from opkey.registry.reference import ImageReference
+
+if TYPE_CHECKING:
+    from opkey.registry.reference import ImageReference
 
 __all__ = ["SignJob", "Target", "collect_targets", "image_reference", "sign_jobs"]
 
@@ -52,6 +54,8 @@ class Target:
 
 def image_reference(text: str, *, command: str) -> ImageReference:
     """``text`` parsed as an image reference, unless it names a file here (see the module)."""
+    from opkey.registry.reference import ImageReference  # loads the registry package
+
     if os.path.isfile(text):
         raise ConfigError(
             f"{text} is a file, not an image reference: to {command} the file, use "

@@ -13,23 +13,17 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from opkey.bundle import Bundle
 from opkey.cli._common import archive_path, read_input
 from opkey.cli.targets import image_reference
 from opkey.digest import Digest
 from opkey.errors import ConfigError, NetworkError, VerificationError
-from opkey.http import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_TIMEOUT,
-    HttpResponse,
-    RequestsTransport,
-    Transport,
-)
 from opkey.issuers import (
     GITHUB_ACTIONS_ISSUER,
     GITLAB_ISSUER,
@@ -45,6 +39,9 @@ from opkey.verification.evidence import BundleEvidence
 from opkey.verification.trust import KeyOptions, Trust
 from opkey.verification.verdict import Verdict
 from opkey.verification.verifier import Verifier
+
+if TYPE_CHECKING:
+    from opkey.http import HttpResponse, Transport
 
 __all__ = [
     "KeyFetchWatch",
@@ -286,24 +283,18 @@ class KeyFetchWatch:
     """
 
     def __init__(self, transport: Transport | None = None) -> None:
-        self._transport: Transport = transport if transport is not None else RequestsTransport()
+        if transport is None:
+            # Only verifications that fetch keys build one: offline ones never load opkey.http.
+            from opkey.http import RequestsTransport
+
+            transport = RequestsTransport()
+        self._transport: Transport = transport
         self.failures = 0
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        data: bytes | Mapping[str, str] | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-    ) -> HttpResponse:
+    def request(self, method: str, url: str, **options: Any) -> HttpResponse:
         """Send through the wrapped transport; a :class:`NetworkError` is counted, re-raised."""
         try:
-            return self._transport.request(
-                method, url, headers=headers, data=data, timeout=timeout, max_bytes=max_bytes
-            )
+            return self._transport.request(method, url, **options)
         except NetworkError:
             self.failures += 1
             raise
@@ -378,7 +369,7 @@ def verify_all(
     ``on_outcome`` sees each outcome as soon as it is decided.
     """
     first = requests[0]
-    watch = KeyFetchWatch()
+    watch = None if first.offline else KeyFetchWatch()
     wanted = plan(first, key_transport=watch)
     verifier = Verifier(Trust.build(wanted.issuers, wanted.keys))
     if first.unsafe_any_signer and not first.has_identity_flags:
@@ -402,14 +393,13 @@ def verify_all(
     }
     outcomes: list[Outcome] = []
     for index, request in enumerate(requests):
-        failures = watch.failures
+        failures = watch.failures if watch is not None else 0
         target = request.file or request.image or str(request.digest)
         try:
             outcome = _verify_one(request, verifier, wanted, prepared.get(index))
         except VerificationError as exc:
-            outcome = Outcome(
-                target, None, None, error=exc, keys_unreachable=watch.failures > failures
-            )
+            unreachable = watch is not None and watch.failures > failures
+            outcome = Outcome(target, None, None, error=exc, keys_unreachable=unreachable)
         outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
