@@ -47,9 +47,10 @@ def archive_path(value: str | Path) -> Path:
     return path
 
 
-#: Where an error came from, as far as the remedy depends on it: the identity provider's keys
-#: (discovery, JWKS), the registry, or anything else.
-ErrorOrigin = Literal["keys", "registry", "other"]
+#: Where an error came from, as far as the remedy depends on it: fetching the identity
+#: provider's keys (discovery, JWKS), or anywhere else (a registry, a provider's token
+#: endpoint, a file).
+ErrorOrigin = Literal["keys", "other"]
 
 
 def with_hint(exc: Exception, *, command: str | None = None, origin: ErrorOrigin = "other") -> str:
