@@ -227,7 +227,7 @@ def test_example_verifies_the_file_and_the_image() -> None:
         assert args.command == "verify"
         assert args.github_repository_id == "$REPOSITORY_ID"
         assert args.github_ref == "$REF"
-        targets.append(args.file or args.image)
+        targets += [*args.file, *args.image]
     assert targets == ["app.tar.gz", "$IMAGE"]
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from opkey.errors import ConfigError, FormatError
 
 __all__ = [
     "ARCHIVE_FILE_NAME",
+    "SPEC",
+    "ErrorOrigin",
     "archive_path",
+    "columns",
     "emit_json",
     "parse_time",
     "read_input",
@@ -21,6 +25,9 @@ __all__ = [
     "with_hint",
     "write_new_file",
 ]
+
+#: Where help text points for the specifications (the wheel ships the code, not ``spec/``).
+SPEC = "https://github.com/opkey-dev/opkey/blob/main/spec"
 
 #: Largest input file the CLI reads (bundles and PK tokens are a few KiB).
 MAX_INPUT = 1024 * 1024
@@ -40,18 +47,35 @@ def archive_path(value: str | Path) -> Path:
     return path
 
 
-def with_hint(exc: Exception) -> str:
-    """The error's message and, for errors with a usual remedy, what to do about it."""
-    from opkey.errors import ExpiredError, KeyNotFoundError, NetworkError
+#: Where an error came from, as far as the remedy depends on it: fetching the identity
+#: provider's keys (discovery, JWKS), or anywhere else (a registry, a provider's token
+#: endpoint, a file).
+ErrorOrigin = Literal["keys", "other"]
+
+
+def with_hint(exc: Exception, *, command: str | None = None, origin: ErrorOrigin = "other") -> str:
+    """The error's message and, when a usual remedy applies to this command and to where the
+    error came from, what to do about it.
+
+    Only ``opkey verify`` chooses keys, expiry rules and times, so only its errors suggest
+    ``--jwks-archive``, ``--expiry`` or ``--at``; going offline helps only when the provider's
+    keys could not be fetched (``origin="keys"``), never after a registry failure.
+    """
+    from opkey.errors import ExpiredError, KeyNotFoundError
 
     message = str(exc)
+    if command != "verify":
+        return message
+    if origin == "keys":
+        return (
+            f"{message} (the issuer's keys could not be fetched; verify offline with "
+            "--jwks FILE or --jwks-archive and --offline)"
+        )
     if isinstance(exc, KeyNotFoundError) and "not trusted" not in message:
         return (
             f"{message} (if the provider has rotated its keys, verify with "
             "--jwks-archive holding the old ones)"
         )
-    if isinstance(exc, NetworkError):
-        return f"{message} (verify offline with --jwks FILE or --jwks-archive and --offline)"
     if isinstance(exc, ExpiredError):
         return f"{message} (choose the rule with --expiry, or verify as of a time with --at)"
     return message
@@ -94,6 +118,20 @@ def time_argument(text: str) -> datetime:
         return parse_time(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def columns(rows: Sequence[Sequence[str]], *, gap: str = "  ") -> list[str]:
+    """``rows`` as lines whose columns line up (every column padded to its widest cell, the
+    last one left as it is, trailing blanks dropped)."""
+    if not rows:
+        return []
+    count = max(len(row) for row in rows)
+    widths = [max((len(row[i]) for row in rows if i < len(row)), default=0) for i in range(count)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+        lines.append(gap.join(cells).rstrip())
+    return lines
 
 
 def emit_json(value: Any) -> None:

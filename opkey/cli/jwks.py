@@ -41,16 +41,16 @@ def register(subparsers: Any) -> None:
         help="when the snapshot was taken (default: now)",
     )
     exp = actions.add_parser("export", help="print an issuer's archived keys as a JWKS")
-    exp.add_argument("issuer")
+    exp.add_argument("issuer", help="issuer URL whose keys to print (exact)")
     lst = actions.add_parser("list", help="list archived keys")
-    lst.add_argument("issuer", nargs="?")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("issuer", nargs="?", help="only this issuer's keys (exact URL)")
+    lst.add_argument("--json", action="store_true", help="print the keys as JSON")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out the action."""
-    from opkey.cli._common import archive_path, emit_json, read_input
+    from opkey.cli._common import archive_path, columns, emit_json, read_input
     from opkey.jwks.archive import JwksArchive
 
     path = archive_path(args.archive)
@@ -81,12 +81,18 @@ def run(args: argparse.Namespace) -> int:
             ]
         )
         return 0
-    for e in entries:
-        flag = "  CONFLICT" if e.conflict else ""
-        print(
-            f"{e.issuer}  kid={e.kid}  jkt={e.jkt}  "
-            f"seen {e.first_seen:%Y-%m-%d}..{e.last_seen:%Y-%m-%d}{flag}"
+    rows = [
+        (
+            e.issuer,
+            f"kid={e.kid if e.kid is not None else '(none)'}",
+            f"jkt={e.jkt}",
+            f"seen {e.first_seen:%Y-%m-%d}..{e.last_seen:%Y-%m-%d}",
+            "CONFLICT" if e.conflict else "",
         )
+        for e in entries
+    ]
+    for line in columns(rows):
+        print(line)
     if not entries:
         print(
             "opkey: the archive holds no keys" + (f" for {args.issuer}" if args.issuer else ""),

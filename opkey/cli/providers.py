@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from opkey.errors import ConfigError
+from opkey.errors import ConfigError, ProviderError
 
 if TYPE_CHECKING:
     from opkey.providers import Provider
@@ -38,6 +38,13 @@ CLIENT_SECRET_VARIABLE = "OPKEY_CLIENT_SECRET"  # noqa: S105 - a variable name
 #: Register ``http://127.0.0.1/login-callback`` (Google desktop clients need nothing, Microsoft
 #: ignores the port of loopback redirect URIs, RFC 8252 §7.3).
 OWN_CLIENT_REDIRECT_URI = "http://127.0.0.1:0/login-callback"
+
+#: What to do outside CI, in the words ``--provider`` and ``--issuer`` accept.
+_CHOOSE = (
+    "choose a provider explicitly: --provider browser (or device) with --issuer "
+    "google|microsoft|gitlab, or --issuer URL --client-id ID; in CI, --provider "
+    "github-actions|forgejo-actions|gitlab-ci"
+)
 
 
 def add_provider_arguments(parser: Any, *, interactive_only: bool = False) -> None:
@@ -114,6 +121,16 @@ def build_provider(args: argparse.Namespace) -> Provider:
 
     kind = args.provider
     if kind == "auto":
+        if args.issuer:
+            raise ConfigError(
+                "--issuer needs --provider: --provider auto finds the CI job's own issuer; name "
+                "the provider (--provider github-actions|forgejo-actions|gitlab-ci --issuer URL "
+                "for an enterprise instance, or --provider browser|device --issuer URL|NAME)"
+            )
+        ci = (p.ForgejoActionsProvider, p.GitHubActionsProvider, p.GitLabCIProvider)
+        if not any(provider.detected(os.environ) for provider in ci):
+            # Said in the words --provider and --issuer accept (not the library's own).
+            raise ProviderError(f"no CI identity found in this environment; {_CHOOSE}")
         return p.auto_provider()
     if kind == "github-actions":
         return p.GitHubActionsProvider.from_env(issuer=args.issuer)

@@ -1,13 +1,22 @@
-"""``opkey sign``: sign a digest, a file or a container image with a fresh ephemeral key."""
+"""``opkey sign``: sign files, digests and container images with one fresh ephemeral key.
+
+Every target is checked first (files read, digests and image references parsed, bundle
+destinations writable); only then is an ID token requested, once, and every target signed
+with the same key and PK token: a release signs all its artifacts with one login.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opkey.cli.providers import add_provider_arguments
+
+if TYPE_CHECKING:
+    from opkey.cli.progress import Progress
+    from opkey.signer import Signer
 
 __all__ = ["register", "run"]
 
@@ -16,18 +25,45 @@ def register(subparsers: Any) -> None:
     """Add the ``sign`` subcommand."""
     parser = subparsers.add_parser(
         "sign",
-        help="sign a digest, file or container image",
+        help="sign files, digests or container images",
         description=(
             "Generate an ephemeral key, obtain a PK token for it from the identity provider, "
-            "and sign. Files get a bundle next to them (PATH.opkey.json); digests print the "
-            "bundle unless --bundle names a file; images get a signature in their registry."
+            "and sign every target with it: one ID token for all of them. Files get a bundle "
+            "next to them (PATH.opkey.json); a digest's bundle is printed unless --bundle names "
+            "a file; images get a signature in their registry. Every target is checked before "
+            "the ID token is requested."
         ),
     )
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--digest", metavar="sha256:HEX", help="sign a digest")
-    target.add_argument("--file", metavar="PATH", help="sign a file (its SHA-256 digest)")
-    target.add_argument("image", nargs="?", metavar="IMAGE_REF", help="sign a container image")
-    parser.add_argument("--bundle", metavar="OUT", help="where to write the bundle")
+    target = parser.add_argument_group("targets (any number, at least one)")
+    target.add_argument(
+        "--digest",
+        action="append",
+        default=[],
+        metavar="sha256:HEX",
+        help="sign a digest (repeatable)",
+    )
+    target.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="sign a file, by its SHA-256 digest (repeatable)",
+    )
+    target.add_argument(
+        "image",
+        nargs="*",
+        metavar="IMAGE_REF",
+        help="sign a container image (registry/repository[:tag][@digest]); several may follow",
+    )
+    parser.add_argument(
+        "--bundle",
+        action="append",
+        default=[],
+        metavar="OUT",
+        help="where to write a bundle (- for standard output): the bundle of a single --file "
+        "or --digest; with several targets, one per --digest, in order (a file's bundle is "
+        "always PATH.opkey.json then)",
+    )
     parser.add_argument(
         "--session",
         metavar="FILE",
@@ -50,7 +86,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _signer(args: argparse.Namespace) -> Any:
+def _signer(args: argparse.Namespace, progress: Progress) -> Signer:
     from opkey.signer import Signer
 
     if args.session:
@@ -59,33 +95,49 @@ def _signer(args: argparse.Namespace) -> Any:
         return load_session(Path(args.session))
     from opkey.cli.providers import build_provider
 
-    return Signer.from_provider(build_provider(args), alg=args.key_type)
+    provider = build_provider(args)
+    if args.provider in ("browser", "device"):
+        progress.step(f"waiting for the {args.provider} login at {provider.issuer}")
+    else:
+        progress.step(f"requesting an ID token from {provider.issuer}")
+    return Signer.from_provider(provider, alg=args.key_type)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Sign and write the result."""
+    """Check every target, obtain one PK token, sign each target and write the results."""
     from opkey.cli._common import write_new_file
-    from opkey.digest import Digest
+    from opkey.cli.progress import Progress
+    from opkey.cli.targets import collect_targets, sign_jobs
 
-    signer = _signer(args)
-    subject = signer.pktoken.claims.get("sub")
-    if args.image is not None:
-        from opkey.cli.images import registry_client
-        from opkey.images import sign_image
-
-        reference = sign_image(registry_client(args.insecure_registry), args.image, signer)
-        print(f"opkey: signed {reference} as {subject}", file=sys.stderr)
-        return 0
-    digest = Digest.of_file(args.file) if args.file else Digest(args.digest)
-    bundle = signer.sign_digest(digest).to_json()
-    out = args.bundle or (f"{args.file}.opkey.json" if args.file else None)
-    if out is None or out == "-":
-        sys.stdout.write(bundle.decode())
-    else:
-        write_new_file(Path(out), bundle)
-    where = f" -> {out}" if out not in (None, "-") else ""
-    print(
-        f"opkey: signed {digest} as {subject} (issuer {signer.pktoken.issuer}){where}",
-        file=sys.stderr,
+    targets = collect_targets(
+        files=args.file, digests=args.digest, images=args.image, command="sign"
     )
+    jobs = sign_jobs(targets, args.bundle)
+    progress = Progress()
+    signer = _signer(args, progress)
+    subject = signer.pktoken.claims.get("sub")
+    as_whom = f"as {subject} (issuer {signer.pktoken.issuer})"
+    client = None
+    for job in jobs:
+        target = job.target
+        if target.image is not None:
+            from opkey.cli.images import registry_client
+            from opkey.images import sign_image
+
+            if client is None:
+                client = registry_client(args.insecure_registry)
+            progress.step(f"signing {target.image} in its registry")
+            reference = sign_image(client, target.image, signer)
+            print(f"opkey: signed {reference} {as_whom}", file=sys.stderr)
+            continue
+        assert target.digest is not None
+        bundle = signer.sign_digest(target.digest).to_json()
+        what = f"{target.text} ({target.digest})" if target.kind == "file" else target.text
+        if job.out in (None, "-"):
+            sys.stdout.write(bundle.decode())
+            sys.stdout.flush()
+            print(f"opkey: signed {what} {as_whom}", file=sys.stderr)
+        else:
+            write_new_file(Path(job.out), bundle)
+            print(f"opkey: signed {what} {as_whom} -> {job.out}", file=sys.stderr)
     return 0

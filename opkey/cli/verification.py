@@ -13,14 +13,17 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from opkey.bundle import Bundle
 from opkey.cli._common import archive_path, read_input
+from opkey.cli.targets import image_reference
 from opkey.digest import Digest
-from opkey.errors import ConfigError
+from opkey.errors import ConfigError, NetworkError, VerificationError
 from opkey.issuers import (
     GITHUB_ACTIONS_ISSUER,
     GITLAB_ISSUER,
@@ -37,7 +40,19 @@ from opkey.verification.trust import KeyOptions, Trust
 from opkey.verification.verdict import Verdict
 from opkey.verification.verifier import Verifier
 
-__all__ = ["Outcome", "Plan", "VerificationRequest", "issuer_config_for", "plan", "verify_request"]
+if TYPE_CHECKING:
+    from opkey.http import HttpResponse, Transport
+
+__all__ = [
+    "KeyFetchWatch",
+    "Outcome",
+    "Plan",
+    "VerificationRequest",
+    "issuer_config_for",
+    "plan",
+    "verify_all",
+    "verify_request",
+]
 
 _GITHUB_FLAGS = {
     "github_repository": "repository",
@@ -83,7 +98,20 @@ class VerificationRequest:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> VerificationRequest:
-        """Collect and cross-check the arguments."""
+        """The request for the one target the arguments name (see :meth:`all_from_args`)."""
+        requests = cls.all_from_args(args)
+        if len(requests) != 1:
+            raise ConfigError(f"{len(requests)} targets given where one was expected")
+        return requests[0]
+
+    @classmethod
+    def all_from_args(cls, args: argparse.Namespace) -> tuple[VerificationRequest, ...]:
+        """Collect and cross-check the arguments: one request per target, the same policy.
+
+        Several ``--file`` and several images are verified one after the other against the
+        same policy and keys (each file against its ``PATH.opkey.json``); ``--digest`` and
+        ``--bundle`` name one target and its signatures, so they stand alone.
+        """
         claims: list[tuple[str, str, str]] = []
         for kind, values in (
             ("equals", args.claim),
@@ -100,10 +128,7 @@ class VerificationRequest:
                 claims.append((kind, name, value))
         github = {c: getattr(args, f) for f, c in _GITHUB_FLAGS.items() if getattr(args, f)}
         gitlab = {c: getattr(args, f) for f, c in _GITLAB_FLAGS.items() if getattr(args, f)}
-        request = cls(
-            digest=args.digest,
-            file=args.file,
-            image=args.image,
+        common = cls(
             bundles=tuple(args.bundle or ()),
             policy_file=args.policy,
             issuer=args.issuer,
@@ -122,8 +147,42 @@ class VerificationRequest:
             at=args.at,
             insecure_registries=tuple(args.insecure_registry or ()),
         )
-        request.check()
-        return request
+        digests, files, images = list(args.digest), list(args.file), list(args.image)
+        if len(digests) > 1:
+            raise ConfigError(
+                "verify one --digest at a time: the --bundle files are that digest's signatures"
+            )
+        if digests and (files or images):
+            raise ConfigError(
+                "--digest cannot be combined with --file or an image: the --bundle files are "
+                "the digest's signatures"
+            )
+        if len(files) + len(images) > 1 and common.bundles:
+            raise ConfigError(
+                "--bundle names the signatures of one target; with several targets each file "
+                "is verified against its PATH.opkey.json (and each image against the "
+                "signatures in its registry)"
+            )
+        if not (digests or files or images):
+            raise ConfigError(
+                "nothing to verify: give --file PATH, --digest sha256:HEX with --bundle, or an "
+                "image reference (--file and images may be repeated)"
+            )
+        seen: set[str] = set()
+        for text in [*files, *images]:
+            if text in seen:
+                raise ConfigError(f"{text} is named twice")
+            seen.add(text)
+        for text in images:
+            image_reference(text, command="verify")  # parsed now: a typo stops everything
+        requests = (
+            [replace(common, digest=d) for d in digests]
+            + [replace(common, file=f) for f in files]
+            + [replace(common, image=i) for i in images]
+        )
+        for request in requests:
+            request.check()
+        return tuple(requests)
 
     @property
     def has_identity_flags(self) -> bool:
@@ -153,6 +212,8 @@ class VerificationRequest:
             raise ConfigError("--trust-policy-anchors applies to a --policy file")
         if self.image is None and not self.bundles and not self.file:
             raise ConfigError("--bundle is required with --digest")
+        if self.image is not None and self.bundles:
+            raise ConfigError("image signatures live in the registry: drop --bundle")
 
 
 def _flag_settings(request: VerificationRequest, issuer: str) -> dict[str, str]:
@@ -213,13 +274,43 @@ class Plan:
     keys: KeyOptions
 
 
-def plan(request: VerificationRequest) -> Plan:
-    """Turn the request into library values; reads the policy file, nothing else."""
+class KeyFetchWatch:
+    """The live JWKS client's transport, noting failed requests.
+
+    A rejection whose keys could not be fetched calls for other advice (pinned keys, an
+    archive, ``--offline``) than one whose keys were there; the transport the key requests go
+    through is where that is known for sure, whatever the error is wrapped in later.
+    """
+
+    def __init__(self, transport: Transport | None = None) -> None:
+        if transport is None:
+            # Only verifications that fetch keys build one: offline ones never load opkey.http.
+            from opkey.http import RequestsTransport
+
+            transport = RequestsTransport()
+        self._transport: Transport = transport
+        self.failures = 0
+
+    def request(self, method: str, url: str, **options: Any) -> HttpResponse:
+        """Send through the wrapped transport; a :class:`NetworkError` is counted, re-raised."""
+        try:
+            return self._transport.request(method, url, **options)
+        except NetworkError:
+            self.failures += 1
+            raise
+
+
+def plan(request: VerificationRequest, *, key_transport: Transport | None = None) -> Plan:
+    """Turn the request into library values; reads the policy file, nothing else.
+
+    ``key_transport`` carries the live key requests (discovery, JWKS) when not offline.
+    """
     keys = KeyOptions(
         jwks_file=Path(request.jwks) if request.jwks else None,
         archive=archive_path(request.jwks_archive) if request.jwks_archive else None,
         offline=request.offline,
         policy_anchors=request.trust_policy_anchors,
+        transport=None if request.offline else key_transport,
     )
     if request.policy_file:
         policy_file = load_policy_file(request.policy_file)
@@ -233,12 +324,24 @@ def plan(request: VerificationRequest) -> Plan:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What ``opkey verify`` decided, for printing: the target and the verdict."""
+    """What ``opkey verify`` decided for one target, for printing.
+
+    ``verdict`` is the decision when the target was accepted; a rejected target has
+    ``error`` (the reason) instead, and ``keys_unreachable`` says whether the issuer's keys
+    could not be fetched meanwhile.
+    """
 
     target: str
-    digest: Digest
-    verdict: Verdict
+    digest: Digest | None
+    verdict: Verdict | None
     image: str | None = None
+    error: VerificationError | None = None
+    keys_unreachable: bool = False
+
+    @property
+    def verified(self) -> bool:
+        """Whether the target was accepted."""
+        return self.error is None and self.verdict is not None
 
 
 def _bundle_paths(request: VerificationRequest) -> list[str]:
@@ -249,22 +352,74 @@ def _bundle_paths(request: VerificationRequest) -> list[str]:
 
 
 def verify_request(request: VerificationRequest) -> Outcome:
-    """Run the verification; raises the error that explains a rejection."""
-    wanted = plan(request)
+    """Run the verification of one target; raises the error that explains a rejection."""
+    outcome = verify_all([request])[0]
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome
+
+
+def verify_all(
+    requests: Sequence[VerificationRequest], *, on_outcome: Callable[[Outcome], None] | None = None
+) -> list[Outcome]:
+    """Verify each target under one trust (the requests share their policy and keys).
+
+    A rejection is an :class:`Outcome` with its error, so the other targets are still
+    verified; any other error (unreadable input, an unreachable registry) is raised.
+    ``on_outcome`` sees each outcome as soon as it is decided.
+    """
+    first = requests[0]
+    watch = None if first.offline else KeyFetchWatch()
+    wanted = plan(first, key_transport=watch)
     verifier = Verifier(Trust.build(wanted.issuers, wanted.keys))
-    if request.unsafe_any_signer and not request.has_identity_flags:
+    if first.unsafe_any_signer and not first.has_identity_flags:
         print(
             "opkey: WARNING: --unsafe-any-signer: no identity is checked; anyone the issuer "
             "vouches for is accepted",
             file=sys.stderr,
         )
-    if request.image is not None:
-        if request.bundles:
-            raise ConfigError("image signatures live in the registry: drop --bundle")
+    # Every file is hashed and every bundle read before the first verification: an
+    # unreadable one stops them all.
+    prepared = {
+        index: (
+            Digest.of_file(request.file) if request.file else Digest(str(request.digest)),
+            [
+                BundleEvidence(Bundle.from_json(read_input(path)), label=path)
+                for path in _bundle_paths(request)
+            ],
+        )
+        for index, request in enumerate(requests)
+        if request.image is None
+    }
+    outcomes: list[Outcome] = []
+    for index, request in enumerate(requests):
+        failures = watch.failures if watch is not None else 0
+        target = request.file or request.image or str(request.digest)
+        try:
+            outcome = _verify_one(request, verifier, wanted, prepared.get(index))
+        except VerificationError as exc:
+            unreachable = watch is not None and watch.failures > failures
+            outcome = Outcome(target, None, None, error=exc, keys_unreachable=unreachable)
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+    return outcomes
+
+
+def _verify_one(
+    request: VerificationRequest,
+    verifier: Verifier,
+    wanted: Plan,
+    prepared: tuple[Digest, list[BundleEvidence]] | None,
+) -> Outcome:
+    if prepared is None:
+        assert request.image is not None
         # The registry client (and requests) is loaded only for images.
         from opkey.cli.images import registry_client
+        from opkey.cli.progress import Progress
         from opkey.images import verify_image
 
+        Progress().step(f"reading the signatures of {request.image} from its registry")
         result = verify_image(
             registry_client(request.insecure_registries),
             request.image,
@@ -275,11 +430,7 @@ def verify_request(request: VerificationRequest) -> Outcome:
         return Outcome(
             str(result.image), result.verdict.subject, result.verdict, image=str(result.image)
         )
-    digest = Digest.of_file(request.file) if request.file else Digest(str(request.digest))
-    evidence = [
-        BundleEvidence(Bundle.from_json(read_input(path)), label=path)
-        for path in _bundle_paths(request)
-    ]
+    digest, evidence = prepared
     verdict = verifier.verdict(wanted.requirement, digest, evidence, at=request.at)
     verdict.raise_if_rejected()
     return Outcome(request.file or str(digest), digest, verdict)

@@ -1,6 +1,9 @@
 """``opkey verify``: check who signed a file, a digest or an image, against a policy.
 
-Exit status: 0 verified, 1 rejected (the reason is printed), 2 usage or input error.
+Exit status: 0 every target verified, 1 at least one rejected (each reason is printed), 2 usage
+or input error. Several targets (``--file`` repeated, several images) are verified against the
+same policy; under ``--json`` one target gives one result document, several give
+``{"verified": …, "targets": [one document per target]}``.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from opkey.cli._common import time_argument
+from opkey.cli._common import SPEC, time_argument
 
 if TYPE_CHECKING:
     from opkey.cli.verification import Outcome
@@ -28,39 +31,79 @@ def register(subparsers: Any) -> None:
             "policy names. A policy is required: --policy FILE, or --issuer with identity flags."
         ),
     )
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--digest", metavar="sha256:HEX", help="verify a digest")
-    target.add_argument("--file", metavar="PATH", help="verify a file (its SHA-256 digest)")
-    target.add_argument("image", nargs="?", metavar="IMAGE_REF", help="verify a container image")
+    target = parser.add_argument_group("targets")
+    target.add_argument(
+        "--digest",
+        action="append",
+        default=[],
+        metavar="sha256:HEX",
+        help="verify a digest against its --bundle files (one digest per command)",
+    )
+    target.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="verify a file by its SHA-256 digest, against PATH.opkey.json unless --bundle is "
+        "given (repeatable: each file against its own bundle)",
+    )
+    target.add_argument(
+        "image",
+        nargs="*",
+        metavar="IMAGE_REF",
+        help="verify a container image against the signatures in its registry (several may follow)",
+    )
     parser.add_argument(
         "--bundle",
         action="append",
         metavar="FILE",
-        help="signature bundle (repeat for multi-signer policies; default for --file: "
-        "PATH.opkey.json)",
+        help="signature bundle of the one --digest or --file (repeat for multi-signer "
+        "policies; default for --file: PATH.opkey.json)",
     )
     who = parser.add_argument_group("identity policy")
     who.add_argument(
-        "--policy",
-        metavar="FILE",
-        help="policy file (TOML); see "
-        "https://github.com/opkey-dev/opkey/blob/main/spec/policy-file.md",
+        "--policy", metavar="FILE", help=f"policy file (TOML); see {SPEC}/policy-file.md"
     )
     who.add_argument("--issuer", metavar="URL", help="the trusted issuer (exact URL)")
     who.add_argument("--subject", metavar="SUB", help="required 'sub' claim (exact)")
-    who.add_argument("--github-repository", metavar="OWNER/REPO")
-    who.add_argument("--github-repository-id", metavar="ID", help="stable repository id")
-    who.add_argument("--github-owner", metavar="OWNER")
-    who.add_argument("--github-owner-id", metavar="ID", help="stable owner id")
-    who.add_argument("--github-ref", metavar="REF", help="e.g. refs/heads/main")
     who.add_argument(
-        "--github-workflow-ref", metavar="REF", help="OWNER/REPO/.github/workflows/F@REF"
+        "--github-repository",
+        metavar="OWNER/REPO",
+        help="required repository name (a name can change hands: prefer --github-repository-id)",
     )
-    who.add_argument("--github-job-workflow-ref", metavar="REF")
-    who.add_argument("--github-environment", metavar="NAME")
-    who.add_argument("--gitlab-project", metavar="GROUP/PROJECT")
-    who.add_argument("--gitlab-project-id", metavar="ID")
-    who.add_argument("--gitlab-ref", metavar="REF", help="branch or tag name")
+    who.add_argument("--github-repository-id", metavar="ID", help="required repository id (stable)")
+    who.add_argument(
+        "--github-owner",
+        metavar="OWNER",
+        help="required repository owner name (prefer --github-owner-id)",
+    )
+    who.add_argument(
+        "--github-owner-id", metavar="ID", help="required repository owner id (stable)"
+    )
+    who.add_argument("--github-ref", metavar="REF", help="required ref, e.g. refs/heads/main")
+    who.add_argument(
+        "--github-workflow-ref",
+        metavar="REF",
+        help="required workflow: OWNER/REPO/.github/workflows/FILE@REF",
+    )
+    who.add_argument(
+        "--github-job-workflow-ref",
+        metavar="REF",
+        help="required reusable workflow that ran the job (job_workflow_ref): "
+        "OWNER/REPO/.github/workflows/FILE@REF",
+    )
+    who.add_argument(
+        "--github-environment",
+        metavar="NAME",
+        help="required deployment environment of the job",
+    )
+    who.add_argument(
+        "--gitlab-project",
+        metavar="GROUP/PROJECT",
+        help="required project path (prefer --gitlab-project-id)",
+    )
+    who.add_argument("--gitlab-project-id", metavar="ID", help="required project id (stable)")
+    who.add_argument("--gitlab-ref", metavar="REF", help="required branch or tag name")
     who.add_argument(
         "--claim",
         action="append",
@@ -88,13 +131,17 @@ def register(subparsers: Any) -> None:
         help="accept any signer the issuer vouches for (no identity check)",
     )
     settings = parser.add_argument_group("issuer settings (for issuers without a preset)")
-    settings.add_argument("--commitment", choices=["aud", "nonce", "gq-bound", "key-bound"])
+    settings.add_argument(
+        "--commitment",
+        choices=["aud", "nonce", "gq-bound", "key-bound"],
+        help="where the issuer's tokens carry the key commitment (well-known issuers have a "
+        f"preset; see {SPEC}/protocol.md)",
+    )
     settings.add_argument("--client-id", metavar="ID", help="audience for nonce commitments")
     settings.add_argument(
         "--expiry",
         metavar="POLICY",
-        help="oidc, 12h, 24h, 48h, 1w or never (default: never; see "
-        "https://github.com/opkey-dev/opkey/blob/main/spec/time.md)",
+        help=f"oidc, 12h, 24h, 48h, 1w or never (default: never; see {SPEC}/time.md)",
     )
     keys = parser.add_argument_group("provider keys")
     keys.add_argument("--jwks", metavar="FILE", help="pinned JWKS of the issuer (no network)")
@@ -106,7 +153,9 @@ def register(subparsers: Any) -> None:
     keys.add_argument(
         "--offline",
         action="store_true",
-        help="make no network request (needs --jwks or --jwks-archive)",
+        help="make no request to identity providers: keys come only from --jwks or "
+        "--jwks-archive (bundles are then verified with no network at all; images are still "
+        "read from their registry)",
     )
     keys.add_argument(
         "--trust-policy-anchors",
@@ -153,62 +202,70 @@ def _signature_json(outcome: SignatureOutcome) -> dict[str, Any]:
     return entry
 
 
-def _print_result(args: argparse.Namespace, outcome: Outcome) -> None:
-    from opkey.cli._common import emit_json
-
-    verdict = outcome.verdict
-    if args.json:
-        document: dict[str, Any] = {
-            "verified": True,
+def _result_json(outcome: Outcome) -> dict[str, Any]:
+    if outcome.error is not None or outcome.verdict is None:
+        error = outcome.error
+        return {
+            "verified": False,
             "target": outcome.target,
-            "digest": str(outcome.digest),
+            "error": str(error),
+            "kind": type(error).__name__,
         }
-        if outcome.image is not None:
-            document["image"] = outcome.image
-        document["requirements"] = [
-            {
-                "name": r.name,
-                "met": r.met,
-                "signature": r.signature,
-                "satisfied_by": list(r.satisfied_by),
-            }
-            for r in verdict.requirements
-        ]
-        document["signers"] = {
-            r.name: verdict.signatures[r.signature].label
-            for r in verdict.requirements
-            if r.signature is not None
+    verdict = outcome.verdict
+    document: dict[str, Any] = {
+        "verified": True,
+        "target": outcome.target,
+        "digest": str(outcome.digest),
+    }
+    if outcome.image is not None:
+        document["image"] = outcome.image
+    document["requirements"] = [
+        {
+            "name": r.name,
+            "met": r.met,
+            "signature": r.signature,
+            "satisfied_by": list(r.satisfied_by),
         }
-        document["signatures"] = [_signature_json(s) for s in verdict.signatures]
-        emit_json(document)
-        return
+        for r in verdict.requirements
+    ]
+    document["signers"] = {
+        r.name: verdict.signatures[r.signature].label
+        for r in verdict.requirements
+        if r.signature is not None
+    }
+    document["signatures"] = [_signature_json(s) for s in verdict.signatures]
+    return document
+
+
+#: The claims shown under each signer, in this order, when present.
+_SHOWN_CLAIMS = ("repository", "repository_id", "workflow_ref", "ref", "sha", "project_path")
+
+
+def _print_human(outcome: Outcome) -> None:
+    verdict = outcome.verdict
+    assert verdict is not None
     print(f"Verified: {outcome.target}")
-    for signature in verdict.accepted_signatures:
-        identity = signature.identity
-        assert identity is not None
-        claims = identity.claims
-        print(f"  signed by {identity.subject}")
-        rows = [("issuer", identity.issuer)]
-        rows += [
-            (name, str(claims[name]))
-            for name in (
-                "repository",
-                "repository_id",
-                "workflow_ref",
-                "ref",
-                "sha",
-                "project_path",
-            )
-            if name in claims
-        ]
-        rows.append(
-            (
-                "ID token",
-                f"issued {identity.issued_at:%Y-%m-%dT%H:%M:%SZ} (key from "
-                f"{identity.key_source}; signing time is not attested)",
-            )
+    identities = [s.identity for s in verdict.accepted_signatures if s.identity is not None]
+    signers = [
+        (
+            identity,
+            [("issuer", identity.issuer)]
+            + [(name, str(identity.claims[name])) for name in _SHOWN_CLAIMS
+               if name in identity.claims]
+            + [
+                (
+                    "ID token",
+                    f"issued {identity.issued_at:%Y-%m-%dT%H:%M:%SZ} (key from "
+                    f"{identity.key_source}; signing time is not attested)",
+                )
+            ],
         )
-        width = max(len(name) for name, _ in rows)
+        for identity in identities
+    ]  # fmt: skip
+    # One width for every signer's rows, so the values line up down the whole report.
+    width = max((len(name) for _, rows in signers for name, _ in rows), default=0)
+    for identity, rows in signers:
+        print(f"  signed by {identity.subject}")
         for name, value in rows:
             print(f"    {name:<{width}}  {value}")
     for signature in verdict.rejected:
@@ -217,23 +274,38 @@ def _print_result(args: argparse.Namespace, outcome: Outcome) -> None:
         print(f"  ignored: {signature.label}: {signature.reason}")
 
 
+def _report_rejection(outcome: Outcome, *, several: bool) -> None:
+    from opkey.cli._common import with_hint
+
+    assert outcome.error is not None
+    message = with_hint(
+        outcome.error, command="verify", origin="keys" if outcome.keys_unreachable else "other"
+    )
+    prefix = f"{outcome.target}: " if several else ""
+    print(f"opkey: rejected: {prefix}{message}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Verify and report; see the module doc for exit codes."""
-    from opkey.cli import EXIT_REJECTED
-    from opkey.cli.verification import VerificationRequest, verify_request
-    from opkey.errors import VerificationError
+    """Verify every target and report; see the module doc for exit codes."""
+    from opkey.cli import EXIT_OK, EXIT_REJECTED
+    from opkey.cli._common import emit_json
+    from opkey.cli.verification import VerificationRequest, verify_all
 
-    request = VerificationRequest.from_args(args)
-    try:
-        outcome = verify_request(request)
-    except VerificationError as exc:
-        if args.json:
-            from opkey.cli._common import emit_json
+    requests = VerificationRequest.all_from_args(args)
+    several = len(requests) > 1
 
-            emit_json({"verified": False, "error": str(exc), "kind": type(exc).__name__})
-        from opkey.cli._common import with_hint
+    def report(outcome: Outcome) -> None:
+        if outcome.error is not None:
+            _report_rejection(outcome, several=several)
+        elif not args.json:
+            _print_human(outcome)
+            sys.stdout.flush()
 
-        print(f"opkey: rejected: {with_hint(exc)}", file=sys.stderr)
-        return EXIT_REJECTED
-    _print_result(args, outcome)
-    return 0
+    outcomes = verify_all(requests, on_outcome=report)
+    if args.json:
+        documents = [_result_json(outcome) for outcome in outcomes]
+        if several:
+            emit_json({"verified": all(o.verified for o in outcomes), "targets": documents})
+        else:
+            emit_json(documents[0])
+    return EXIT_OK if all(o.verified for o in outcomes) else EXIT_REJECTED

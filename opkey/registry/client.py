@@ -218,9 +218,10 @@ class RegistryClient:
                 ) from None
             delay = last.retry_after if last.retry_after is not None else policy.backoff(attempt)
             if self._clock() - started + delay > policy.deadline:
+                named = "" if what in last.error.message else f" for {what}"
                 raise type(last.error)(
                     f"{last.error.message} (gave up after {attempt} attempts: the "
-                    f"{policy.deadline:g}s deadline for {what} would pass)"
+                    f"{policy.deadline:g}s deadline{named} would pass)"
                 ) from None
             self._sleep(delay)
 
@@ -241,7 +242,11 @@ class RegistryClient:
         except ResponseTooLargeError:
             raise
         except NetworkError as exc:
-            raise _TransientError(NetworkError(f"{request.method} {request.url}: {exc}")) from None
+            # The transport's own message already names the request ("GET URL: reason"); say
+            # it once.
+            what = f"{request.method} {request.url}"
+            message = str(exc) if str(exc).startswith(what) else f"{what}: {exc}"
+            raise _TransientError(NetworkError(message)) from None
 
     def _once(self, request: _Request) -> HttpResponse:
         """One request with authentication; transient failures raise :class:`_TransientError`."""

@@ -14,7 +14,9 @@ front end (command line, policy files, examples, the admission gate):
   :class:`~opkey.jwks.client.JwksClient` that may fetch only the trusted issuers;
 * then the JWKS archive (the issuer's ``archive``, else :attr:`KeyOptions.archive`), for keys
   the provider has since rotated out. Each archive file is opened once, and the live keys are
-  recorded in it as they are fetched (a full or read-only archive never blocks verification).
+  recorded in it as they are fetched (a full or read-only archive never blocks verification;
+  an archive in a directory that does not exist is refused by :meth:`Trust.build`, since it
+  would silently keep nothing).
 
 **Trust anchors in policy files.** A pinned JWKS or an archive decides which tokens count as
 an issuer's, so it is trust itself, not a requirement. A policy file may come from a place the
@@ -181,6 +183,14 @@ class _Archives:
         from opkey.jwks.archive import JwksArchive
 
         resolved = path.expanduser().absolute()
+        if not resolved.parent.is_dir():
+            # Checked here, before any verification: recording into the archive later fails
+            # quietly (a full or read-only archive must not block verification), and a
+            # mistyped directory would then keep nothing, silently, run after run.
+            raise ConfigError(
+                f"JWKS archive {path}: directory {resolved.parent} does not exist",
+                found=str(path),
+            )
         if resolved not in self._open:
             self._open[resolved] = JwksArchive(resolved)
         return self._open[resolved]

@@ -190,7 +190,7 @@ def test_jwks_import_list_export(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["sign", "verify", "inspect", "login", "jwks", "demo", "dev-idp"]
+    "command", ["sign", "verify", "inspect", "login", "jwks", "demo", "dev-idp", "completion"]
 )
 def test_every_command_has_help(command: str) -> None:
     result = opkey(command, "--help")
