@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from opkey.errors import (
         CommitmentError,
         ConfigError,
+        DeadlineError,
         ExpiredError,
         FormatError,
         KeyNotFoundError,
@@ -89,6 +90,7 @@ __all__ = [
     "CommitmentError",
     "CommitmentType",
     "ConfigError",
+    "DeadlineError",
     "DeviceFlowProvider",
     "Digest",
     "ExpiredError",
@@ -161,6 +163,7 @@ _LOCATIONS = {
         (
             "CommitmentError",
             "ConfigError",
+            "DeadlineError",
             "ExpiredError",
             "FormatError",
             "KeyNotFoundError",

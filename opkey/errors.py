@@ -15,6 +15,7 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
     │   └── PolicyError         verified, but the signer is not who the policy requires
     ├── ProviderError           an identity provider refused or misbehaved
     ├── NetworkError            transport failure: unreachable, timeout, bad status, too large
+    │   └── DeadlineError       the whole operation's time budget ran out (not worth a retry)
     └── RegistryError           an OCI registry refused or returned something unusable
 
 Errors say what was expected and what was found; ``expected``/``found`` carry the same
@@ -26,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "CommitmentError",
     "ConfigError",
+    "DeadlineError",
     "ExpiredError",
     "FormatError",
     "KeyNotFoundError",
@@ -90,6 +92,14 @@ class ProviderError(OpkeyError):
 
 class NetworkError(OpkeyError):
     """A network request failed: unreachable host, timeout, redirect, bad status, oversize."""
+
+
+class DeadlineError(NetworkError):
+    """The deadline of a whole operation (a sign or a verify) passed before it finished.
+
+    A distinct type because retrying within the same operation cannot help: callers that
+    repeat transport failures must stop at once.
+    """
 
 
 class RegistryError(OpkeyError):

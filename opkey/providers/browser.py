@@ -39,6 +39,7 @@ from opkey.providers.oidc import (
     post_form,
     refusal,
 )
+from opkey.remote_text import printable
 
 __all__ = ["BrowserProvider", "Opener"]
 
@@ -133,9 +134,9 @@ class BrowserProvider(LoginProvider):
                 found=issuer_param,
             )
         if "error" in params:
-            description = params.get("error_description", "")
+            description = printable(params.get("error_description", ""))
             raise ProviderError(
-                f"{what}: the provider refused the login: {params['error']}"
+                f"{what}: the provider refused the login: {printable(params['error'])}"
                 + (f": {description}" if description else ""),
                 found=params["error"],
             )

@@ -31,6 +31,7 @@ from opkey.providers.base import (
     require_issuer,
     self_verify,
 )
+from opkey.remote_text import printable
 from opkey.verify import IssuerConfig
 
 __all__ = [
@@ -192,10 +193,11 @@ def post_form(
 
 
 def oauth_error(document: Mapping[str, Any]) -> tuple[str, str]:
-    """``(error, description)`` of an OAuth error response."""
-    error = str(document.get("error", ""))
+    """``(error, description)`` of an OAuth error response, made printable
+    (:func:`opkey.remote_text.printable`): both go into error messages."""
+    error = printable(document.get("error", ""))
     description = document.get("error_description")
-    return error, description if isinstance(description, str) else ""
+    return error, printable(description) if isinstance(description, str) else ""
 
 
 def refusal(document: Mapping[str, Any], message: str) -> ProviderError:
