@@ -15,6 +15,10 @@ A tag is resolved to its manifest digest before signing: what is signed is alway
 Verification checks every layer on its own (payload names exactly this digest, OSM against the
 PK token, the cosign signature under the same key, PK token against the trusted issuer) and
 then applies the policy, or the policy file's multi-signer sign-off, to the layers that verified.
+Layers are downloaded and verified one at a time, and only each one's outcome is kept; at most
+:data:`~opkey.registry.signatures.MAX_SIGNATURE_LAYERS` are considered. Signing and verifying
+each run under one :class:`~opkey.http.Deadline` (by default :data:`DEFAULT_SIGN_TIMEOUT` and
+:data:`DEFAULT_VERIFY_TIMEOUT`) that bounds every registry request, retry and wait.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from opkey.errors import FormatError, OpkeyError, PolicyError, SignatureError
+from opkey.errors import DeadlineError, FormatError, OpkeyError, PolicyError, SignatureError
+from opkey.http import Deadline
 from opkey.jose import b64url_encode
 from opkey.keys import verify_cosign_signature
 from opkey.pktoken import PKToken
 from opkey.policy import UnsafeNoPolicy
 from opkey.registry.reference import ImageReference
-from opkey.registry.signatures import SignatureLayer, attach_signature, list_signatures
+from opkey.registry.signatures import SignatureLayer, attach_signature, signature_layers
 from opkey.registry.simplesigning import parse_simple_signing_payload, simple_signing_payload
+from opkey.remote_text import printable
 
 if TYPE_CHECKING:
     from opkey.policyfile import PolicyFile
@@ -42,6 +48,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COSIGN_SIGNATURE",
+    "DEFAULT_SIGN_TIMEOUT",
+    "DEFAULT_VERIFY_TIMEOUT",
     "OPKEY_OSM",
     "OPKEY_PKTOKEN",
     "ImageSignature",
@@ -54,11 +62,28 @@ COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
 OPKEY_PKTOKEN = "dev.opkey/pktoken"
 OPKEY_OSM = "dev.opkey/osm"
 
+#: Seconds one image signing may take in all: resolving the tag, uploading the payload and the
+#: journal entry, and the merge loop (itself bounded at 120 s), with room to ride out a
+#: registry restart or a rate limit's Retry-After.
+DEFAULT_SIGN_TIMEOUT = 300.0
+#: Seconds one image verification may take in all. A healthy registry answers in well under a
+#: second (a handful of requests); this leaves room for a couple of rate-limit waits and slow
+#: links, and is still short enough for a deploy gate.
+DEFAULT_VERIFY_TIMEOUT = 120.0
+
 
 def sign_image(
-    client: RegistryClient, image: str | ImageReference, signer: Signer
+    client: RegistryClient,
+    image: str | ImageReference,
+    signer: Signer,
+    *,
+    deadline: Deadline | None = None,
 ) -> ImageReference:
-    """Sign the manifest ``image`` names (a tag is resolved first); return ``image@digest``."""
+    """Sign the manifest ``image`` names (a tag is resolved first); return ``image@digest``.
+
+    Everything is done within ``deadline`` (default: :data:`DEFAULT_SIGN_TIMEOUT` from now).
+    """
+    client = client.within(deadline or Deadline.after(DEFAULT_SIGN_TIMEOUT))
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
     digest = resolved.require_digest()
@@ -85,10 +110,14 @@ class ImageSignature:
 
 @dataclass(frozen=True)
 class ImageVerification:
-    """The result of verifying an image: the digest and every signature layer's outcome."""
+    """The result of verifying an image: the digest and every signature layer's outcome.
+
+    ``skipped`` counts the layers beyond the bound, which were not considered.
+    """
 
     image: ImageReference
     signatures: tuple[ImageSignature, ...] = field(default_factory=tuple)
+    skipped: int = 0
 
     @property
     def valid(self) -> list[VerifiedIdentity]:
@@ -138,36 +167,54 @@ def verify_image(
     policy: ClaimsPolicy | None = None,
     policy_file: PolicyFile | None = None,
     at: datetime | None = None,
+    deadline: Deadline | None = None,
 ) -> ImageVerification:
     """Verify every signature of ``image``; raise unless the policy (or sign-off) is met.
 
     With ``policy``, at least one signature must verify *and* satisfy it. With ``policy_file``,
-    every required signer must be matched by a distinct valid signature.
+    every required signer must be matched by a distinct valid signature. Layers are fetched and
+    verified one at a time; everything is done within ``deadline`` (default:
+    :data:`DEFAULT_VERIFY_TIMEOUT` from now), registry requests and waits included.
     """
     if (policy is None) == (policy_file is None):
         raise ValueError("give exactly one of policy or policy_file")
+    client = client.within(deadline or Deadline.after(DEFAULT_VERIFY_TIMEOUT))
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
     digest = resolved.require_digest()
-    layers = list_signatures(client, resolved)
-    if not layers:
+    layers = signature_layers(client, resolved)
+    if not layers.total:
         raise SignatureError(f"{resolved} has no signatures (no {digest.replace(':', '-')}.sig)")
     layer_policy: ClaimsPolicy = policy if policy is not None else UnsafeNoPolicy()
     results = []
     for index, layer in enumerate(layers):
         try:
             identity = _verify_layer(layer, digest, verifier, layer_policy, at)
+        except DeadlineError:
+            raise
         except OpkeyError as exc:
-            results.append(ImageSignature(index, None, str(exc), type(exc).__name__))
+            # Everything in a layer is remote text: never let it reach a terminal raw.
+            message = printable(str(exc), limit=500)
+            results.append(ImageSignature(index, None, message, type(exc).__name__))
         else:
             results.append(ImageSignature(index, identity))
-    verification = ImageVerification(resolved, tuple(results))
+    verification = ImageVerification(resolved, tuple(results), layers.skipped)
+    skipped = (
+        f"; {layers.skipped} more signature layers were not considered (at most {len(layers)} are)"
+        if layers.skipped
+        else ""
+    )
     if policy_file is not None:
-        policy_file.evaluate([i.claims for i in verification.valid]).raise_for_unmet()
+        try:
+            policy_file.evaluate([i.claims for i in verification.valid]).raise_for_unmet()
+        except PolicyError as exc:
+            if not skipped:
+                raise
+            raise PolicyError(f"{exc}{skipped}") from None
         return verification
     if not verification.valid:
         reasons = "; ".join(f"signature {s.index}: {s.error}" for s in results)
         kinds = {s.kind for s in results}
         error = PolicyError if kinds == {"PolicyError"} else SignatureError
-        raise error(f"no signature of {resolved} satisfies the policy ({reasons})")
+        raise error(f"no signature of {resolved} satisfies the policy ({reasons}){skipped}")
     return verification

@@ -23,16 +23,19 @@ What the client guarantees:
 
 from __future__ import annotations
 
+import copy
+import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-from opkey.errors import FormatError, NetworkError, OpkeyError, RegistryError
+from opkey.errors import DeadlineError, FormatError, NetworkError, OpkeyError, RegistryError
 from opkey.http import (
+    Deadline,
     HttpResponse,
     RequestsTransport,
     ResponseTooLargeError,
@@ -45,16 +48,22 @@ from opkey.registry.auth import (
     Challenge,
     Credentials,
     DockerCredentialStore,
+    ambient_credentials,
     normalize_registry_host,
     parse_challenges,
 )
 from opkey.registry.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest_json
 from opkey.registry.mediatypes import MANIFEST_ACCEPT
-from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.reference import ImageReference, parse_digest, parse_tag, sha256_digest
 from opkey.registry.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from opkey.remote_text import printable
 
 __all__ = [
     "DEFAULT_MAX_BLOB_BYTES",
+    "KNOWN_TOKEN_HOSTS",
+    "MAX_TAGS",
+    "MAX_TAG_BYTES",
+    "MAX_TAG_PAGES",
     "RegistryClient",
 ]
 
@@ -67,8 +76,23 @@ _MAX_TAG_PAGE = 4 * 1024 * 1024
 _MAX_ERROR_BODY = 64 * 1024
 _HEAD_LIMIT = 1 << 62  # HEAD answers declare the size of a body they do not send
 _TAG_PAGE_SIZE = 1000
-_MAX_TAGS = 100_000
 _MAX_BLOB_REDIRECTS = 3
+#: Tags of one repository read at most (journal tags included: one per signature).
+MAX_TAGS = 100_000
+#: Pages of a tag list followed at most: 100,000 tags in pages of 100, the smallest page size
+#: a registry commonly imposes (whatever ``n`` asks for).
+MAX_TAG_PAGES = 1_000
+#: Bytes of tag-list pages read in total: 100,000 of the longest journal tags (116 characters)
+#: with their JSON quoting fit in 12 MiB.
+MAX_TAG_BYTES = 16 * 1024 * 1024
+
+#: Token services known to belong to the registry that names them, beyond its own origin: the
+#: registry's credentials are sent there too (see ``spec/registry.md`` §2, "Credentials").
+KNOWN_TOKEN_HOSTS: Mapping[str, frozenset[str]] = {
+    "registry-1.docker.io": frozenset({"auth.docker.io"}),
+    "docker.io": frozenset({"auth.docker.io"}),
+    "registry.gitlab.com": frozenset({"gitlab.com"}),
+}
 
 
 class _TransientError(Exception):
@@ -91,6 +115,17 @@ class _Request:
     max_bytes: int = MAX_MANIFEST_BYTES
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, the port defaulted; never raises."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ("", url, None)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), port or default)
+
+
 def _normalize_scope(scope: str | None) -> str:
     """A cache key for a token scope: actions sorted (registries write ``push,pull``)."""
     items = []
@@ -101,7 +136,8 @@ def _normalize_scope(scope: str | None) -> str:
 
 
 def _errors(response: HttpResponse) -> list[tuple[str, str]]:
-    """``(code, message)`` pairs from a distribution error body (at most 5)."""
+    """``(code, message)`` pairs from a distribution error body (at most 5), made printable:
+    they go into error messages (:func:`opkey.remote_text.printable`)."""
     try:
         document = parse_manifest_json(response.body[:_MAX_ERROR_BODY], what="error body")
     except FormatError:
@@ -112,7 +148,12 @@ def _errors(response: HttpResponse) -> list[tuple[str, str]]:
         for item in errors[:5]:
             if isinstance(item, dict):
                 code, message = item.get("code"), item.get("message")
-                found.append((str(code), message if isinstance(message, str) else ""))
+                found.append(
+                    (
+                        printable(code, limit=64),
+                        printable(message) if isinstance(message, str) else "",
+                    )
+                )
     return found
 
 
@@ -132,7 +173,14 @@ class RegistryClient:
 
     Thread-safe: concurrent signers may share a client (tokens are cached per host and scope).
     ``credentials`` maps registry hosts to :class:`Credentials`; hosts not in it are looked up
-    in docker's ``config.json`` (``docker_config``, default location when ``None``).
+    in docker's ``config.json`` (``docker_config``, default location when ``None``: inline
+    ``auths`` and credential helpers), then in the environment (``GITHUB_TOKEN`` for ghcr.io
+    inside GitHub Actions, see :func:`~opkey.registry.auth.ambient_credentials`).
+
+    ``token_hosts`` maps a registry host to the hosts of token services that may receive its
+    credentials besides its own origin (and :data:`KNOWN_TOKEN_HOSTS`). ``deadline`` bounds
+    everything the client does; :meth:`within` gives a view of the client with a deadline of
+    one operation.
     """
 
     def __init__(
@@ -147,6 +195,9 @@ class RegistryClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         allow_private_addresses: bool = False,
+        token_hosts: Mapping[str, Collection[str]] | None = None,
+        deadline: Deadline | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.transport: Transport = transport or RequestsTransport(user_agent="opkey-registry")
         self.retry = retry or RetryPolicy()
@@ -165,11 +216,30 @@ class RegistryClient:
         self._auth = AuthState()
         self._sleep = sleep
         self._clock = clock
+        self._token_hosts = {
+            normalize_registry_host(host): frozenset(h.lower() for h in hosts)
+            for host, hosts in (token_hosts or {}).items()
+        }
+        self._ambient = ambient_credentials(os.environ if env is None else env)
+        self.deadline = deadline
+        #: registry host -> token service that was not sent its credentials (for the message)
+        self._withheld: dict[str, str] = {}
+
+    def within(self, deadline: Deadline | None) -> RegistryClient:
+        """This client (same transport, credentials and token cache) bounded by ``deadline``
+        too: the earlier of it and the client's own applies."""
+        if deadline is None:
+            return self
+        bounded = copy.copy(self)
+        bounded.deadline = deadline.earlier(self.deadline)
+        return bounded
 
     # ----------------------------------------------------------------------------- plumbing
 
     def _base_url(self, ref: ImageReference) -> str:
-        host = ref.api_host
+        return self._base_url_for(ref.api_host)
+
+    def _base_url_for(self, host: str) -> str:
         hostname = urlsplit(f"//{host}").hostname or host
         insecure = host.lower() in self.insecure_registries or hostname in self.insecure_registries
         scheme = "http" if is_loopback_host(hostname) or insecure else "https"
@@ -179,10 +249,13 @@ class RegistryClient:
         return f"{self._base_url(ref)}/v2/{ref.repository}/{suffix}"
 
     def _credentials(self, host: str) -> Credentials | None:
-        explicit = self._explicit_credentials.get(normalize_registry_host(host))
+        normalized = normalize_registry_host(host)
+        explicit = self._explicit_credentials.get(normalized)
         if explicit is not None:
             return explicit
-        return self._store().lookup(host)
+        remaining = self.deadline.remaining() if self.deadline is not None else None
+        found = self._store().lookup(host, timeout=remaining)
+        return found if found is not None else self._ambient.get(normalized)
 
     def _store(self) -> DockerCredentialStore:
         with self._config_lock:
@@ -190,16 +263,44 @@ class RegistryClient:
                 self._docker_config = DockerCredentialStore.load()
             return self._docker_config
 
+    def _same_origin(self, url: str, host: str) -> bool:
+        """Whether ``url`` is on the registry's own origin (scheme, host and port)."""
+        return _origin(url) == _origin(f"{self._base_url_for(host)}/")
+
+    def _trusted_token_host(self, url: str, host: str) -> bool:
+        """Whether the token service at ``url`` may receive ``host``'s credentials: the
+        registry's own origin, a host the user configured for it, a known pair, or both on
+        loopback (local development)."""
+        if self._same_origin(url, host):
+            return True
+        target = (urlsplit(url).hostname or "").lower()
+        hostname = urlsplit(f"//{host}").hostname or host
+        if is_loopback_host(hostname) and is_loopback_host(target):
+            return True
+        normalized = normalize_registry_host(host)
+        configured = self._token_hosts.get(normalized, frozenset())
+        known = KNOWN_TOKEN_HOSTS.get(host.lower(), KNOWN_TOKEN_HOSTS.get(normalized, frozenset()))
+        return target in configured or (urlsplit(url).scheme == "https" and target in known)
+
     def _check_server_url(self, url: str, host: str, what: str) -> None:
-        """Allow a URL the registry named (token realm, redirect) under the client's rules."""
-        target = urlsplit(url)
-        same_host = (target.netloc or "").lower() == host.lower()
+        """Allow a URL the registry named (token realm, redirect) under the client's rules.
+
+        A registry may never steer opkey to loopback or to other non-public addresses unless
+        it is there itself: loopback only for a registry on loopback (local development),
+        private addresses only on the registry's own origin, for token hosts the user
+        configured, or when the client allows private addresses.
+        """
+        same_origin = self._same_origin(url, host)
+        hostname = urlsplit(f"//{host}").hostname or host
+        target = (urlsplit(url).hostname or "").lower()
+        configured = target in self._token_hosts.get(normalize_registry_host(host), frozenset())
         check_url(
             url,
             what=what,
             insecure_hosts=self._insecure_hostnames,
-            allow_private=self.allow_private_addresses or same_host,
-            resolve=not same_host,
+            allow_private=self.allow_private_addresses or same_origin or configured,
+            resolve=not same_origin,
+            allow_loopback=is_loopback_host(hostname) or same_origin,
         )
 
     def _retrying(self, what: str, operation: Callable[[], T]) -> T:
@@ -224,6 +325,15 @@ class RegistryClient:
                     found=last.retry_after,
                 ) from None
             delay = last.retry_after if last.retry_after is not None else policy.backoff(attempt)
+            if self.deadline is not None and delay >= self.deadline.remaining():
+                left = max(0.0, self.deadline.remaining())
+                asked = "asks to retry after" if last.retry_after is not None else "would retry in"
+                raise DeadlineError(
+                    f"{last.error.message}; the registry {asked} {delay:g}s, but only "
+                    f"{left:.1f}s are left of the operation's {self.deadline.budget:g}s deadline",
+                    expected=self.deadline.budget,
+                    found=delay,
+                ) from None
             if self._clock() - started + delay > policy.deadline:
                 raise type(last.error)(
                     f"{last.error.message} (gave up after {attempt} attempts: the "
@@ -236,19 +346,25 @@ class RegistryClient:
         if authorization:
             headers["Authorization"] = authorization
         max_bytes = _HEAD_LIMIT if request.method == "HEAD" else request.max_bytes
+        what = f"{request.method} {request.url}"
+        timeout = self.timeout
+        if self.deadline is not None:
+            timeout = self.deadline.timeout(timeout, what)
         try:
             return self.transport.request(
                 request.method,
                 request.url,
                 headers=headers,
                 data=request.body,
-                timeout=self.timeout,
+                timeout=timeout,
                 max_bytes=max_bytes,
             )
-        except ResponseTooLargeError:
+        except (ResponseTooLargeError, DeadlineError):
             raise
         except NetworkError as exc:
-            raise _TransientError(NetworkError(f"{request.method} {request.url}: {exc}")) from None
+            if self.deadline is not None and self.deadline.expired():
+                raise self.deadline.error(what) from None
+            raise _TransientError(NetworkError(f"{what}: {exc}")) from None
 
     def _once(self, request: _Request) -> HttpResponse:
         """One request with authentication; transient failures raise :class:`_TransientError`."""
@@ -262,6 +378,9 @@ class RegistryClient:
                     self._auth.forget_token(request.host, _normalize_scope(request.scope))
                 if self._credentials(request.host) is None:
                     raise self._missing_credentials(request.host)
+                withheld = self._withheld.get(request.host)
+                if withheld is not None:
+                    raise self._withheld_error(request.host, withheld, _error_summary(response))
                 raise RegistryError(
                     f"{request.method} {request.url}: the registry refused the credentials "
                     f"for {request.host} ({_error_summary(response)})",
@@ -322,7 +441,7 @@ class RegistryClient:
             return credentials.basic_header()
         raise RegistryError(
             f"{request.method} {request.url}: authentication required, but the registry's "
-            f"challenge {header!r} names no supported scheme (Basic or Bearer)",
+            f"challenge {printable(header)!r} names no supported scheme (Basic or Bearer)",
             found=header,
         )
 
@@ -330,18 +449,37 @@ class RegistryClient:
         source = self._store().unsupported_source(host)
         if source is not None:
             return RegistryError(
-                f"{host} requires credentials, which are kept in {source}; opkey does not "
-                f"run credential helpers. Add an 'auths' entry for {host} to "
+                f"{host} requires credentials, which are kept in {source}, which opkey cannot "
+                f"use. Add an 'auths' entry or a credential helper for {host} to "
                 f"{self._store().path} or pass credentials explicitly"
             )
         return RegistryError(
             f"{host} requires credentials and none were found (looked in "
-            f"{self._store().path}); run 'docker login {host}' or pass credentials explicitly"
+            f"{self._store().path}); run 'docker login {host}' or pass credentials explicitly "
+            "(--registry-username with --registry-password-stdin, or OPKEY_REGISTRY_USERNAME "
+            "and OPKEY_REGISTRY_PASSWORD)"
+        )
+
+    @staticmethod
+    def _withheld_error(host: str, realm: str, summary: str) -> RegistryError:
+        realm_host = printable(urlsplit(realm).hostname or realm)
+        return RegistryError(
+            f"{host} sends clients to the token service {printable(realm)}, on another origin; "
+            f"opkey does not send the credentials for {host} there, and the service gave no "
+            f"usable token without them ({summary}). If {realm_host} belongs to the operator "
+            f"of {host}, allow it with --registry-token-host {realm_host} "
+            f"(RegistryClient(token_hosts=...))",
+            found=realm,
         )
 
     def _fetch_token(self, host: str, realm: str, service: str | None, scope: str | None) -> str:
-        """Get a bearer token from ``realm`` for ``scope`` and cache it."""
+        """Get a bearer token from ``realm`` for ``scope`` and cache it.
+
+        The registry's credentials go along only to a token service trusted with them
+        (:meth:`_trusted_token_host`); any other is asked for an anonymous token.
+        """
         self._check_server_url(realm, host, "token realm")
+        shown = printable(realm)
         params: list[tuple[str, str]] = []
         if service:
             params.append(("service", service))
@@ -350,6 +488,9 @@ class RegistryClient:
         separator = "&" if urlsplit(realm).query else "?"
         url = realm + (separator + urlencode(params) if params else "")
         credentials = self._credentials(host)
+        if credentials is not None and not self._trusted_token_host(realm, host):
+            self._withheld[host] = realm
+            credentials = None
         headers = {"Accept": "application/json"}
         if credentials is not None:
             headers["Authorization"] = credentials.basic_header()
@@ -359,34 +500,36 @@ class RegistryClient:
             response = self._transport_call(token_request, None)
             if response.status in RETRYABLE_STATUSES:
                 raise _TransientError(
-                    RegistryError(f"token request to {realm}: {_error_summary(response)}"),
+                    RegistryError(f"token request to {shown}: {_error_summary(response)}"),
                     retry_after=parse_retry_after(response.header("Retry-After")),
                 )
             return response
 
-        response = self._retrying(f"token from {realm}", once)
+        response = self._retrying(f"token from {shown}", once)
         if response.status in (401, 403):
+            if host in self._withheld and self._credentials(host) is not None:
+                raise self._withheld_error(host, realm, _error_summary(response))
             if credentials is None:
                 raise self._missing_credentials(host)
             raise RegistryError(
-                f"the token service {realm} refused the credentials for {host} "
+                f"the token service {shown} refused the credentials for {host} "
                 f"({_error_summary(response)})",
                 found=response.status,
             )
         if response.status != 200:
             raise RegistryError(
-                f"the token service {realm} answered {_error_summary(response)}",
+                f"the token service {shown} answered {_error_summary(response)}",
                 found=response.status,
             )
         try:
-            document = parse_manifest_json(response.body, what=f"token from {realm}")
+            document = parse_manifest_json(response.body, what=f"token from {shown}")
         except FormatError as exc:
             raise RegistryError(str(exc)) from None
         token = document.get("token") or document.get("access_token")
         if not isinstance(token, str) or not token.isascii() or not token.isprintable():
-            raise RegistryError(f"the token service {realm} returned no usable token")
+            raise RegistryError(f"the token service {shown} returned no usable token")
         if " " in token or len(token) > 64 * 1024:
-            raise RegistryError(f"the token service {realm} returned a malformed token")
+            raise RegistryError(f"the token service {shown} returned a malformed token")
         lifetime = document.get("expires_in", 60)
         if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime <= 0:
             lifetime = 60
@@ -404,7 +547,7 @@ class RegistryClient:
             return RegistryError(f"{what}: not found ({summary})", found=404)
         if 300 <= response.status < 400:
             return RegistryError(
-                f"{what}: unexpected redirect to {response.header('Location')!r}",
+                f"{what}: unexpected redirect to {printable(response.header('Location'))!r}",
                 found=response.status,
             )
         return RegistryError(f"{what}: {summary}", found=response.status)
@@ -644,7 +787,7 @@ class RegistryClient:
         if (target.scheme, target.netloc.lower()) != (origin.scheme, origin.netloc.lower()):
             # Uploads elsewhere would carry our credentials to a host the user did not name.
             raise RegistryError(
-                f"{what}: the registry sent the upload to another origin ({location!r})",
+                f"{what}: the registry sent the upload to another origin ({printable(location)!r})",
                 found=location,
             )
         return url
@@ -673,7 +816,7 @@ class RegistryClient:
                     raise RegistryError(f"{what}: redirect without a Location")
                 target = urljoin(request.url, location)
                 self._check_server_url(target, ref.api_host, f"{what} redirect")
-                same_origin = urlsplit(target).netloc.lower() == ref.api_host.lower()
+                same_origin = self._same_origin(target, ref.api_host)
                 request = _Request(
                     "GET",
                     target,
@@ -708,7 +851,7 @@ class RegistryClient:
         response = self._transport_call(request, None)
         if response.status in RETRYABLE_STATUSES:
             raise _TransientError(
-                RegistryError(f"GET {request.url}: {_error_summary(response)}"),
+                RegistryError(f"GET {printable(request.url)}: {_error_summary(response)}"),
                 retry_after=parse_retry_after(response.header("Retry-After")),
             )
         return response
@@ -716,34 +859,68 @@ class RegistryClient:
     # --------------------------------------------------------------------------------- tags
 
     def list_tags(self, ref: ImageReference) -> list[str]:
-        """Every tag of ``ref``'s repository (following ``Link`` pagination); [] if unknown."""
+        """Every tag of ``ref``'s repository (following ``Link`` pagination); [] if unknown.
+
+        Bounded like :meth:`iter_tags`.
+        """
+        return list(self.iter_tags(ref))
+
+    def iter_tags(self, ref: ImageReference) -> Iterator[str]:
+        """The tags of ``ref``'s repository, page by page (nothing if the repository is
+        unknown), so that a caller looking for a few tags keeps only those.
+
+        Bounded: at most :data:`MAX_TAG_PAGES` pages, :data:`MAX_TAG_BYTES` bytes of pages and
+        :data:`MAX_TAGS` tags; every name must be a valid tag (at most 128 characters); a
+        ``Link`` must stay on the registry's host and never name a page already read.
+        """
         scope = f"repository:{ref.repository}:pull"
         base = self._base_url(ref)
         url: str | None = self._repo_url(ref, f"tags/list?n={_TAG_PAGE_SIZE}")
-        tags: list[str] = []
+        what = f"tag list of {ref.name}"
+        seen: set[str] = set()
+        pages = tags = size = 0
         while url is not None:
+            if pages >= MAX_TAG_PAGES:
+                raise RegistryError(
+                    f"{what}: more than {MAX_TAG_PAGES} pages", expected=MAX_TAG_PAGES
+                )
+            seen.add(url)
+            pages += 1
             try:
                 response = self._request(_Request("GET", url, ref.api_host, scope, {}, None))
             except ResponseTooLargeError:
-                raise RegistryError(f"tag list of {ref.name}: page too large") from None
+                raise RegistryError(f"{what}: page too large") from None
             if response.status == 404:
-                return []
+                return
             if response.status != 200:
                 raise self._fail(response, f"listing tags of {ref.name}")
+            size += len(response.body)
+            if size > MAX_TAG_BYTES:
+                raise RegistryError(
+                    f"{what}: more than {MAX_TAG_BYTES} bytes in all its pages",
+                    expected=MAX_TAG_BYTES,
+                )
             try:
-                document = parse_manifest_json(response.body, what=f"tag list of {ref.name}")
+                document = parse_manifest_json(response.body, what=what)
             except FormatError as exc:
                 raise RegistryError(str(exc)) from None
             page = document.get("tags")
             if page is None:
                 page = []
             if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                raise RegistryError(f"tag list of {ref.name}: 'tags' is not a list of strings")
-            tags.extend(page)
-            if len(tags) > _MAX_TAGS:
-                raise RegistryError(f"{ref.name} has more than {_MAX_TAGS} tags")
+                raise RegistryError(f"{what}: 'tags' is not a list of strings")
+            tags += len(page)
+            if tags > MAX_TAGS:
+                raise RegistryError(f"{ref.name} has more than {MAX_TAGS} tags", expected=MAX_TAGS)
+            for tag in page:
+                try:
+                    parse_tag(tag, what=what)
+                except OpkeyError as exc:
+                    raise RegistryError(str(exc), found=exc.found) from None
+            yield from page
             url = self._next_page(base, response.header("Link"), ref)
-        return tags
+            if url is not None and url in seen:
+                raise RegistryError(f"{what}: the Link header names a page already read")
 
     @staticmethod
     def _next_page(base: str, link: str | None, ref: ImageReference) -> str | None:
@@ -751,7 +928,9 @@ class RegistryClient:
             return None
         start, end = link.find("<"), link.find(">")
         if start < 0 or end < start:
-            raise RegistryError(f"tag list of {ref.name}: unreadable Link header {link!r}")
+            raise RegistryError(
+                f"tag list of {ref.name}: unreadable Link header {printable(link)!r}"
+            )
         target = urljoin(base + "/", link[start + 1 : end])
         if urlsplit(target).netloc.lower() != urlsplit(base).netloc.lower():
             raise RegistryError(f"tag list of {ref.name}: Link points to another host")
