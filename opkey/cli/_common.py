@@ -41,10 +41,18 @@ def archive_path(value: str | Path) -> Path:
 
 
 def with_hint(exc: Exception) -> str:
-    """The error's message and, for errors with a usual remedy, what to do about it."""
-    from opkey.errors import ExpiredError, KeyNotFoundError, NetworkError
+    """The error's message and, for errors with a usual remedy, what to do about it.
 
-    message = str(exc)
+    The message is passed through :func:`opkey.remote_text.printable` once more: text from
+    remote parties is made printable where it enters a message, and this keeps a terminal
+    safe from anything that slipped through.
+    """
+    from opkey.errors import DeadlineError, ExpiredError, KeyNotFoundError, NetworkError
+    from opkey.remote_text import printable
+
+    message = printable(str(exc), limit=8000)
+    if isinstance(exc, DeadlineError):
+        return f"{message} (allow more time with --timeout SECONDS)"
     if isinstance(exc, KeyNotFoundError) and "not trusted" not in message:
         return (
             f"{message} (if the provider has rotated its keys, verify with "

@@ -5,32 +5,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
+    from opkey.cli.registry_options import RegistryOptions
     from opkey.cli.verification import VerificationRequest
+    from opkey.http import Deadline
     from opkey.policy import Policy
     from opkey.policyfile import PolicyFile
-    from opkey.registry.client import RegistryClient
     from opkey.registry.reference import ImageReference
     from opkey.signer import Signer
     from opkey.verifier import VerifiedIdentity, Verifier
 
-__all__ = ["registry_client", "sign_image", "verify_image"]
+__all__ = ["sign_image", "verify_image"]
 
 
-def registry_client(insecure: Sequence[str] = ()) -> RegistryClient:
-    """A registry client: TLS verified, plain http only for loopback and ``insecure`` hosts,
-    credentials from docker's config.json."""
-    from opkey.registry.client import RegistryClient
-
-    return RegistryClient(insecure_registries=insecure)
-
-
-def sign_image(image: str, signer: Signer, insecure: Sequence[str] = ()) -> ImageReference:
+def sign_image(
+    image: str, signer: Signer, registry: RegistryOptions, deadline: Deadline
+) -> ImageReference:
     """Sign ``image`` (resolving a tag to its digest) and attach the signature."""
     from opkey import images
 
-    return images.sign_image(registry_client(insecure), image, signer)
+    return images.sign_image(registry.client(image, deadline), image, signer, deadline=deadline)
 
 
 def verify_image(
@@ -38,18 +31,20 @@ def verify_image(
     verifier: Verifier,
     policy: Policy | None,
     policy_file: PolicyFile | None,
+    deadline: Deadline,
 ) -> tuple[str, list[VerifiedIdentity], dict[str, Any]]:
     """Verify every signature of the requested image; see :func:`opkey.images.verify_image`."""
     from opkey import images
 
     assert request.image is not None
     result = images.verify_image(
-        registry_client(request.insecure_registries),
+        request.registry.client(request.image, deadline),
         request.image,
         verifier,
         policy=policy,
         policy_file=policy_file,
         at=request.at,
+        deadline=deadline,
     )
     extra: dict[str, Any] = {
         "image": str(result.image),

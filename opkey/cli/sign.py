@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from opkey.cli.providers import add_provider_arguments
+from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
 
 __all__ = ["register", "run"]
 
@@ -39,18 +40,13 @@ def register(subparsers: Any) -> None:
         default="ES256",
         help="ephemeral key algorithm (default: %(default)s)",
     )
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="allow plain http to this registry (loopback always may)",
-    )
+    add_timeout_argument(parser, default=300.0)  # opkey.images.DEFAULT_SIGN_TIMEOUT
+    add_registry_arguments(parser)
     add_provider_arguments(parser)
     parser.set_defaults(run=run)
 
 
-def _signer(args: argparse.Namespace) -> Any:
+def _signer(args: argparse.Namespace, deadline: Any) -> Any:
     from opkey.signer import Signer
 
     if args.session:
@@ -58,21 +54,27 @@ def _signer(args: argparse.Namespace) -> Any:
 
         return load_session(Path(args.session))
     from opkey.cli.providers import build_provider
+    from opkey.http import RequestsTransport
 
-    return Signer.from_provider(build_provider(args), alg=args.key_type)
+    provider = build_provider(args, transport=deadline.bound(RequestsTransport()))
+    return Signer.from_provider(provider, alg=args.key_type)
 
 
 def run(args: argparse.Namespace) -> int:
     """Sign and write the result."""
     from opkey.artifact import Digest
     from opkey.cli._common import write_new_file
+    from opkey.cli.registry_options import RegistryOptions
+    from opkey.http import Deadline
 
-    signer = _signer(args)
+    deadline = Deadline.after(args.timeout)
+    registry = RegistryOptions.from_args(args)
+    signer = _signer(args, deadline)
     subject = signer.pktoken.claims.get("sub")
     if args.image is not None:
         from opkey.cli.images import sign_image
 
-        reference = sign_image(args.image, signer, args.insecure_registry)
+        reference = sign_image(args.image, signer, registry, deadline)
         print(f"opkey: signed {reference} as {subject}", file=sys.stderr)
         return 0
     digest = Digest.of_file(args.file) if args.file else Digest(args.digest)

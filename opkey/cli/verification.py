@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opkey.cli._common import archive_path as cli_archive_path
+from opkey.cli.registry_options import RegistryOptions
 from opkey.errors import ConfigError, OpkeyError, PolicyError
 
 if TYPE_CHECKING:
+    from opkey.http import Deadline
     from opkey.keysource import KeySource
     from opkey.policy import Policy
     from opkey.policyfile import PolicyFile
@@ -64,7 +66,8 @@ class VerificationRequest:
     jwks_archive: str | None = None
     offline: bool = False
     at: datetime | None = None
-    insecure_registries: tuple[str, ...] = ()
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    timeout: float = 120.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> VerificationRequest:
@@ -104,7 +107,8 @@ class VerificationRequest:
             jwks_archive=args.jwks_archive,
             offline=args.offline,
             at=args.at,
-            insecure_registries=tuple(args.insecure_registry or ()),
+            registry=RegistryOptions.from_args(args),
+            timeout=args.timeout,
         )
         request.check()
         return request
@@ -223,9 +227,10 @@ def _key_sources(
     return sources
 
 
-def _jwks_client(issuers: list[str], request: VerificationRequest) -> Any:
+def _jwks_client(issuers: list[str], request: VerificationRequest, deadline: Deadline) -> Any:
     if request.offline:
         return None
+    from opkey.http import RequestsTransport
     from opkey.jwks import JwksClient
 
     observer = None
@@ -239,11 +244,11 @@ def _jwks_client(issuers: list[str], request: VerificationRequest) -> Any:
             with contextlib.suppress(ConfigError):
                 archive.record(issuer, keys, seen_at)
 
-    return JwksClient(issuers, observer=observer)
+    return JwksClient(issuers, observer=observer, transport=deadline.bound(RequestsTransport()))
 
 
 def _verifier_and_policy(
-    request: VerificationRequest,
+    request: VerificationRequest, deadline: Deadline
 ) -> tuple[Verifier, Policy | None, PolicyFile | None]:
     from opkey.verifier import TrustedIssuer, Verifier
 
@@ -256,7 +261,7 @@ def _verifier_and_policy(
             raise ConfigError(f"{request.policy_file}: list the trusted issuers in [[issuers]]")
         if request.jwks and len(policy_file.issuers) != 1:
             raise ConfigError("--jwks names one issuer's keys; the policy file trusts several")
-        client = _jwks_client([e.issuer for e in policy_file.issuers], request)
+        client = _jwks_client([e.issuer for e in policy_file.issuers], request, deadline)
         for entry in policy_file.issuers:
             sources = _key_sources(
                 request,
@@ -273,7 +278,7 @@ def _verifier_and_policy(
         presets.GITLAB_ISSUER if request.gitlab else presets.GITHUB_ACTIONS_ISSUER
     )
     config = issuer_config_for(request, issuer)
-    client = _jwks_client([issuer], request)
+    client = _jwks_client([issuer], request, deadline)
     sources = _key_sources(request, issuer, jwks_file=None, archive_path=None, client=client)
     return Verifier([TrustedIssuer(config, sources)]), _flag_policy(request, issuer), None
 
@@ -292,9 +297,11 @@ def verify_request(
     from opkey.artifact import Digest
     from opkey.bundle import Bundle
     from opkey.cli._common import read_input
+    from opkey.http import Deadline
     from opkey.policy import UnsafeNoPolicy
 
-    verifier, policy, policy_file = _verifier_and_policy(request)
+    deadline = Deadline.after(request.timeout)
+    verifier, policy, policy_file = _verifier_and_policy(request, deadline)
     if request.unsafe_any_signer and not request.has_identity_flags:
         import sys
 
@@ -308,7 +315,7 @@ def verify_request(
 
         if request.bundles:
             raise ConfigError("image signatures live in the registry: drop --bundle")
-        return verify_image(request, verifier, policy, policy_file)
+        return verify_image(request, verifier, policy, policy_file, deadline)
     digest = Digest.of_file(request.file) if request.file else Digest(str(request.digest))
     identities: list[VerifiedIdentity] = []
     failures: list[str] = []
