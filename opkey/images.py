@@ -70,6 +70,8 @@ DEFAULT_SIGN_TIMEOUT = 300.0
 #: second (a handful of requests); this leaves room for a couple of rate-limit waits and slow
 #: links, and is still short enough for a deploy gate.
 DEFAULT_VERIFY_TIMEOUT = 120.0
+#: Rejected signatures whose reason goes into the error message (all are in the result).
+_MAX_REASONS = 10
 
 
 def sign_image(
@@ -213,7 +215,9 @@ def verify_image(
             raise PolicyError(f"{exc}{skipped}") from None
         return verification
     if not verification.valid:
-        reasons = "; ".join(f"signature {s.index}: {s.error}" for s in results)
+        reasons = "; ".join(f"signature {s.index}: {s.error}" for s in results[:_MAX_REASONS])
+        if len(results) > _MAX_REASONS:
+            reasons += f"; and {len(results) - _MAX_REASONS} more"
         kinds = {s.kind for s in results}
         error = PolicyError if kinds == {"PolicyError"} else SignatureError
         raise error(f"no signature of {resolved} satisfies the policy ({reasons}){skipped}")
