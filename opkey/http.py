@@ -636,6 +636,12 @@ class RequestsTransport:
                 if watchdog.fired:
                     raise NetworkError(timed_out) from None
                 raise NetworkError(f"{method} {url}: {_reason(exc, proxy)}") from None
+            except ValueError as exc:
+                # requests parses a redirect's Location even when not following it; a server
+                # can make urllib's URL parser raise on it.
+                raise NetworkError(
+                    f"{method} {url}: unreadable answer ({printable(exc, limit=120)})"
+                ) from None
             try:
                 declared = response.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:

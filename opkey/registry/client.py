@@ -52,9 +52,16 @@ from opkey.registry.auth import (
     normalize_registry_host,
     parse_challenges,
 )
-from opkey.registry.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest_json
+from opkey.registry.manifest import MAX_MANIFEST_BYTES, Manifest
 from opkey.registry.mediatypes import MANIFEST_ACCEPT
-from opkey.registry.reference import ImageReference, parse_digest, parse_tag, sha256_digest
+from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.responses import (
+    MAX_ERROR_BODY,
+    error_entries,
+    next_page,
+    parse_tag_page,
+    parse_token_response,
+)
 from opkey.registry.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 from opkey.remote_text import printable
 
@@ -73,7 +80,7 @@ T = TypeVar("T")
 DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024
 _MAX_TOKEN_RESPONSE = 1024 * 1024
 _MAX_TAG_PAGE = 4 * 1024 * 1024
-_MAX_ERROR_BODY = 64 * 1024
+_MAX_ERROR_BODY = MAX_ERROR_BODY
 _HEAD_LIMIT = 1 << 62  # HEAD answers declare the size of a body they do not send
 _TAG_PAGE_SIZE = 1000
 _MAX_BLOB_REDIRECTS = 3
@@ -126,6 +133,17 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return (parts.scheme, (parts.hostname or "").lower(), port or default)
 
 
+def _join(base: str, location: str, what: str) -> str:
+    """``location`` (a header the registry sent) resolved against ``base``; an unreadable one
+    is a :class:`RegistryError`, never a ``ValueError`` from the URL parser."""
+    try:
+        url = urljoin(base, location)
+        urlsplit(url).port  # noqa: B018 - validates the host and port
+    except ValueError:
+        raise RegistryError(f"{what}: unreadable Location {printable(location)!r}") from None
+    return url
+
+
 def _normalize_scope(scope: str | None) -> str:
     """A cache key for a token scope: actions sorted (registries write ``push,pull``)."""
     items = []
@@ -136,25 +154,9 @@ def _normalize_scope(scope: str | None) -> str:
 
 
 def _errors(response: HttpResponse) -> list[tuple[str, str]]:
-    """``(code, message)`` pairs from a distribution error body (at most 5), made printable:
-    they go into error messages (:func:`opkey.remote_text.printable`)."""
-    try:
-        document = parse_manifest_json(response.body[:_MAX_ERROR_BODY], what="error body")
-    except FormatError:
-        return []
-    errors = document.get("errors")
-    found: list[tuple[str, str]] = []
-    if isinstance(errors, list):
-        for item in errors[:5]:
-            if isinstance(item, dict):
-                code, message = item.get("code"), item.get("message")
-                found.append(
-                    (
-                        printable(code, limit=64),
-                        printable(message) if isinstance(message, str) else "",
-                    )
-                )
-    return found
+    """``(code, message)`` pairs from a distribution error body, printable (see
+    :func:`~opkey.registry.responses.error_entries`)."""
+    return error_entries(response.body)
 
 
 def _error_summary(response: HttpResponse) -> str:
@@ -270,7 +272,7 @@ class RegistryClient:
     def _trusted_token_host(self, url: str, host: str) -> bool:
         """Whether the token service at ``url`` may receive ``host``'s credentials: the
         registry's own origin, a host the user configured for it, a known pair, or both on
-        loopback (local development)."""
+        loopback (local development). ``url`` has passed :meth:`_check_server_url`."""
         if self._same_origin(url, host):
             return True
         target = (urlsplit(url).hostname or "").lower()
@@ -290,9 +292,13 @@ class RegistryClient:
         private addresses only on the registry's own origin, for token hosts the user
         configured, or when the client allows private addresses.
         """
+        try:
+            target = (urlsplit(url).hostname or "").lower()
+        except ValueError:  # e.g. "https://[]x/": not a URL, and check_url would say why
+            check_url(url, what=what, resolve=False)
+            raise NetworkError(f"{what}: invalid URL {printable(url)!r}") from None
         same_origin = self._same_origin(url, host)
         hostname = urlsplit(f"//{host}").hostname or host
-        target = (urlsplit(url).hostname or "").lower()
         configured = target in self._token_hosts.get(normalize_registry_host(host), frozenset())
         check_url(
             url,
@@ -521,20 +527,9 @@ class RegistryClient:
                 f"the token service {shown} answered {_error_summary(response)}",
                 found=response.status,
             )
-        try:
-            document = parse_manifest_json(response.body, what=f"token from {shown}")
-        except FormatError as exc:
-            raise RegistryError(str(exc)) from None
-        token = document.get("token") or document.get("access_token")
-        if not isinstance(token, str) or not token.isascii() or not token.isprintable():
-            raise RegistryError(f"the token service {shown} returned no usable token")
-        if " " in token or len(token) > 64 * 1024:
-            raise RegistryError(f"the token service {shown} returned a malformed token")
-        lifetime = document.get("expires_in", 60)
-        if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime <= 0:
-            lifetime = 60
-        self._auth.store_token(host, _normalize_scope(scope), token, float(lifetime))
-        return token
+        answer = parse_token_response(response.body, what=f"the token service {shown}")
+        self._auth.store_token(host, _normalize_scope(scope), answer.token, float(answer.lifetime))
+        return answer.token
 
     # ------------------------------------------------------------------------ status checks
 
@@ -782,7 +777,7 @@ class RegistryClient:
 
     def _upload_url(self, ref: ImageReference, location: str, what: str) -> str:
         base = self._base_url(ref)
-        url = urljoin(base + "/", location)
+        url = _join(base + "/", location, what)
         target, origin = urlsplit(url), urlsplit(base)
         if (target.scheme, target.netloc.lower()) != (origin.scheme, origin.netloc.lower()):
             # Uploads elsewhere would carry our credentials to a host the user did not name.
@@ -814,7 +809,7 @@ class RegistryClient:
                 location = response.header("Location")
                 if not location:
                     raise RegistryError(f"{what}: redirect without a Location")
-                target = urljoin(request.url, location)
+                target = _join(request.url, location, what)
                 self._check_server_url(target, ref.api_host, f"{what} redirect")
                 same_origin = self._same_origin(target, ref.api_host)
                 request = _Request(
@@ -900,38 +895,11 @@ class RegistryClient:
                     f"{what}: more than {MAX_TAG_BYTES} bytes in all its pages",
                     expected=MAX_TAG_BYTES,
                 )
-            try:
-                document = parse_manifest_json(response.body, what=what)
-            except FormatError as exc:
-                raise RegistryError(str(exc)) from None
-            page = document.get("tags")
-            if page is None:
-                page = []
-            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                raise RegistryError(f"{what}: 'tags' is not a list of strings")
+            page = parse_tag_page(response.body, what=what)
             tags += len(page)
             if tags > MAX_TAGS:
                 raise RegistryError(f"{ref.name} has more than {MAX_TAGS} tags", expected=MAX_TAGS)
-            for tag in page:
-                try:
-                    parse_tag(tag, what=what)
-                except OpkeyError as exc:
-                    raise RegistryError(str(exc), found=exc.found) from None
             yield from page
-            url = self._next_page(base, response.header("Link"), ref)
+            url = next_page(base, response.header("Link"), what=what)
             if url is not None and url in seen:
                 raise RegistryError(f"{what}: the Link header names a page already read")
-
-    @staticmethod
-    def _next_page(base: str, link: str | None, ref: ImageReference) -> str | None:
-        if not link or 'rel="next"' not in link.replace(" ", ""):
-            return None
-        start, end = link.find("<"), link.find(">")
-        if start < 0 or end < start:
-            raise RegistryError(
-                f"tag list of {ref.name}: unreadable Link header {printable(link)!r}"
-            )
-        target = urljoin(base + "/", link[start + 1 : end])
-        if urlsplit(target).netloc.lower() != urlsplit(base).netloc.lower():
-            raise RegistryError(f"tag list of {ref.name}: Link points to another host")
-        return target

@@ -37,6 +37,7 @@ from opkey.providers.base import check_token_response
 from opkey.registry import Credentials, ImageReference
 from opkey.registry.client import MAX_TAG_BYTES, MAX_TAG_PAGES
 from opkey.registry.reference import sha256_digest
+from opkey.registry.retry import parse_retry_after
 from opkey.registry.signatures import (
     MAX_SIGNATURE_BYTES,
     MAX_SIGNATURE_LAYERS,
@@ -541,3 +542,59 @@ def test_printable_escapes_every_class_of_invisible_text() -> None:
     assert printable("ordinary text: é, 漢字, emoji 🙂") == "ordinary text: é, 漢字, emoji 🙂"
     assert printable("x" * 300) == "x" * 200 + "…"
     assert printable(b"\xff\x1b") == "\ufffd\\x1b"
+
+
+# -- F. found by the registry fuzz targets (fuzz/RESULTS.md), pinned --------------------------
+
+
+@pytest.mark.parametrize(
+    "realm", ["https://[]registry.example/auth", "https://[::1/token", "https://[x]/token"]
+)
+def test_a_realm_with_a_broken_bracketed_host_is_a_network_error(
+    httpserver: HTTPServer, realm: str
+) -> None:
+    """``registry-challenge``: urlsplit raised ValueError for such realms, a traceback."""
+    challenge(httpserver, realm)
+    with pytest.raises(NetworkError, match="invalid URL"):
+        routed_client(httpserver).resolve(remote())
+
+
+def test_a_redirect_to_a_broken_bracketed_host_is_a_network_error() -> None:
+    """requests parses a redirect's Location even when it does not follow it, and urllib
+    raised ValueError out of RequestsTransport: for blobs, discovery and JWKS alike."""
+    digest = sha256_digest(b"payload")
+    broken = {"Location": "https://[]cdn.example/blob"}
+    routes = {
+        f"/v2/team/app/blobs/{digest}": (302, broken, b""),
+        "/.well-known/openid-configuration": (302, broken, b""),
+    }
+    with StaticServer(routes) as server:
+        client = routed_client(HTTPServer(), transport=RequestsTransport())
+        with pytest.raises(NetworkError, match="unreadable answer"):
+            client.get_blob(remote(host=server.host), digest)
+        issuer = f"http://{server.host}"
+        with pytest.raises(NetworkError, match="unreadable answer"):
+            JwksClient([issuer]).keys(issuer)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("9\u00b20", None),  # "²" is a digit to str.isdigit, int() refuses it
+        ("\u0663", None),  # Arabic-Indic 3: a digit, not an HTTP delay-seconds
+        ("9" * 5000, 365 * 86_400.0),  # beyond int()'s 4300-digit limit
+        ("99999999999999999999", 365 * 86_400.0),
+        ("Wed, 21 Oct 99999999999999999999 07:28:00 GMT", None),  # OverflowError in datetime
+        ("120", 120.0),
+    ],
+)
+def test_retry_after_values_found_by_fuzzing(value: str, seconds: float | None) -> None:
+    assert parse_retry_after(value) == seconds
+
+
+def test_an_empty_token_is_not_a_token(httpserver: HTTPServer) -> None:
+    """``registry-token``: ``{"token": ""}`` was accepted and sent as ``Bearer ``."""
+    challenge(httpserver, f"https://{PUBLIC}/token")
+    httpserver.expect_request("/token").respond_with_json({"token": "", "access_token": ""})
+    with pytest.raises(RegistryError, match="no usable token"):
+        routed_client(httpserver).resolve(remote())
