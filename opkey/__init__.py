@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         VerificationError,
     )
     from opkey.expiry import ExpiryPolicy
+    from opkey.http import Deadline
     from opkey.jwks import JwksClient
     from opkey.keys import PublicJWK, SigningKey, generate_signing_key
     from opkey.keyset import KeySet
@@ -90,6 +91,7 @@ __all__ = [
     "CommitmentError",
     "CommitmentType",
     "ConfigError",
+    "Deadline",
     "DeadlineError",
     "DeviceFlowProvider",
     "Digest",
@@ -144,6 +146,7 @@ _LOCATIONS = {
     "Digest": "opkey.artifact",
     "Bundle": "opkey.bundle",
     "ExpiryPolicy": "opkey.expiry",
+    "Deadline": "opkey.http",
     "JwksClient": "opkey.jwks",
     "KeySet": "opkey.keyset",
     "PKToken": "opkey.pktoken",

@@ -67,7 +67,9 @@ def go_tool(module: str, binary: str | None = None) -> Path:
 
 def system_tool(name: str, package: str) -> str:
     """The path of a program from a Debian package; skips or fails the test when missing."""
-    found = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+    found = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None
+    )
     if found is None:
         missing(f"{name} is not installed (apt-get install {package})")
     assert found is not None
