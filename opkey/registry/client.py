@@ -255,7 +255,9 @@ class RegistryClient:
         explicit = self._explicit_credentials.get(normalized)
         if explicit is not None:
             return explicit
-        remaining = self.deadline.remaining() if self.deadline is not None else None
+        remaining = None
+        if self.deadline is not None:
+            remaining = self.deadline.timeout(float("inf"), f"credentials for {host}")
         found = self._store().lookup(host, timeout=remaining)
         return found if found is not None else self._ambient.get(normalized)
 
