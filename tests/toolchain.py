@@ -33,7 +33,8 @@ def missing(message: str) -> None:
 @cache
 def _build_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("opkey_tools_build", _BUILD)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

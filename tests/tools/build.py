@@ -1,7 +1,7 @@
 """Build the Go programs the interop tests drive, from the Go module proxy, at pinned versions.
 
-Each directory under ``tests/tools/`` and ``tests/interop/`` (or ``tests/interop`` itself) that holds
-a ``go.mod`` is a small Go module of its own:
+Each directory under ``tests/tools/`` and ``tests/interop/`` (or ``tests/interop`` itself) that
+holds a ``go.mod`` is a small Go module of its own:
 ``go.mod`` and ``go.sum`` pin the exact versions, and a ``binaries`` file lists what to build,
 one ``<name> <package>`` per line (``#`` starts a comment)::
 
