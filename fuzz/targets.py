@@ -12,6 +12,9 @@ when the input exposed a defect:
 * ``tlog-entry``, ``tlog-checkpoint``: a mutant of real Rekor evidence passes the offline log
   checks although what they vouch for (body, index, tree head, and the signed time unless it
   is dropped) differs from every seed's (``accepted``).
+* ``registry-*``: an error message that carries non-printable remote text (``unprintable``),
+  a token realm or ``Link`` that steers opkey where it must not go (``ssrf``), a value out of
+  its documented range (``range``).
 
 Hangs are detected by the engine (per-input time budget), not here.
 """
@@ -39,6 +42,17 @@ from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK
 from opkey.pktoken import PKToken
 from opkey.policy.file import PolicyFile, parse_policy_file
+from opkey.registry.auth import DockerCredentialStore, parse_challenges
+from opkey.registry.client import RegistryClient
+from opkey.registry.manifest import ImageManifest, Manifest
+from opkey.registry.responses import (
+    MAX_TOKEN_LIFETIME,
+    error_entries,
+    next_page,
+    parse_tag_page,
+    parse_token_response,
+)
+from opkey.registry.retry import parse_retry_after
 from opkey.tlog import (
     SignedCheckpoint,
     TrustedLog,
@@ -246,6 +260,118 @@ def _discovery(data: bytes) -> str:
     return "accepted"
 
 
+def _printable_errors(check: Callable[[bytes], str]) -> Callable[[bytes], str]:
+    """``check``, where an error whose message is not printable is a finding: registry answers
+    are remote text, and none of it may reach a terminal raw."""
+
+    def run(data: bytes) -> str:
+        try:
+            return check(data)
+        except OpkeyError as exc:
+            if not exc.message.isprintable():
+                raise Finding(
+                    "unprintable", f"{type(exc).__name__}: {outcome_of(exc)}", repr(exc.message)
+                ) from None
+            raise
+
+    return run
+
+
+def _registry_manifest(data: bytes) -> str:
+    manifest = Manifest.from_bytes(data, content_type=None, what="manifest")
+    if manifest.media_type not in (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ):
+        return f"accepted {manifest.media_type.rsplit('.', 2)[-2]}"
+    image = ImageManifest.from_manifest(manifest)
+    again = _again(
+        "image manifest",
+        lambda raw: ImageManifest.from_manifest(Manifest.from_bytes(raw, content_type=None)),
+        ImageManifest.build(
+            image.media_type, image.config, image.layers, image.annotations
+        ).encode(),
+    )
+    _roundtrip("image manifest", (again.config, again.layers, dict(again.annotations)),
+               (image.config, image.layers, dict(image.annotations)))  # fmt: skip
+    return f"accepted {min(len(image.layers), 3)} layers"
+
+
+def _registry_tags(data: bytes) -> str:
+    tags = parse_tag_page(data)
+    again = _again("tag page", parse_tag_page, go_json({"tags": tags}))
+    _roundtrip("tag page", again, tags)
+    for tag in tags:
+        if len(tag) > 128 or not tag.isascii() or not tag.isprintable():
+            raise Finding("range", "tag outside the grammar", repr(tag))
+    return f"accepted {min(len(tags), 3)} tags"
+
+
+_REGISTRY = "https://registry.fuzz.example"
+
+
+def _registry_link(data: bytes) -> str:
+    target = next_page(_REGISTRY, data.decode("latin-1"))
+    if target is None:
+        return "accepted end"
+    if urlsplit(target).netloc.lower() != "registry.fuzz.example":
+        raise Finding("ssrf", "Link to another host", target)
+    return "accepted next"
+
+
+_CLIENT = RegistryClient(docker_config=DockerCredentialStore(), env={})
+
+
+def _registry_challenge(data: bytes) -> str:
+    challenges = parse_challenges(data.decode("latin-1"))
+    outcome = "accepted"
+    for challenge in challenges:
+        realm = challenge.params.get("realm")
+        if challenge.scheme != "bearer" or not realm:
+            continue
+        with _offline_resolver():
+            _CLIENT._check_server_url(realm, "registry.fuzz.example", "token realm")
+        parts = urlsplit(realm)
+        host = parts.hostname or ""
+        if parts.scheme != "https":
+            raise Finding("ssrf", "plain http realm for a remote registry", realm)
+        if is_loopback_host(host):
+            raise Finding("ssrf", "loopback realm for a remote registry", realm)
+        if parts.username is not None or parts.password is not None:
+            raise Finding("ssrf", "credentials in the realm", realm)
+        outcome = "accepted realm"
+    return outcome
+
+
+def _registry_token(data: bytes) -> str:
+    answer = parse_token_response(data)
+    token = answer.token
+    if not token or " " in token or not token.isascii() or not token.isprintable():
+        raise Finding("range", "token not printable ASCII", repr(token))
+    if not 0 < answer.lifetime <= MAX_TOKEN_LIFETIME:
+        raise Finding("range", "token lifetime out of range", str(answer.lifetime))
+    return "accepted"
+
+
+def _registry_errors(data: bytes) -> str:
+    entries = error_entries(data)
+    if len(entries) > 5:
+        raise Finding("range", "more than 5 error entries", str(len(entries)))
+    for code, message in entries:
+        if not (code.isprintable() and message.isprintable()):
+            raise Finding("unprintable", "error entry", repr((code, message)))
+    return f"accepted {len(entries)} errors"
+
+
+def _registry_retry_after(data: bytes) -> str:
+    seconds = parse_retry_after(data.decode("latin-1"))
+    if seconds is None:
+        return "accepted none"
+    if not 0 <= seconds < float("inf"):
+        raise Finding("range", "Retry-After not a finite non-negative float", repr(seconds))
+    return "accepted seconds"
+
+
 def _verifier(world: World) -> Callable[[bytes], str]:
     accepted = world.accepted_content()
 
@@ -411,7 +537,22 @@ def make_targets(world: World) -> dict[str, Target]:
             recorded.checkpoints,
             "SignedCheckpoint.parse + verify under the recorded log keys",
         ),
+        **{
+            name: Target(name, _printable_errors(check), world.registry[name], description)
+            for name, check, description in _REGISTRY_TARGETS
+        },
     }
+
+
+_REGISTRY_TARGETS: tuple[tuple[str, Callable[[bytes], str], str], ...] = (
+    ("registry-manifest", _registry_manifest, "Manifest/ImageManifest + build round trip"),
+    ("registry-tags", _registry_tags, "tag-list page: tag grammar + round trip"),
+    ("registry-link", _registry_link, "Link pagination stays on the registry's host"),
+    ("registry-challenge", _registry_challenge, "WWW-Authenticate + token realm URL rules"),
+    ("registry-token", _registry_token, "token response: token and lifetime ranges"),
+    ("registry-errors", _registry_errors, "distribution error body: printable, at most 5"),
+    ("registry-retry-after", _registry_retry_after, "Retry-After: None or finite seconds"),
+)
 
 
 TARGETS = (
@@ -424,4 +565,11 @@ TARGETS = (
     "discovery",
     "tlog-entry",
     "tlog-checkpoint",
+    "registry-manifest",
+    "registry-tags",
+    "registry-link",
+    "registry-challenge",
+    "registry-token",
+    "registry-errors",
+    "registry-retry-after",
 )

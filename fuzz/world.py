@@ -160,6 +160,8 @@ class World:
     jwks_documents: list[bytes] = field(default_factory=list)
     discovery_documents: list[bytes] = field(default_factory=list)
     policy_files: list[bytes] = field(default_factory=list)
+    #: seeds of the registry targets, by target name
+    registry: dict[str, list[bytes]] = field(default_factory=dict)
 
     def accepted_content(self) -> set[tuple[bytes, str]]:
         """The signed content of every valid seed bundle: all a mutant may be accepted as."""
@@ -289,7 +291,111 @@ def build_world(keys_dir: Path | None = None) -> World:
     ]
     spec = (ROOT / "spec" / "policy-file.md").read_text(encoding="utf-8")
     world.policy_files = [m.encode() for m in re.findall(r"```toml\n(.*?)```", spec, re.DOTALL)]
+    world.registry = _registry_seeds(world)
     return world
+
+
+def _registry_seeds(world: World) -> dict[str, list[bytes]]:
+    """Registry answers: a real cosign ``.sig`` manifest, an opkey one, an index, tag pages,
+    challenges of Docker Hub's and GHCR's shapes, token and error bodies, Retry-After values."""
+    cosign = json.loads((DATA / "cosign-sig-manifest.json").read_text(encoding="utf-8"))
+    digest = "sha256:" + "ab" * 32
+    layer = {
+        "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+        "size": 243,
+        "digest": digest,
+        "annotations": {
+            "dev.cosignproject.cosign/signature": "MEUCIQ==",
+            "dev.opkey/pktoken": world.pktokens[0].to_compact(),
+            "dev.opkey/osm": "eyJhbGciOiJFUzI1NiJ9..c2ln",
+        },
+    }
+    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": digest}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{**config, "mediaType": "application/vnd.oci.image.manifest.v1+json"}],
+    }
+    docker = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {**config, "mediaType": "application/vnd.docker.container.image.v1+json"},
+        "layers": [layer, {**layer, "annotations": {"a": "b"}}],
+    }
+    oci = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": [layer],
+        "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
+    }
+    journal = "sha256-" + "ab" * 32 + ".sig.journal-" + "cd" * 16
+    return {
+        "registry-manifest": [
+            cosign["manifest"].encode(),
+            go_json(oci),
+            go_json(docker),
+            go_json(index),
+        ],
+        "registry-tags": [
+            go_json({"name": "team/app", "tags": ["v1", "latest", "sha256-" + "ab" * 32 + ".sig"]}),
+            go_json({"name": "team/app", "tags": [journal, "_x", "a" * 128]}),
+            go_json({"name": "team/app", "tags": None}),
+        ],
+        "registry-link": [
+            b'</v2/team/app/tags/list?last=b&n=2>; rel="next"',
+            b'<https://registry.fuzz.example/v2/x/tags/list?n=100&last=z>; rel="next"',
+            b'</v2/team/app/tags/list?last=a>; rel="prev"',
+        ],
+        "registry-challenge": [
+            b'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+            b'scope="repository:samalba/my-app:pull,push"',
+            b'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:o/r:pull"',
+            b'Basic realm="Registry Realm", Bearer realm="https://registry.fuzz.example/auth",'
+            b'error="invalid_token",error_description="The access token expired"',
+            b'Basic realm="a \\"quoted\\" realm"',
+        ],
+        "registry-token": [
+            go_json(
+                {
+                    "token": "eyJ0eXAiOiJKV1QifQ.e30.c2ln",
+                    "expires_in": 300,
+                    "issued_at": "2026-01-01T00:00:00Z",
+                }
+            ),
+            go_json({"access_token": "gho_abcdef", "expires_in": 60, "refresh_token": "x"}),
+            go_json({"token": "t", "access_token": "u", "expires_in": 86401}),
+        ],
+        "registry-errors": [
+            go_json(
+                {
+                    "errors": [
+                        {
+                            "code": "MANIFEST_UNKNOWN",
+                            "message": "manifest unknown",
+                            "detail": {"Tag": "v1"},
+                        }
+                    ]
+                }
+            ),
+            go_json(
+                {
+                    "errors": [
+                        {"code": "DENIED", "message": "requested access to the resource is denied"},
+                        {"code": "UNAUTHORIZED"},
+                    ]
+                }
+            ),
+            b"<html><body>502 Bad Gateway</body></html>",
+        ],
+        "registry-retry-after": [
+            b"120",
+            b"0",
+            b"Wed, 21 Oct 2015 07:28:00 GMT",
+            b"Fri, 01 Jan 2027 00:00:00 GMT",
+            b"  30 ",
+        ],
+    }
 
 
 def _segment(token: str, index: int) -> bytes:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from opkey.errors import AdmissionReviewError as AdmissionReviewError
     from opkey.errors import CommitmentError as CommitmentError
     from opkey.errors import ConfigError as ConfigError
+    from opkey.errors import DeadlineError as DeadlineError
     from opkey.errors import ExpiredError as ExpiredError
     from opkey.errors import ForeignSignatureError as ForeignSignatureError
     from opkey.errors import FormatError as FormatError
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from opkey.errors import TransparencyLogError as TransparencyLogError
     from opkey.errors import VerificationError as VerificationError
     from opkey.expiry import ExpiryPolicy as ExpiryPolicy
+    from opkey.http import Deadline as Deadline
     from opkey.images import ImageVerdict as ImageVerdict
     from opkey.images import sign_image as sign_image
     from opkey.images import verify_image as verify_image
@@ -115,12 +117,13 @@ _EXPORTS = {
     "opkey.bundle": "Bundle",
     "opkey.digest": "Digest",
     "opkey.errors": (
-        "AdmissionReviewError CommitmentError ConfigError ExpiredError "
+        "AdmissionReviewError CommitmentError ConfigError DeadlineError ExpiredError "
         "ForeignSignatureError FormatError KeyNotFoundError NetworkError OpkeyError "
         "PolicyError ProviderError RegistryError ResponseTooLargeError SignatureError "
         "TimestampAuthorityError TimestampError TransparencyLogError VerificationError"
     ),
     "opkey.expiry": "ExpiryPolicy",
+    "opkey.http": "Deadline",
     "opkey.images": "ImageVerdict sign_image verify_image",
     "opkey.issuers": "CommitmentType IssuerConfig issuers",
     "opkey.jwks.archive": "JwksArchive",

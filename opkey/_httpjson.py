@@ -14,15 +14,15 @@ from typing import Any
 from opkey.errors import NetworkError
 from opkey.http import HttpResponse, Transport
 from opkey.jose import parse_json_object
+from opkey.remote_text import printable
 
 __all__ = ["body_snippet", "check_status", "get_json", "parse_body"]
 
 
 def body_snippet(response: HttpResponse, limit: int = 200) -> str:
-    """A short, printable excerpt of a response body for error messages."""
-    text = response.body[:limit].decode("utf-8", "replace")
-    text = "".join(ch if ch.isprintable() else " " for ch in text).strip()
-    return text + ("…" if len(response.body) > limit else "")
+    """A short, printable excerpt of a response body for error messages
+    (:func:`opkey.remote_text.printable`: control characters escaped, never raw)."""
+    return printable(response.body.strip(), limit=limit)
 
 
 def check_status(
@@ -38,9 +38,10 @@ def check_status(
         return
     if 300 <= status < 400:
         location = response.header("Location")
+        shown = repr(printable(location)) if location is not None else "None"
         raise NetworkError(
             f"{what}: {method} {response.url} answered HTTP {status} redirecting to "
-            f"{location!r}; redirects are not followed",
+            f"{shown}; redirects are not followed",
             expected=200,
             found=status,
         )

@@ -20,7 +20,8 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
     ├── ProviderError           an identity provider refused or misbehaved
     ├── TimestampAuthorityError a time-stamping authority refused or answered something unusable
     ├── NetworkError            transport failure: unreachable, timeout, bad status, too large
-    │   └── ResponseTooLargeError   the answer exceeds its size limit (never worth retrying)
+    │   ├── ResponseTooLargeError   the answer exceeds its size limit (never worth retrying)
+    │   └── DeadlineError       the whole operation's time budget ran out (not worth a retry)
     └── RegistryError           an OCI registry refused or returned something unusable
 
 Errors say what was expected and what was found; ``expected``/``found`` carry the same
@@ -33,6 +34,7 @@ __all__ = [
     "AdmissionReviewError",
     "CommitmentError",
     "ConfigError",
+    "DeadlineError",
     "ExpiredError",
     "ForeignSignatureError",
     "FormatError",
@@ -163,6 +165,14 @@ class ResponseTooLargeError(NetworkError):
 
     A distinct type because, unlike an unreachable host or a timeout, repeating the request
     will not help: callers that retry transport failures must not retry this one.
+    """
+
+
+class DeadlineError(NetworkError):
+    """The deadline of a whole operation (a sign or a verify) passed before it finished.
+
+    A distinct type because retrying within the same operation cannot help: callers that
+    repeat transport failures must stop at once.
     """
 
 

@@ -5,8 +5,15 @@ through a :class:`Transport`, so tests and integrators can replace it and the pu
 builds HTTP clients. The default :class:`RequestsTransport`:
 
 * follows no redirects (a 3xx is a :class:`~opkey.errors.NetworkError`);
-* always sets a timeout, and stops reading a body beyond ``max_bytes``;
+* always sets a timeout, which bounds the *whole* request (connect, headers and body), and
+  stops reading a body beyond ``max_bytes``;
+* goes through the proxy the environment names (``HTTPS_PROXY``, ``NO_PROXY``) and trusts the
+  CA bundle it names (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``), and takes nothing else from
+  it;
 * maps every transport failure to :class:`~opkey.errors.NetworkError`.
+
+A :class:`Deadline` is the time budget of a whole operation; :class:`DeadlineTransport` makes
+every request of that operation draw on it.
 
 :func:`check_url` enforces where opkey may connect: ``https`` only, plain ``http`` only to
 loopback (local development) or to hosts the caller names, and never to private, link-local or
@@ -16,25 +23,37 @@ lazily: paths that do no network I/O do not pay for it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import heapq
+import http.client
 import ipaddress
+import os
 import socket
+import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from opkey.errors import NetworkError, ResponseTooLargeError
+from opkey.errors import ConfigError, DeadlineError, NetworkError, ResponseTooLargeError
+from opkey.remote_text import printable
 
 if TYPE_CHECKING:
     import requests
+    import requests.adapters
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_TIMEOUT",
+    "Deadline",
+    "DeadlineTransport",
     "HttpResponse",
+    "ProxySettings",
     "RequestsTransport",
     "Transport",
+    "check_ca_bundle",
     "check_url",
     "is_loopback_host",
 ]
@@ -79,6 +98,96 @@ class Transport(Protocol):
     ) -> HttpResponse:
         """Send the request and return the whole response, without following redirects."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The moment by which one whole operation (a sign, a verify) must be finished.
+
+    Started once (:meth:`after`) and handed to everything the operation does on the network,
+    so that retries, ``Retry-After`` waits, token requests, blob downloads and JWKS fetches all
+    draw on one budget instead of each bringing its own. ``clock`` is monotonic seconds.
+    """
+
+    expires: float
+    budget: float
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def after(cls, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        """A deadline ``seconds`` from now."""
+        if not seconds > 0:
+            raise ConfigError(f"a deadline must be a positive number of seconds, not {seconds!r}")
+        return cls(clock() + float(seconds), float(seconds), clock)
+
+    def remaining(self) -> float:
+        """Seconds left (negative once passed)."""
+        return self.expires - self.clock()
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.remaining() <= 0
+
+    def error(self, what: str) -> DeadlineError:
+        """The error saying that ``what`` could not be done in time."""
+        return DeadlineError(
+            f"{what}: the operation's {self.budget:g}s deadline passed",
+            expected=self.budget,
+        )
+
+    def timeout(self, requested: float, what: str) -> float:
+        """``requested`` seconds, or what is left when less; :class:`DeadlineError` if none."""
+        left = self.remaining()
+        if left <= 0:
+            raise self.error(what)
+        return min(requested, left)
+
+    def earlier(self, other: Deadline | None) -> Deadline:
+        """Whichever of the two deadlines comes first."""
+        if other is None or self.remaining() <= other.remaining():
+            return self
+        return other
+
+    def bound(self, transport: Transport) -> DeadlineTransport:
+        """``transport`` with every request's timeout cut to what is left of this deadline."""
+        return DeadlineTransport(transport, self)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineTransport:
+    """A :class:`Transport` whose requests all share one :class:`Deadline`.
+
+    Each request's timeout becomes the smaller of its own and the time left; a request once the
+    deadline has passed is not sent, and a failure after it has passed is a
+    :class:`~opkey.errors.DeadlineError` (so that retrying callers stop).
+    """
+
+    inner: Transport
+    deadline: Deadline
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> HttpResponse:
+        """See :class:`Transport`."""
+        what = f"{method} {url}"
+        bounded = self.deadline.timeout(timeout, what)
+        try:
+            return self.inner.request(
+                method, url, headers=headers, data=data, timeout=bounded, max_bytes=max_bytes
+            )
+        except ResponseTooLargeError:
+            raise
+        except NetworkError as exc:
+            if self.deadline.expired() and not isinstance(exc, DeadlineError):
+                raise self.deadline.error(what) from None
+            raise
 
 
 def is_loopback_host(host: str) -> bool:
@@ -172,21 +281,311 @@ def check_url(
             )
 
 
+def _ca_bundle_from_env(env: Mapping[str, str]) -> str | None:
+    """``REQUESTS_CA_BUNDLE``, else ``SSL_CERT_FILE``: the CA bundle the user named, if any."""
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = env.get(name)
+        if value:
+            return value
+    return None
+
+
+def check_ca_bundle(path: str, *, what: str = "CA bundle") -> str:
+    """``path`` if it names a readable file or directory of certificates, else ConfigError."""
+    if not os.path.exists(path):
+        raise ConfigError(f"{what} {path!r} does not exist", found=path)
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{what} {path!r} is not readable", found=path)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """Which proxy a request goes through: ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY``.
+
+    The rules are Go's ``net/http`` ones (what docker, containerd and cosign follow): the proxy
+    is chosen by the target's scheme; ``NO_PROXY`` lists host names (matching the name and its
+    subdomains, with or without a leading dot), ``host:port`` pairs, IP addresses or CIDR
+    ranges, or ``*`` for everything; loopback targets never go through a proxy. A proxy URL
+    without a scheme means ``http://``. The proxy is the user's choice and is not checked
+    against the SSRF rules; the *target* still is, by :func:`check_url`, before the request.
+    """
+
+    https: str | None = None
+    http: str | None = None
+    no_proxy: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("https", "http"):
+            value = getattr(self, name)
+            if value:
+                object.__setattr__(self, name, _proxy_url(value))
+        object.__setattr__(
+            self, "no_proxy", tuple(e.strip().lower() for e in self.no_proxy if e.strip())
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProxySettings:
+        """The settings of ``env`` (default ``os.environ``); upper case wins over lower case."""
+        environ = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            return environ.get(name.upper()) or environ.get(name.lower()) or None
+
+        no_proxy = get("no_proxy") or ""
+        return cls(
+            https=get("https_proxy"), http=get("http_proxy"), no_proxy=tuple(no_proxy.split(","))
+        )
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy URL for a request to ``url``, or ``None`` to connect directly."""
+        parts = urlsplit(url)
+        proxy = (
+            self.https if parts.scheme == "https" else self.http if parts.scheme == "http" else None
+        )
+        host = (parts.hostname or "").lower()
+        if proxy is None or not host or is_loopback_host(host):
+            return None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return None if self._bypassed(host, port) else proxy
+
+    def _bypassed(self, host: str, port: int) -> bool:
+        try:
+            address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(
+                host
+            )
+        except ValueError:
+            address = None
+        for entry in self.no_proxy:
+            if entry == "*":
+                return True
+            name, entry_port = entry, None
+            if entry.startswith("[") and "]" in entry:  # [v6]:port or [v6]
+                name, _, rest = entry[1:].partition("]")
+                entry_port = rest[1:] if rest.startswith(":") else None
+            elif entry.count(":") == 1:
+                name, entry_port = entry.split(":")
+            if entry_port is not None and entry_port != str(port):
+                continue
+            if address is not None:
+                try:
+                    if address in ipaddress.ip_network(name, strict=False):
+                        return True
+                except ValueError:
+                    pass
+                continue
+            domain = name[2:] if name.startswith("*.") else name.lstrip(".")
+            if domain and (host == domain or host.endswith("." + domain)):
+                return True
+        return False
+
+
+def _proxy_url(value: str) -> str:
+    url = value.strip()
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"proxy {value!r}: only http:// and https:// proxies are supported",
+            expected="http(s)://HOST:PORT",
+            found=value,
+        )
+    return url
+
+
+class _Watchdog:
+    """Ends a request when its whole-request deadline passes, wherever the request is.
+
+    ``requests`` (urllib3) applies its timeouts to each socket operation, so a server that
+    sends one byte at a time keeps a request open indefinitely. The watchdog is armed for the
+    whole request (connect, TLS handshake, proxy tunnel, headers, body); when it fires it
+    shuts down the socket of every connection the request used, which makes the blocked read
+    fail at once. Connections register themselves (see :func:`_watched_adapter`) through a
+    thread-local, because urllib3 picks the pooled connection deep inside the call. One
+    shared thread (:class:`_Reaper`) fires every watchdog: arming costs a heap push, not a
+    thread.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._connections: list[object] = []
+        self.fired = False
+        self.stopped = False
+        self._when = time.monotonic() + max(0.0, seconds)
+
+    def __enter__(self) -> _Watchdog:
+        _ACTIVE.watchdog = self
+        _REAPER.schedule(self._when, self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.stopped = True
+            self._connections.clear()
+        _ACTIVE.watchdog = None
+
+    def watch(self, connection: object) -> None:
+        with self._lock:
+            if self.fired:
+                _shut(connection)
+            elif not self.stopped:
+                self._connections.append(connection)
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.stopped:
+                return
+            self.fired = True
+            connections = list(self._connections)
+        for connection in connections:
+            _shut(connection)
+
+
+class _Reaper:
+    """The one daemon thread that fires :class:`_Watchdog` s when their time comes."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._thread: threading.Thread | None = None
+        self._count = 0
+
+    def schedule(self, when: float, watchdog: _Watchdog) -> None:
+        with self._condition:
+            self._count += 1
+            heapq.heappush(self._heap, (when, self._count, watchdog))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="opkey-http-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is watchdog:
+                self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while self._heap and self._heap[0][2].stopped:
+                    heapq.heappop(self._heap)  # finished in time: nothing to do
+                if not self._heap:
+                    self._condition.wait()
+                    continue
+                when, _, watchdog = self._heap[0]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self._condition.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+            watchdog.fire()
+
+
+_REAPER = _Reaper()
+_ACTIVE = threading.local()
+
+
+def _shut(connection: object) -> None:
+    """Shut down a connection's socket from another thread (the reader then sees EOF)."""
+    sock = getattr(connection, "sock", None)
+    raw = getattr(sock, "socket", sock)  # urllib3's SSLTransport (TLS in TLS) wraps a socket
+    if isinstance(raw, socket.socket):
+        with contextlib.suppress(OSError):
+            # The base method: ssl.SSLSocket.shutdown would also tear down its SSL object,
+            # under the feet of the thread that is reading.
+            socket.socket.shutdown(raw, socket.SHUT_RDWR)
+
+
+def _register_with_watchdog(connection: object) -> None:
+    watchdog: _Watchdog | None = getattr(_ACTIVE, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(connection)
+
+
+@functools.cache
+def _watched_adapter() -> type[requests.adapters.HTTPAdapter]:
+    """An ``HTTPAdapter`` whose connections register with the active :class:`_Watchdog`."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class WatchedHTTPConnection(HTTPConnection):
+        def connect(self) -> None:
+            _register_with_watchdog(self)
+            super().connect()
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _register_with_watchdog(self)
+            super().request(*args, **kwargs)
+
+    class WatchedHTTPSConnection(HTTPSConnection):
+        def connect(self) -> None:
+            _register_with_watchdog(self)
+            super().connect()
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _register_with_watchdog(self)
+            super().request(*args, **kwargs)
+
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    pools = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+    class WatchedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            manager.pool_classes_by_scheme = pools
+            return manager
+
+    return WatchedAdapter
+
+
 @dataclass
 class RequestsTransport:
-    """:class:`Transport` over a ``requests.Session`` (TLS verified, no redirects)."""
+    """:class:`Transport` over a ``requests.Session`` (TLS verified, no redirects).
+
+    Every ``timeout`` is a **whole-request deadline**: connecting, the TLS handshake, a proxy
+    tunnel, the headers and the body together (see :class:`_Watchdog`), not a limit per read.
+
+    ``verify_tls``: ``True`` (the default roots), ``False`` (never, except in tests), a CA
+    bundle path, or ``None`` for the environment's ``REQUESTS_CA_BUNDLE`` or ``SSL_CERT_FILE``
+    when set (the default roots otherwise). ``proxies``: ``None`` for the environment's
+    ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (:class:`ProxySettings`). Nothing else is taken
+    from the environment: no netrc credentials, no implicit settings of ``requests``.
+    """
 
     user_agent: str = "opkey"
-    verify_tls: bool | str = True
+    verify_tls: bool | str | None = None
+    proxies: ProxySettings | None = None
     _session: requests.Session | None = field(default=None, init=False, repr=False)
+    _verify: bool | str = field(default=True, init=False, repr=False)
 
     def _get_session(self) -> requests.Session:
         if self._session is None:
             import requests  # heavy: imported only when the network is used
 
+            if self.verify_tls is None:
+                bundle = _ca_bundle_from_env(os.environ)
+                self._verify = check_ca_bundle(bundle) if bundle else True
+            elif isinstance(self.verify_tls, str):
+                self._verify = check_ca_bundle(self.verify_tls)
+            else:
+                self._verify = self.verify_tls
+            if self.proxies is None:
+                self.proxies = ProxySettings.from_env()
             session = requests.Session()
             session.headers["User-Agent"] = self.user_agent
-            session.trust_env = False  # no proxies or netrc credentials picked up implicitly
+            session.trust_env = False  # proxies and CA bundle are resolved above, nothing else
+            adapter = _watched_adapter()()
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
             self._session = session
         return self._session
 
@@ -204,49 +603,67 @@ class RequestsTransport:
         import requests
 
         session = self._get_session()
+        assert self.proxies is not None
+        proxy = self.proxies.proxy_for(url)
+        scheme = urlsplit(url).scheme
         deadline = time.monotonic() + timeout
-        try:
-            response = session.request(
-                method,
-                url,
-                headers=dict(headers or {}),
-                data=data,
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-                stream=True,
-                verify=self.verify_tls,
-            )
-        except requests.Timeout:
-            raise NetworkError(f"{method} {url}: timed out after {timeout:g}s") from None
-        except requests.RequestException as exc:
-            raise NetworkError(f"{method} {url}: {_reason(exc)}") from None
-        try:
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise ResponseTooLargeError(
-                    f"{method} {url}: response of {declared} bytes exceeds the "
-                    f"{max_bytes}-byte limit",
-                    expected=max_bytes,
-                    found=int(declared),
+        timed_out = f"{method} {url}: timed out after {timeout:g}s"
+        with _Watchdog(timeout) as watchdog:
+            try:
+                response = session.request(
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    data=data,
+                    timeout=(timeout, timeout),
+                    allow_redirects=False,
+                    stream=True,
+                    verify=self._verify,
+                    proxies={scheme: proxy} if proxy else {},
                 )
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(chunk_size=65536):
-                size += len(chunk)
-                if size > max_bytes:
+            except requests.Timeout:
+                raise NetworkError(timed_out) from None
+            except (requests.RequestException, OSError, http.client.HTTPException) as exc:
+                if watchdog.fired:
+                    raise NetworkError(timed_out) from None
+                raise NetworkError(f"{method} {url}: {_reason(exc, proxy)}") from None
+            except ValueError as exc:
+                # requests parses a redirect's Location even when not following it; a server
+                # can make urllib's URL parser raise on it.
+                raise NetworkError(
+                    f"{method} {url}: unreadable answer ({printable(exc, limit=120)})"
+                ) from None
+            try:
+                declared = response.headers.get("Content-Length")
+                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                     raise ResponseTooLargeError(
-                        f"{method} {url}: response exceeds the {max_bytes}-byte limit",
+                        f"{method} {url}: response of {declared} bytes exceeds the "
+                        f"{max_bytes}-byte limit",
                         expected=max_bytes,
+                        found=int(declared),
                     )
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise NetworkError(f"{method} {url}: timed out after {timeout:g}s reading")
-        except requests.Timeout:
-            raise NetworkError(f"{method} {url}: timed out reading the response") from None
-        except requests.RequestException as exc:
-            raise NetworkError(f"{method} {url}: {_reason(exc)}") from None
-        finally:
-            response.close()
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_content(chunk_size=65536):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ResponseTooLargeError(
+                            f"{method} {url}: response exceeds the {max_bytes}-byte limit",
+                            expected=max_bytes,
+                        )
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise NetworkError(f"{timed_out} reading")
+            except requests.Timeout:
+                raise NetworkError(f"{timed_out} reading") from None
+            except (requests.RequestException, OSError, http.client.HTTPException) as exc:
+                if watchdog.fired:
+                    raise NetworkError(f"{timed_out} reading") from None
+                raise NetworkError(f"{method} {url}: {_reason(exc, proxy)}") from None
+            finally:
+                response.close()
+            if watchdog.fired:
+                raise NetworkError(f"{timed_out} reading")
         return HttpResponse(
             status=response.status_code,
             headers=dict(response.headers),
@@ -255,8 +672,19 @@ class RequestsTransport:
         )
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, proxy: str | None = None) -> str:
+    from requests.exceptions import ProxyError
+
     text = str(exc)
+    if proxy is not None and isinstance(exc, ProxyError):
+        return f"through the proxy {_without_credentials(proxy)}: {printable(text, limit=300)}"
     if "Connection refused" in text or "Failed to establish" in text:
         return "connection refused (is the server running?)"
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+    return printable(text.splitlines()[0], limit=300) if text else type(exc).__name__
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()

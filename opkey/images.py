@@ -13,17 +13,23 @@ digest, and the layer annotations carry
 
 A tag is resolved to its manifest digest before signing or verifying: what is signed and
 verified is always a digest. Verification hands every signature layer to the verifier as
-:class:`~opkey.verification.evidence.CosignLayerEvidence` and returns its verdict. Layers that
-carry neither opkey annotation (cosign's own signatures, made with a key or a certificate,
-which share the ``.sig`` manifest) are *ignored* with a note, not rejected: they name no OpenID
+:class:`~opkey.verification.evidence.CosignLayerEvidence` and returns its verdict. Layers are
+downloaded and verified one at a time, and only each one's outcome is kept; at most
+:data:`~opkey.registry.signatures.MAX_SIGNATURE_LAYERS` are considered. Layers that carry
+neither opkey annotation (cosign's own signatures, made with a key or a certificate, which
+share the ``.sig`` manifest) are *ignored* with a note, not rejected: they name no OpenID
 identity for a policy to judge, and they must not make an image that opkey signers signed fail
 verification.
+
+Signing and verifying each run under one :class:`~opkey.http.Deadline` (by default
+:data:`DEFAULT_SIGN_TIMEOUT` and :data:`DEFAULT_VERIFY_TIMEOUT`) that bounds every registry
+request, retry and wait.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -36,9 +42,10 @@ from opkey.cosign import (
     simple_signing_payload,
 )
 from opkey.digest import Digest
-from opkey.errors import SignatureError
+from opkey.errors import SignatureError, VerificationError
+from opkey.http import Deadline
 from opkey.registry.reference import ImageReference
-from opkey.registry.signatures import SignatureLayer, attach_signature, list_signatures
+from opkey.registry.signatures import SignatureLayer, attach_signature, signature_layers
 from opkey.verification.evidence import CosignLayerEvidence
 
 if TYPE_CHECKING:
@@ -48,13 +55,34 @@ if TYPE_CHECKING:
     from opkey.verification.verdict import Verdict
     from opkey.verification.verifier import Verifier
 
-__all__ = ["ImageVerdict", "sign_image", "verify_image"]
+__all__ = [
+    "DEFAULT_SIGN_TIMEOUT",
+    "DEFAULT_VERIFY_TIMEOUT",
+    "ImageVerdict",
+    "sign_image",
+    "verify_image",
+]
+
+#: Seconds one image signing may take in all: uploads, the journal entry and the merge loop,
+#: with room to ride out a registry restart or a rate limit.
+DEFAULT_SIGN_TIMEOUT = 300.0
+#: Seconds one image verification may take in all: a handful of requests when healthy, with
+#: room for a couple of rate-limit waits; still short enough for a deploy gate.
+DEFAULT_VERIFY_TIMEOUT = 120.0
 
 
 def sign_image(
-    client: RegistryClient, image: str | ImageReference, signer: Signer
+    client: RegistryClient,
+    image: str | ImageReference,
+    signer: Signer,
+    *,
+    deadline: Deadline | None = None,
 ) -> ImageReference:
-    """Sign the manifest ``image`` names (a tag is resolved first); return ``image@digest``."""
+    """Sign the manifest ``image`` names (a tag is resolved first); return ``image@digest``.
+
+    Everything is done within ``deadline`` (default: :data:`DEFAULT_SIGN_TIMEOUT` from now).
+    """
+    client = client.within(deadline or Deadline.after(DEFAULT_SIGN_TIMEOUT))
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
     digest = Digest(resolved.require_digest())
@@ -71,13 +99,17 @@ def sign_image(
 
 @dataclass(frozen=True)
 class ImageVerdict:
-    """The verdict over an image's signatures, and the digest the image reference named."""
+    """The verdict over an image's signatures, and the digest the image reference named.
+
+    ``skipped`` counts the signature layers beyond the bound, which were not considered.
+    """
 
     image: ImageReference
     verdict: Verdict
+    skipped: int = 0
 
 
-def _evidence(layers: list[SignatureLayer]) -> Iterator[CosignLayerEvidence]:
+def _evidence(layers: Iterable[SignatureLayer]) -> Iterator[CosignLayerEvidence]:
     for index, layer in enumerate(layers):
         yield CosignLayerEvidence(layer.payload, layer.annotations, label=f"layer {index}")
 
@@ -89,19 +121,32 @@ def verify_image(
     requirement: Requirement,
     *,
     at: datetime | None = None,
+    deadline: Deadline | None = None,
 ) -> ImageVerdict:
     """Verify every signature of ``image`` and decide ``requirement``; raise unless it is met.
 
     The tag (if any) is resolved to a digest first; the digest is what is verified. The
     returned :class:`ImageVerdict` says which layer met which requirement and why each other
-    layer did not.
+    layer did not. Everything is done within ``deadline`` (default:
+    :data:`DEFAULT_VERIFY_TIMEOUT` from now), registry requests and waits included.
     """
+    client = client.within(deadline or Deadline.after(DEFAULT_VERIFY_TIMEOUT))
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
     digest = Digest(resolved.require_digest())
-    layers = list_signatures(client, resolved)
-    if not layers:
+    layers = signature_layers(client, resolved)
+    if not layers.total:
         raise SignatureError(f"{resolved} has no signatures (no {signature_tag(digest)})")
     verdict = verifier.verdict(requirement, digest, _evidence(layers), at=at)
-    verdict.raise_if_rejected()
-    return ImageVerdict(resolved, verdict)
+    try:
+        verdict.raise_if_rejected()
+    except VerificationError as exc:
+        if not layers.skipped:
+            raise
+        raise type(exc)(
+            f"{exc}; {layers.skipped} more signature layers were not considered "
+            f"(at most {len(layers)} are)",
+            expected=exc.expected,
+            found=exc.found,
+        ) from None
+    return ImageVerdict(resolved, verdict, layers.skipped)

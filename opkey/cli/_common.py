@@ -59,11 +59,18 @@ def with_hint(exc: Exception, *, command: str | None = None, origin: ErrorOrigin
 
     Only ``opkey verify`` chooses keys, expiry rules and times, so only its errors suggest
     ``--jwks-archive``, ``--expiry`` or ``--at``; going offline helps only when the provider's
-    keys could not be fetched (``origin="keys"``), never after a registry failure.
+    keys could not be fetched (``origin="keys"``), never after a registry failure. Every
+    command may be given more time. The message is passed through
+    :func:`opkey.remote_text.printable` once more: text from remote parties is made printable
+    where it enters a message, and this keeps a terminal safe from anything that slipped
+    through.
     """
-    from opkey.errors import ExpiredError, KeyNotFoundError
+    from opkey.errors import DeadlineError, ExpiredError, KeyNotFoundError
+    from opkey.remote_text import printable
 
-    message = str(exc)
+    message = printable(str(exc), limit=8000)
+    if isinstance(exc, DeadlineError):
+        return f"{message} (allow more time with --timeout SECONDS)"
     if command != "verify":
         return message
     if origin == "keys":

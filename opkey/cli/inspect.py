@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from opkey.registry.reference import ImageReference
     from opkey.registry.signatures import SignatureLayer
 
+from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
+
 __all__ = ["register", "run"]
 
 
@@ -57,13 +59,8 @@ def register(subparsers: Any) -> None:
         help="for an image: which signature layer of its .sig manifest (see the report); "
         "needed when it has more than one opkey signature",
     )
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="allow plain http to this registry (loopback always may)",
-    )
+    add_timeout_argument(parser, default=120.0)  # opkey.images.DEFAULT_VERIFY_TIMEOUT
+    add_registry_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -190,14 +187,16 @@ def _select(reports: list[dict[str, Any]], tokens: dict[int, PKToken], index: in
 
 def _inspect_image(args: argparse.Namespace, reference: ImageReference) -> int:
     from opkey.cli._common import emit_json
-    from opkey.cli.images import registry_client
-    from opkey.registry.signatures import list_signatures, signature_tag
+    from opkey.cli.registry_options import RegistryOptions
+    from opkey.http import Deadline
+    from opkey.registry.signatures import signature_layers, signature_tag
 
-    client = registry_client(args.insecure_registry)
+    args.image = [str(reference)]  # for the registry options: credentials are the image's
+    client = RegistryOptions.from_args(args).client(str(reference), Deadline.after(args.timeout))
     image = client.resolve(reference)
     reports: list[dict[str, Any]] = []
     tokens: dict[int, PKToken] = {}
-    for index, layer in enumerate(list_signatures(client, image)):
+    for index, layer in enumerate(signature_layers(client, image)):
         report, pktoken = _layer_report(index, layer)
         reports.append(report)
         if pktoken is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from opkey.errors import ConfigError, ProviderError
 
 if TYPE_CHECKING:
+    from opkey.http import Transport
     from opkey.providers import Provider
 
 __all__ = [
@@ -115,9 +116,11 @@ def _oidc_client(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     )
 
 
-def build_provider(args: argparse.Namespace) -> Provider:
-    """The provider the arguments ask for."""
+def build_provider(args: argparse.Namespace, *, transport: Transport | None = None) -> Provider:
+    """The provider the arguments ask for; ``transport`` (e.g. bound to the command's
+    deadline) carries its requests, key fetches included."""
     from opkey import providers as p
+    from opkey.http import RequestsTransport
 
     kind = args.provider
     if kind == "auto":
@@ -131,14 +134,19 @@ def build_provider(args: argparse.Namespace) -> Provider:
         if not any(provider.detected(os.environ) for provider in ci):
             # Said in the words --provider and --issuer accept (not the library's own).
             raise ProviderError(f"no CI identity found in this environment; {_CHOOSE}")
-        return p.auto_provider()
+        return p.auto_provider(transport=transport)
     if kind == "github-actions":
-        return p.GitHubActionsProvider.from_env(issuer=args.issuer)
+        return p.GitHubActionsProvider.from_env(issuer=args.issuer, transport=transport)
     if kind == "forgejo-actions":
-        return p.ForgejoActionsProvider.from_env(issuer=args.issuer)
+        return p.ForgejoActionsProvider.from_env(issuer=args.issuer, transport=transport)
     if kind == "gitlab-ci":
-        return p.GitLabCIProvider.from_env(variable=args.gitlab_token_variable, issuer=args.issuer)
+        return p.GitLabCIProvider.from_env(
+            variable=args.gitlab_token_variable, issuer=args.issuer, transport=transport
+        )
     client = _oidc_client(args, os.environ)
+    http = transport if transport is not None else RequestsTransport()
     if kind == "browser":
-        return p.BrowserProvider(client=client, no_browser=args.no_browser, output=sys.stderr)
-    return p.DeviceFlowProvider(client=client, output=sys.stderr)
+        return p.BrowserProvider(
+            client=client, no_browser=args.no_browser, output=sys.stderr, transport=http
+        )
+    return p.DeviceFlowProvider(client=client, output=sys.stderr, transport=http)

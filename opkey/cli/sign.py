@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opkey.cli.providers import add_provider_arguments
+from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
 
 if TYPE_CHECKING:
     from opkey.cli.progress import Progress
+    from opkey.http import Deadline
     from opkey.signer import Signer
 
 __all__ = ["register", "run"]
@@ -75,18 +77,13 @@ def register(subparsers: Any) -> None:
         default="ES256",
         help="ephemeral key algorithm (default: %(default)s)",
     )
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="allow plain http to this registry (loopback always may)",
-    )
+    add_timeout_argument(parser, default=300.0)  # opkey.images.DEFAULT_SIGN_TIMEOUT
+    add_registry_arguments(parser)
     add_provider_arguments(parser)
     parser.set_defaults(run=run)
 
 
-def _signer(args: argparse.Namespace, progress: Progress) -> Signer:
+def _signer(args: argparse.Namespace, progress: Progress, deadline: Deadline) -> Signer:
     from opkey.signer import Signer
 
     if args.session:
@@ -94,8 +91,9 @@ def _signer(args: argparse.Namespace, progress: Progress) -> Signer:
 
         return load_session(Path(args.session))
     from opkey.cli.providers import build_provider
+    from opkey.http import RequestsTransport
 
-    provider = build_provider(args)
+    provider = build_provider(args, transport=deadline.bound(RequestsTransport()))
     if args.provider in ("browser", "device"):
         progress.step(f"waiting for the {args.provider} login at {provider.issuer}")
     else:
@@ -107,27 +105,29 @@ def run(args: argparse.Namespace) -> int:
     """Check every target, obtain one PK token, sign each target and write the results."""
     from opkey.cli._common import write_new_file
     from opkey.cli.progress import Progress
+    from opkey.cli.registry_options import RegistryOptions
     from opkey.cli.targets import collect_targets, sign_jobs
+    from opkey.http import Deadline
 
     targets = collect_targets(
         files=args.file, digests=args.digest, images=args.image, command="sign"
     )
     jobs = sign_jobs(targets, args.bundle)
+    registry = RegistryOptions.from_args(args)
+    # One deadline for all network work: the token request, registry uploads, retries, waits.
+    deadline = Deadline.after(args.timeout)
     progress = Progress()
-    signer = _signer(args, progress)
+    signer = _signer(args, progress, deadline)
     subject = signer.pktoken.claims.get("sub")
     as_whom = f"as {subject} (issuer {signer.pktoken.issuer})"
-    client = None
     for job in jobs:
         target = job.target
         if target.image is not None:
-            from opkey.cli.images import registry_client
             from opkey.images import sign_image
 
-            if client is None:
-                client = registry_client(args.insecure_registry)
             progress.step(f"signing {target.image} in its registry")
-            reference = sign_image(client, target.image, signer)
+            client = registry.client(str(target.image), deadline)
+            reference = sign_image(client, target.image, signer, deadline=deadline)
             print(f"opkey: signed {reference} {as_whom}", file=sys.stderr)
             continue
         assert target.digest is not None

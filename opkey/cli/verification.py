@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from opkey.bundle import Bundle
 from opkey.cli._common import archive_path, read_input
+from opkey.cli.registry_options import RegistryOptions
 from opkey.cli.targets import image_reference
 from opkey.digest import Digest
 from opkey.errors import ConfigError, NetworkError, VerificationError
@@ -41,7 +42,7 @@ from opkey.verification.verdict import Verdict
 from opkey.verification.verifier import Verifier
 
 if TYPE_CHECKING:
-    from opkey.http import HttpResponse, Transport
+    from opkey.http import Deadline, HttpResponse, Transport
 
 __all__ = [
     "KeyFetchWatch",
@@ -94,7 +95,9 @@ class VerificationRequest:
     offline: bool = False
     trust_policy_anchors: bool = False
     at: datetime | None = None
-    insecure_registries: tuple[str, ...] = ()
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    #: Seconds for all network work of the verification (``--timeout``).
+    timeout: float = 120.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> VerificationRequest:
@@ -128,6 +131,8 @@ class VerificationRequest:
                 claims.append((kind, name, value))
         github = {c: getattr(args, f) for f, c in _GITHUB_FLAGS.items() if getattr(args, f)}
         gitlab = {c: getattr(args, f) for f, c in _GITLAB_FLAGS.items() if getattr(args, f)}
+        # Read once for all targets (a --registry-password-stdin password included).
+        registry = RegistryOptions.from_args(args)
         common = cls(
             bundles=tuple(args.bundle or ()),
             policy_file=args.policy,
@@ -145,7 +150,8 @@ class VerificationRequest:
             offline=args.offline,
             trust_policy_anchors=args.trust_policy_anchors,
             at=args.at,
-            insecure_registries=tuple(args.insecure_registry or ()),
+            registry=registry,
+            timeout=args.timeout,
         )
         digests, files, images = list(args.digest), list(args.file), list(args.image)
         if len(digests) > 1:
@@ -300,6 +306,12 @@ class KeyFetchWatch:
             raise
 
 
+def _bound(deadline: Deadline) -> Transport:
+    from opkey.http import RequestsTransport
+
+    return deadline.bound(RequestsTransport())
+
+
 def plan(request: VerificationRequest, *, key_transport: Transport | None = None) -> Plan:
     """Turn the request into library values; reads the policy file, nothing else.
 
@@ -369,7 +381,11 @@ def verify_all(
     ``on_outcome`` sees each outcome as soon as it is decided.
     """
     first = requests[0]
-    watch = None if first.offline else KeyFetchWatch()
+    from opkey.http import Deadline
+
+    # One deadline for all network work: key fetches, registry requests, retries and waits.
+    deadline = Deadline.after(first.timeout)
+    watch = None if first.offline else KeyFetchWatch(_bound(deadline))
     wanted = plan(first, key_transport=watch)
     verifier = Verifier(Trust.build(wanted.issuers, wanted.keys))
     if first.unsafe_any_signer and not first.has_identity_flags:
@@ -396,7 +412,7 @@ def verify_all(
         failures = watch.failures if watch is not None else 0
         target = request.file or request.image or str(request.digest)
         try:
-            outcome = _verify_one(request, verifier, wanted, prepared.get(index))
+            outcome = _verify_one(request, verifier, wanted, prepared.get(index), deadline)
         except VerificationError as exc:
             unreachable = watch is not None and watch.failures > failures
             outcome = Outcome(target, None, None, error=exc, keys_unreachable=unreachable)
@@ -411,21 +427,22 @@ def _verify_one(
     verifier: Verifier,
     wanted: Plan,
     prepared: tuple[Digest, list[BundleEvidence]] | None,
+    deadline: Deadline,
 ) -> Outcome:
     if prepared is None:
         assert request.image is not None
         # The registry client (and requests) is loaded only for images.
-        from opkey.cli.images import registry_client
         from opkey.cli.progress import Progress
         from opkey.images import verify_image
 
         Progress().step(f"reading the signatures of {request.image} from its registry")
         result = verify_image(
-            registry_client(request.insecure_registries),
+            request.registry.client(request.image, deadline),
             request.image,
             verifier,
             wanted.requirement,
             at=request.at,
+            deadline=deadline,
         )
         return Outcome(
             str(result.image), result.verdict.subject, result.verdict, image=str(result.image)

@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from opkey.cli._common import SPEC, time_argument
+from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
 
 if TYPE_CHECKING:
     from opkey.cli.verification import Outcome
@@ -170,12 +171,8 @@ def register(subparsers: Any) -> None:
         help="verify as of this time (RFC 3339 or epoch seconds; default now)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        metavar="HOST",
-        help="allow plain http to this registry (loopback always may)",
-    )
+    add_timeout_argument(parser, default=120.0)  # opkey.images.DEFAULT_VERIFY_TIMEOUT
+    add_registry_arguments(parser)
     parser.set_defaults(run=run)
 
 

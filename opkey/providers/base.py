@@ -28,6 +28,7 @@ from opkey.jose import CompactJWS, parse_compact, parse_json_object
 from opkey.jwks.client import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
+from opkey.remote_text import printable
 from opkey.verify import VerifiedPKToken, verify_pktoken
 
 __all__ = [
@@ -113,9 +114,11 @@ def check_token_response(response: HttpResponse, *, what: str) -> dict[str, Any]
         error = document.get("error")
         if isinstance(error, str):
             description = document.get("error_description")
-            detail = error + (f": {description}" if isinstance(description, str) else "")
+            detail = printable(error) + (
+                f": {printable(description)}" if isinstance(description, str) else ""
+            )
         elif isinstance(document.get("message"), str):
-            detail = str(document["message"])
+            detail = printable(document["message"])
         raise ProviderError(
             f"{what}: {response.url} refused the request (HTTP {status}): {detail}",
             found=status,

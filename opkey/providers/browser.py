@@ -34,6 +34,7 @@ from opkey.pktoken import PKToken
 from opkey.providers.base import new_cic
 from opkey.providers.loopback import LoopbackListener
 from opkey.providers.oidc import LoginProvider, endpoint, finish_nonce_login
+from opkey.remote_text import printable
 
 __all__ = ["BrowserProvider", "Opener"]
 
@@ -132,9 +133,9 @@ class BrowserProvider(LoginProvider):
                 found=issuer_param,
             )
         if "error" in params:
-            description = params.get("error_description", "")
+            description = printable(params.get("error_description", ""))
             raise ProviderError(
-                f"{what}: the provider refused the login: {params['error']}"
+                f"{what}: the provider refused the login: {printable(params['error'])}"
                 + (f": {description}" if description else ""),
                 found=params["error"],
             )

@@ -25,6 +25,7 @@ from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import new_cic
 from opkey.providers.oidc import LoginProvider, endpoint, finish_nonce_login
+from opkey.remote_text import printable
 
 __all__ = ["DEVICE_GRANT_TYPE", "DeviceFlowProvider", "DevicePrompt"]
 
@@ -111,10 +112,14 @@ class DeviceFlowProvider(LoginProvider):
         # Google names it verification_url; RFC 8628 verification_uri.
         uri_name = "verification_uri" if "verification_uri" in document else "verification_url"
         complete = document.get("verification_uri_complete")
+        # The code and URLs are shown to the user: never let the provider's text drive a
+        # terminal (escape sequences), whatever it sends.
         prompt = DevicePrompt(
-            user_code=_str(document, "user_code", what),
-            verification_uri=_str(document, uri_name, what),
-            verification_uri_complete=complete if isinstance(complete, str) else None,
+            user_code=printable(_str(document, "user_code", what)),
+            verification_uri=printable(_str(document, uri_name, what), limit=1000),
+            verification_uri_complete=printable(complete, limit=1000)
+            if isinstance(complete, str)
+            else None,
             expires_in=_seconds(document, "expires_in", None, what),
         )
         interval = min(_seconds(document, "interval", _DEFAULT_INTERVAL, what), _MAX_INTERVAL)

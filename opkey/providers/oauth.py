@@ -44,6 +44,7 @@ from opkey.http import Transport
 from opkey.jose import parse_json_object
 from opkey.providers.base import TOKEN_RESPONSE_MAX_BYTES, check_token_response
 from opkey.providers.oidc import OidcClient
+from opkey.remote_text import printable
 
 __all__ = ["BoundedOAuth2Session", "OAuthRefusal", "call"]
 
@@ -66,6 +67,11 @@ class OAuthRefusal:
 
     error: str
     description: str = ""
+
+    def __post_init__(self) -> None:
+        # Both come from the provider and end up in messages people read.
+        object.__setattr__(self, "error", printable(self.error))
+        object.__setattr__(self, "description", printable(self.description))
 
     def __str__(self) -> str:
         return f"{self.error}: {self.description}" if self.description else self.error

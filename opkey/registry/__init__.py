@@ -2,8 +2,11 @@
 
 * :mod:`~opkey.registry.reference`: :class:`ImageReference`, strict parsing and digests.
 * :mod:`~opkey.registry.client`: :class:`RegistryClient` (manifests, blobs, tags, auth, retries).
-* :mod:`~opkey.registry.signatures`: :func:`attach_signature` / :func:`list_signatures` on the
-  cosign ``sha256-<hex>.sig`` tag, safe for concurrent signers.
+* :mod:`~opkey.registry.signatures`: :func:`attach_signature` / :func:`list_signatures` /
+  :func:`signature_layers` (streamed) on the cosign ``sha256-<hex>.sig`` tag, safe for
+  concurrent signers.
+* :mod:`~opkey.registry.auth`: credentials (docker config, credential helpers, environment)
+  and challenges; :mod:`~opkey.registry.responses`: parsers of registry answers.
 * :mod:`~opkey.registry.simplesigning`: the payload cosign signs for an image.
 * :mod:`~opkey.registry.local`: a real registry process on loopback for tests and demos.
 
@@ -26,9 +29,11 @@ from opkey.registry.signatures import (
     COSIGN_SIGNATURE_ANNOTATION,
     AttachResult,
     SignatureLayer,
+    SignatureLayers,
     attach_signature,
     list_signatures,
     repair_signatures,
+    signature_layers,
     signature_tag,
 )
 
@@ -44,6 +49,7 @@ __all__ = [
     "RegistryClient",
     "RetryPolicy",
     "SignatureLayer",
+    "SignatureLayers",
     "SimpleSigningPayload",
     "attach_signature",
     "list_signatures",
@@ -51,6 +57,7 @@ __all__ = [
     "parse_simple_signing_payload",
     "repair_signatures",
     "sha256_digest",
+    "signature_layers",
     "signature_tag",
     "simple_signing_payload",
 ]

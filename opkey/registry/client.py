@@ -23,31 +23,60 @@ What the client guarantees:
 
 from __future__ import annotations
 
+import copy
+import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-from opkey.errors import FormatError, NetworkError, OpkeyError, RegistryError, ResponseTooLargeError
-from opkey.http import HttpResponse, RequestsTransport, Transport, check_url, is_loopback_host
+from opkey.errors import (
+    DeadlineError,
+    FormatError,
+    NetworkError,
+    OpkeyError,
+    RegistryError,
+    ResponseTooLargeError,
+)
+from opkey.http import (
+    Deadline,
+    HttpResponse,
+    RequestsTransport,
+    Transport,
+    check_url,
+    is_loopback_host,
+)
 from opkey.registry.auth import (
     AuthState,
     Challenge,
     Credentials,
     DockerCredentialStore,
+    ambient_credentials,
     normalize_registry_host,
     parse_challenges,
 )
-from opkey.registry.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest_json
+from opkey.registry.manifest import MAX_MANIFEST_BYTES, Manifest
 from opkey.registry.mediatypes import MANIFEST_ACCEPT
 from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.responses import (
+    MAX_ERROR_BODY,
+    error_entries,
+    next_page,
+    parse_tag_page,
+    parse_token_response,
+)
 from opkey.registry.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from opkey.remote_text import printable
 
 __all__ = [
     "DEFAULT_MAX_BLOB_BYTES",
+    "KNOWN_TOKEN_HOSTS",
+    "MAX_TAGS",
+    "MAX_TAG_BYTES",
+    "MAX_TAG_PAGES",
     "RegistryClient",
 ]
 
@@ -57,11 +86,26 @@ T = TypeVar("T")
 DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024
 _MAX_TOKEN_RESPONSE = 1024 * 1024
 _MAX_TAG_PAGE = 4 * 1024 * 1024
-_MAX_ERROR_BODY = 64 * 1024
+_MAX_ERROR_BODY = MAX_ERROR_BODY
 _HEAD_LIMIT = 1 << 62  # HEAD answers declare the size of a body they do not send
 _TAG_PAGE_SIZE = 1000
-_MAX_TAGS = 100_000
 _MAX_BLOB_REDIRECTS = 3
+#: Tags of one repository read at most (journal tags included: one per signature).
+MAX_TAGS = 100_000
+#: Pages of a tag list followed at most: 100,000 tags in pages of 100, the smallest page size
+#: a registry commonly imposes (whatever ``n`` asks for).
+MAX_TAG_PAGES = 1_000
+#: Bytes of tag-list pages read in total: 100,000 of the longest journal tags (116 characters)
+#: with their JSON quoting fit in 12 MiB.
+MAX_TAG_BYTES = 16 * 1024 * 1024
+
+#: Token services known to belong to the registry that names them, beyond its own origin: the
+#: registry's credentials are sent there too (see ``spec/registry.md`` §2, "Credentials").
+KNOWN_TOKEN_HOSTS: Mapping[str, frozenset[str]] = {
+    "registry-1.docker.io": frozenset({"auth.docker.io"}),
+    "docker.io": frozenset({"auth.docker.io"}),
+    "registry.gitlab.com": frozenset({"gitlab.com"}),
+}
 
 
 class _TransientError(Exception):
@@ -84,6 +128,28 @@ class _Request:
     max_bytes: int = MAX_MANIFEST_BYTES
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, the port defaulted; never raises."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ("", url, None)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), port or default)
+
+
+def _join(base: str, location: str, what: str) -> str:
+    """``location`` (a header the registry sent) resolved against ``base``; an unreadable one
+    is a :class:`RegistryError`, never a ``ValueError`` from the URL parser."""
+    try:
+        url = urljoin(base, location)
+        urlsplit(url).port  # noqa: B018 - validates the host and port
+    except ValueError:
+        raise RegistryError(f"{what}: unreadable Location {printable(location)!r}") from None
+    return url
+
+
 def _normalize_scope(scope: str | None) -> str:
     """A cache key for a token scope: actions sorted (registries write ``push,pull``)."""
     items = []
@@ -94,19 +160,9 @@ def _normalize_scope(scope: str | None) -> str:
 
 
 def _errors(response: HttpResponse) -> list[tuple[str, str]]:
-    """``(code, message)`` pairs from a distribution error body (at most 5)."""
-    try:
-        document = parse_manifest_json(response.body[:_MAX_ERROR_BODY], what="error body")
-    except FormatError:
-        return []
-    errors = document.get("errors")
-    found: list[tuple[str, str]] = []
-    if isinstance(errors, list):
-        for item in errors[:5]:
-            if isinstance(item, dict):
-                code, message = item.get("code"), item.get("message")
-                found.append((str(code), message if isinstance(message, str) else ""))
-    return found
+    """``(code, message)`` pairs from a distribution error body, printable (see
+    :func:`~opkey.registry.responses.error_entries`)."""
+    return error_entries(response.body)
 
 
 def _error_summary(response: HttpResponse) -> str:
@@ -125,7 +181,14 @@ class RegistryClient:
 
     Thread-safe: concurrent signers may share a client (tokens are cached per host and scope).
     ``credentials`` maps registry hosts to :class:`Credentials`; hosts not in it are looked up
-    in docker's ``config.json`` (``docker_config``, default location when ``None``).
+    in docker's ``config.json`` (``docker_config``, default location when ``None``: inline
+    ``auths`` and credential helpers), then in the environment (``GITHUB_TOKEN`` for ghcr.io
+    inside GitHub Actions, see :func:`~opkey.registry.auth.ambient_credentials`).
+
+    ``token_hosts`` maps a registry host to the hosts of token services that may receive its
+    credentials besides its own origin (and :data:`KNOWN_TOKEN_HOSTS`). ``deadline`` bounds
+    everything the client does; :meth:`within` gives a view of the client with a deadline of
+    one operation.
     """
 
     def __init__(
@@ -140,6 +203,9 @@ class RegistryClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         allow_private_addresses: bool = False,
+        token_hosts: Mapping[str, Collection[str]] | None = None,
+        deadline: Deadline | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.transport: Transport = transport or RequestsTransport(user_agent="opkey-registry")
         self.retry = retry or RetryPolicy()
@@ -158,11 +224,30 @@ class RegistryClient:
         self._auth = AuthState()
         self._sleep = sleep
         self._clock = clock
+        self._token_hosts = {
+            normalize_registry_host(host): frozenset(h.lower() for h in hosts)
+            for host, hosts in (token_hosts or {}).items()
+        }
+        self._ambient = ambient_credentials(os.environ if env is None else env)
+        self.deadline = deadline
+        #: registry host -> token service that was not sent its credentials (for the message)
+        self._withheld: dict[str, str] = {}
+
+    def within(self, deadline: Deadline | None) -> RegistryClient:
+        """This client (same transport, credentials and token cache) bounded by ``deadline``
+        too: the earlier of it and the client's own applies."""
+        if deadline is None:
+            return self
+        bounded = copy.copy(self)
+        bounded.deadline = deadline.earlier(self.deadline)
+        return bounded
 
     # ----------------------------------------------------------------------------- plumbing
 
     def _base_url(self, ref: ImageReference) -> str:
-        host = ref.api_host
+        return self._base_url_for(ref.api_host)
+
+    def _base_url_for(self, host: str) -> str:
         hostname = urlsplit(f"//{host}").hostname or host
         insecure = host.lower() in self.insecure_registries or hostname in self.insecure_registries
         scheme = "http" if is_loopback_host(hostname) or insecure else "https"
@@ -172,10 +257,15 @@ class RegistryClient:
         return f"{self._base_url(ref)}/v2/{ref.repository}/{suffix}"
 
     def _credentials(self, host: str) -> Credentials | None:
-        explicit = self._explicit_credentials.get(normalize_registry_host(host))
+        normalized = normalize_registry_host(host)
+        explicit = self._explicit_credentials.get(normalized)
         if explicit is not None:
             return explicit
-        return self._store().lookup(host)
+        remaining = None
+        if self.deadline is not None:
+            remaining = self.deadline.timeout(float("inf"), f"credentials for {host}")
+        found = self._store().lookup(host, timeout=remaining)
+        return found if found is not None else self._ambient.get(normalized)
 
     def _store(self) -> DockerCredentialStore:
         with self._config_lock:
@@ -183,16 +273,48 @@ class RegistryClient:
                 self._docker_config = DockerCredentialStore.load()
             return self._docker_config
 
+    def _same_origin(self, url: str, host: str) -> bool:
+        """Whether ``url`` is on the registry's own origin (scheme, host and port)."""
+        return _origin(url) == _origin(f"{self._base_url_for(host)}/")
+
+    def _trusted_token_host(self, url: str, host: str) -> bool:
+        """Whether the token service at ``url`` may receive ``host``'s credentials: the
+        registry's own origin, a host the user configured for it, a known pair, or both on
+        loopback (local development). ``url`` has passed :meth:`_check_server_url`."""
+        if self._same_origin(url, host):
+            return True
+        target = (urlsplit(url).hostname or "").lower()
+        hostname = urlsplit(f"//{host}").hostname or host
+        if is_loopback_host(hostname) and is_loopback_host(target):
+            return True
+        normalized = normalize_registry_host(host)
+        configured = self._token_hosts.get(normalized, frozenset())
+        known = KNOWN_TOKEN_HOSTS.get(host.lower(), KNOWN_TOKEN_HOSTS.get(normalized, frozenset()))
+        return target in configured or (urlsplit(url).scheme == "https" and target in known)
+
     def _check_server_url(self, url: str, host: str, what: str) -> None:
-        """Allow a URL the registry named (token realm, redirect) under the client's rules."""
-        target = urlsplit(url)
-        same_host = (target.netloc or "").lower() == host.lower()
+        """Allow a URL the registry named (token realm, redirect) under the client's rules.
+
+        A registry may never steer opkey to loopback or to other non-public addresses unless
+        it is there itself: loopback only for a registry on loopback (local development),
+        private addresses only on the registry's own origin, for token hosts the user
+        configured, or when the client allows private addresses.
+        """
+        try:
+            target = (urlsplit(url).hostname or "").lower()
+        except ValueError:  # e.g. "https://[]x/": not a URL, and check_url would say why
+            check_url(url, what=what, resolve=False)
+            raise NetworkError(f"{what}: invalid URL {printable(url)!r}") from None
+        same_origin = self._same_origin(url, host)
+        hostname = urlsplit(f"//{host}").hostname or host
+        configured = target in self._token_hosts.get(normalize_registry_host(host), frozenset())
         check_url(
             url,
             what=what,
             insecure_hosts=self._insecure_hostnames,
-            allow_private=self.allow_private_addresses or same_host,
-            resolve=not same_host,
+            allow_private=self.allow_private_addresses or same_origin or configured,
+            resolve=not same_origin,
+            allow_loopback=is_loopback_host(hostname) or same_origin,
         )
 
     def _retrying(self, what: str, operation: Callable[[], T]) -> T:
@@ -217,6 +339,15 @@ class RegistryClient:
                     found=last.retry_after,
                 ) from None
             delay = last.retry_after if last.retry_after is not None else policy.backoff(attempt)
+            if self.deadline is not None and delay >= self.deadline.remaining():
+                left = max(0.0, self.deadline.remaining())
+                asked = "asks to retry after" if last.retry_after is not None else "would retry in"
+                raise DeadlineError(
+                    f"{last.error.message}; the registry {asked} {delay:g}s, but only "
+                    f"{left:.1f}s are left of the operation's {self.deadline.budget:g}s deadline",
+                    expected=self.deadline.budget,
+                    found=delay,
+                ) from None
             if self._clock() - started + delay > policy.deadline:
                 named = "" if what in last.error.message else f" for {what}"
                 raise type(last.error)(
@@ -230,21 +361,26 @@ class RegistryClient:
         if authorization:
             headers["Authorization"] = authorization
         max_bytes = _HEAD_LIMIT if request.method == "HEAD" else request.max_bytes
+        what = f"{request.method} {request.url}"
+        timeout = self.timeout
+        if self.deadline is not None:
+            timeout = self.deadline.timeout(timeout, what)
         try:
             return self.transport.request(
                 request.method,
                 request.url,
                 headers=headers,
                 data=request.body,
-                timeout=self.timeout,
+                timeout=timeout,
                 max_bytes=max_bytes,
             )
-        except ResponseTooLargeError:
+        except (ResponseTooLargeError, DeadlineError):
             raise
         except NetworkError as exc:
+            if self.deadline is not None and self.deadline.expired():
+                raise self.deadline.error(what) from None
             # The transport's own message already names the request ("GET URL: reason"); say
             # it once.
-            what = f"{request.method} {request.url}"
             message = str(exc) if str(exc).startswith(what) else f"{what}: {exc}"
             raise _TransientError(NetworkError(message)) from None
 
@@ -260,6 +396,9 @@ class RegistryClient:
                     self._auth.forget_token(request.host, _normalize_scope(request.scope))
                 if self._credentials(request.host) is None:
                     raise self._missing_credentials(request.host)
+                withheld = self._withheld.get(request.host)
+                if withheld is not None:
+                    raise self._withheld_error(request.host, withheld, _error_summary(response))
                 raise RegistryError(
                     f"{request.method} {request.url}: the registry refused the credentials "
                     f"for {request.host} ({_error_summary(response)})",
@@ -320,7 +459,7 @@ class RegistryClient:
             return credentials.basic_header()
         raise RegistryError(
             f"{request.method} {request.url}: authentication required, but the registry's "
-            f"challenge {header!r} names no supported scheme (Basic or Bearer)",
+            f"challenge {printable(header)!r} names no supported scheme (Basic or Bearer)",
             found=header,
         )
 
@@ -328,18 +467,37 @@ class RegistryClient:
         source = self._store().unsupported_source(host)
         if source is not None:
             return RegistryError(
-                f"{host} requires credentials, which are kept in {source}; opkey does not "
-                f"run credential helpers. Add an 'auths' entry for {host} to "
+                f"{host} requires credentials, which are kept in {source}, which opkey cannot "
+                f"use. Add an 'auths' entry or a credential helper for {host} to "
                 f"{self._store().path} or pass credentials explicitly"
             )
         return RegistryError(
             f"{host} requires credentials and none were found (looked in "
-            f"{self._store().path}); run 'docker login {host}' or pass credentials explicitly"
+            f"{self._store().path}); run 'docker login {host}' or pass credentials explicitly "
+            "(--registry-username with --registry-password-stdin, or OPKEY_REGISTRY_USERNAME "
+            "and OPKEY_REGISTRY_PASSWORD)"
+        )
+
+    @staticmethod
+    def _withheld_error(host: str, realm: str, summary: str) -> RegistryError:
+        realm_host = printable(urlsplit(realm).hostname or realm)
+        return RegistryError(
+            f"{host} sends clients to the token service {printable(realm)}, on another origin; "
+            f"opkey does not send the credentials for {host} there, and the service gave no "
+            f"usable token without them ({summary}). If {realm_host} belongs to the operator "
+            f"of {host}, allow it with --registry-token-host {realm_host} "
+            f"(RegistryClient(token_hosts=...))",
+            found=realm,
         )
 
     def _fetch_token(self, host: str, realm: str, service: str | None, scope: str | None) -> str:
-        """Get a bearer token from ``realm`` for ``scope`` and cache it."""
+        """Get a bearer token from ``realm`` for ``scope`` and cache it.
+
+        The registry's credentials go along only to a token service trusted with them
+        (:meth:`_trusted_token_host`); any other is asked for an anonymous token.
+        """
         self._check_server_url(realm, host, "token realm")
+        shown = printable(realm)
         params: list[tuple[str, str]] = []
         if service:
             params.append(("service", service))
@@ -348,6 +506,9 @@ class RegistryClient:
         separator = "&" if urlsplit(realm).query else "?"
         url = realm + (separator + urlencode(params) if params else "")
         credentials = self._credentials(host)
+        if credentials is not None and not self._trusted_token_host(realm, host):
+            self._withheld[host] = realm
+            credentials = None
         headers = {"Accept": "application/json"}
         if credentials is not None:
             headers["Authorization"] = credentials.basic_header()
@@ -357,39 +518,30 @@ class RegistryClient:
             response = self._transport_call(token_request, None)
             if response.status in RETRYABLE_STATUSES:
                 raise _TransientError(
-                    RegistryError(f"token request to {realm}: {_error_summary(response)}"),
+                    RegistryError(f"token request to {shown}: {_error_summary(response)}"),
                     retry_after=parse_retry_after(response.header("Retry-After")),
                 )
             return response
 
-        response = self._retrying(f"token from {realm}", once)
+        response = self._retrying(f"token from {shown}", once)
         if response.status in (401, 403):
+            if host in self._withheld and self._credentials(host) is not None:
+                raise self._withheld_error(host, realm, _error_summary(response))
             if credentials is None:
                 raise self._missing_credentials(host)
             raise RegistryError(
-                f"the token service {realm} refused the credentials for {host} "
+                f"the token service {shown} refused the credentials for {host} "
                 f"({_error_summary(response)})",
                 found=response.status,
             )
         if response.status != 200:
             raise RegistryError(
-                f"the token service {realm} answered {_error_summary(response)}",
+                f"the token service {shown} answered {_error_summary(response)}",
                 found=response.status,
             )
-        try:
-            document = parse_manifest_json(response.body, what=f"token from {realm}")
-        except FormatError as exc:
-            raise RegistryError(str(exc)) from None
-        token = document.get("token") or document.get("access_token")
-        if not isinstance(token, str) or not token.isascii() or not token.isprintable():
-            raise RegistryError(f"the token service {realm} returned no usable token")
-        if " " in token or len(token) > 64 * 1024:
-            raise RegistryError(f"the token service {realm} returned a malformed token")
-        lifetime = document.get("expires_in", 60)
-        if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime <= 0:
-            lifetime = 60
-        self._auth.store_token(host, _normalize_scope(scope), token, float(lifetime))
-        return token
+        answer = parse_token_response(response.body, what=f"the token service {shown}")
+        self._auth.store_token(host, _normalize_scope(scope), answer.token, float(answer.lifetime))
+        return answer.token
 
     # ------------------------------------------------------------------------ status checks
 
@@ -402,7 +554,7 @@ class RegistryClient:
             return RegistryError(f"{what}: not found ({summary})", found=404)
         if 300 <= response.status < 400:
             return RegistryError(
-                f"{what}: unexpected redirect to {response.header('Location')!r}",
+                f"{what}: unexpected redirect to {printable(response.header('Location'))!r}",
                 found=response.status,
             )
         return RegistryError(f"{what}: {summary}", found=response.status)
@@ -637,12 +789,12 @@ class RegistryClient:
 
     def _upload_url(self, ref: ImageReference, location: str, what: str) -> str:
         base = self._base_url(ref)
-        url = urljoin(base + "/", location)
+        url = _join(base + "/", location, what)
         target, origin = urlsplit(url), urlsplit(base)
         if (target.scheme, target.netloc.lower()) != (origin.scheme, origin.netloc.lower()):
             # Uploads elsewhere would carry our credentials to a host the user did not name.
             raise RegistryError(
-                f"{what}: the registry sent the upload to another origin ({location!r})",
+                f"{what}: the registry sent the upload to another origin ({printable(location)!r})",
                 found=location,
             )
         return url
@@ -669,9 +821,9 @@ class RegistryClient:
                 location = response.header("Location")
                 if not location:
                     raise RegistryError(f"{what}: redirect without a Location")
-                target = urljoin(request.url, location)
+                target = _join(request.url, location, what)
                 self._check_server_url(target, ref.api_host, f"{what} redirect")
-                same_origin = urlsplit(target).netloc.lower() == ref.api_host.lower()
+                same_origin = self._same_origin(target, ref.api_host)
                 request = _Request(
                     "GET",
                     target,
@@ -706,7 +858,7 @@ class RegistryClient:
         response = self._transport_call(request, None)
         if response.status in RETRYABLE_STATUSES:
             raise _TransientError(
-                RegistryError(f"GET {request.url}: {_error_summary(response)}"),
+                RegistryError(f"GET {printable(request.url)}: {_error_summary(response)}"),
                 retry_after=parse_retry_after(response.header("Retry-After")),
             )
         return response
@@ -714,43 +866,52 @@ class RegistryClient:
     # --------------------------------------------------------------------------------- tags
 
     def list_tags(self, ref: ImageReference) -> list[str]:
-        """Every tag of ``ref``'s repository (following ``Link`` pagination); [] if unknown."""
+        """Every tag of ``ref``'s repository (following ``Link`` pagination); [] if unknown.
+
+        Bounded like :meth:`iter_tags`.
+        """
+        return list(self.iter_tags(ref))
+
+    def iter_tags(self, ref: ImageReference) -> Iterator[str]:
+        """The tags of ``ref``'s repository, page by page (nothing if the repository is
+        unknown), so that a caller looking for a few tags keeps only those.
+
+        Bounded: at most :data:`MAX_TAG_PAGES` pages, :data:`MAX_TAG_BYTES` bytes of pages and
+        :data:`MAX_TAGS` tags; every name must be a valid tag (at most 128 characters); a
+        ``Link`` must stay on the registry's host and never name a page already read.
+        """
         scope = f"repository:{ref.repository}:pull"
         base = self._base_url(ref)
         url: str | None = self._repo_url(ref, f"tags/list?n={_TAG_PAGE_SIZE}")
-        tags: list[str] = []
+        what = f"tag list of {ref.name}"
+        seen: set[str] = set()
+        pages = tags = size = 0
         while url is not None:
+            if pages >= MAX_TAG_PAGES:
+                raise RegistryError(
+                    f"{what}: more than {MAX_TAG_PAGES} pages", expected=MAX_TAG_PAGES
+                )
+            seen.add(url)
+            pages += 1
             try:
                 response = self._request(_Request("GET", url, ref.api_host, scope, {}, None))
             except ResponseTooLargeError:
-                raise RegistryError(f"tag list of {ref.name}: page too large") from None
+                raise RegistryError(f"{what}: page too large") from None
             if response.status == 404:
-                return []
+                return
             if response.status != 200:
                 raise self._fail(response, f"listing tags of {ref.name}")
-            try:
-                document = parse_manifest_json(response.body, what=f"tag list of {ref.name}")
-            except FormatError as exc:
-                raise RegistryError(str(exc)) from None
-            page = document.get("tags")
-            if page is None:
-                page = []
-            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                raise RegistryError(f"tag list of {ref.name}: 'tags' is not a list of strings")
-            tags.extend(page)
-            if len(tags) > _MAX_TAGS:
-                raise RegistryError(f"{ref.name} has more than {_MAX_TAGS} tags")
-            url = self._next_page(base, response.header("Link"), ref)
-        return tags
-
-    @staticmethod
-    def _next_page(base: str, link: str | None, ref: ImageReference) -> str | None:
-        if not link or 'rel="next"' not in link.replace(" ", ""):
-            return None
-        start, end = link.find("<"), link.find(">")
-        if start < 0 or end < start:
-            raise RegistryError(f"tag list of {ref.name}: unreadable Link header {link!r}")
-        target = urljoin(base + "/", link[start + 1 : end])
-        if urlsplit(target).netloc.lower() != urlsplit(base).netloc.lower():
-            raise RegistryError(f"tag list of {ref.name}: Link points to another host")
-        return target
+            size += len(response.body)
+            if size > MAX_TAG_BYTES:
+                raise RegistryError(
+                    f"{what}: more than {MAX_TAG_BYTES} bytes in all its pages",
+                    expected=MAX_TAG_BYTES,
+                )
+            page = parse_tag_page(response.body, what=what)
+            tags += len(page)
+            if tags > MAX_TAGS:
+                raise RegistryError(f"{ref.name} has more than {MAX_TAGS} tags", expected=MAX_TAGS)
+            yield from page
+            url = next_page(base, response.header("Link"), what=what)
+            if url is not None and url in seen:
+                raise RegistryError(f"{what}: the Link header names a page already read")

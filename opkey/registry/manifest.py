@@ -22,6 +22,7 @@ from opkey.errors import ConfigError, FormatError
 from opkey.jose import freeze_json, go_json, parse_json_object, thaw_json
 from opkey.registry.mediatypes import IMAGE_MANIFESTS, MANIFEST_TYPES
 from opkey.registry.reference import parse_digest, sha256_digest
+from opkey.remote_text import printable
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -147,7 +148,7 @@ class Manifest:
         header = content_type.split(";")[0].strip() if content_type else None
         if declared and header and header != declared and header in MANIFEST_TYPES:
             raise FormatError(
-                f"{what}: served as {header} but declares mediaType {declared}",
+                f"{what}: served as {header} but declares mediaType {printable(declared)!r}",
                 expected=header,
                 found=declared,
             )

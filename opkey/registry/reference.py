@@ -25,6 +25,7 @@ __all__ = [
     "DOCKER_HUB",
     "ImageReference",
     "parse_digest",
+    "parse_tag",
     "sha256_digest",
 ]
 
@@ -83,6 +84,18 @@ def parse_digest(text: str, *, what: str = "digest") -> str:
             )
         raise ConfigError(f"{what}: digest {text!r} contains characters that are not hex")
     return text
+
+
+def parse_tag(text: object, *, what: str = "tag") -> str:
+    """Return ``text`` if it is a tag (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``), else ConfigError."""
+    if isinstance(text, str) and _TAG.fullmatch(text) is not None:
+        return text
+    shown = repr(text[:140]) if isinstance(text, str) else type(text).__name__
+    raise ConfigError(
+        f"{what}: {shown} is not a valid tag (at most 128 letters, digits, '_', '.' or "
+        "'-', not starting with '.' or '-')",
+        found=text if isinstance(text, str) else None,
+    )
 
 
 def _check_registry(registry: str) -> None:

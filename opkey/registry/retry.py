@@ -56,18 +56,23 @@ class RetryPolicy:
         return (rng or random).uniform(0, bound)
 
 
+#: Longest wait a ``Retry-After`` is read as (a year): anything longer is "too long" all the same.
+_MAX_RETRY_AFTER = 365 * 86_400.0
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header, or ``None`` when absent or unreadable."""
+    """Seconds to wait from a ``Retry-After`` header (at most a year), or ``None`` when absent
+    or unreadable."""
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
+    if text.isascii() and text.isdigit():  # not str.isdigit alone: "²" is a digit to it
+        return float(int(text)) if len(text) <= 9 else _MAX_RETRY_AFTER
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     current = now or datetime.now(timezone.utc)
-    return max(0.0, (when - current).total_seconds())
+    return min(_MAX_RETRY_AFTER, max(0.0, (when - current).total_seconds()))

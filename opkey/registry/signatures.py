@@ -40,7 +40,7 @@ import hashlib
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from opkey.errors import ConfigError, FormatError, RegistryError
@@ -55,18 +55,23 @@ from opkey.registry.mediatypes import (
     OCI_MANIFEST,
 )
 from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.remote_text import printable
 
 __all__ = [
     "COSIGN_SIGNATURE_ANNOTATION",
+    "MAX_SIGNATURE_BYTES",
+    "MAX_SIGNATURE_LAYERS",
     "MAX_SIGNATURE_PAYLOAD_BYTES",
     "AttachResult",
     "SignatureLayer",
+    "SignatureLayers",
     "attach_signature",
     "cosign_config",
     "journal_tag",
     "layer_identity",
     "list_signatures",
     "repair_signatures",
+    "signature_layers",
     "signature_tag",
 ]
 
@@ -74,6 +79,13 @@ __all__ = [
 COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 #: Largest signature payload written or read. Simple-signing payloads are a few hundred bytes.
 MAX_SIGNATURE_PAYLOAD_BYTES = 1024 * 1024
+#: Signature layers of one image considered when reading (the first ones, in manifest order),
+#: and the most a signer writes. One layer per signing of that digest: a sign-off with a few
+#: stages, re-run many times, stays far below.
+MAX_SIGNATURE_LAYERS = 256
+#: Payload bytes downloaded in all for one image. Every opkey signer of an image signs the
+#: same few hundred bytes (one blob), so this is hundreds of times what honest images need.
+MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
 
 _JOURNAL_MARK = ".sig.journal-"
 _IDENTITY_HEX = 32
@@ -218,16 +230,16 @@ def _read_state(client: RegistryClient, sig_ref: ImageReference) -> _SigState | 
 
 def _signature_manifest(manifest: Manifest, ref: ImageReference) -> ImageManifest:
     if manifest.media_type not in _CONFIG_FOR:
-        raise _garbage(ref, f"its media type is {manifest.media_type}")
+        raise _garbage(ref, f"its media type is {printable(manifest.media_type)}")
     try:
         image = ImageManifest.from_manifest(manifest, what=f"manifest {ref}")
     except FormatError as exc:
         raise _garbage(ref, str(exc)) from None
     if image.config.media_type not in _CONFIG_FOR.values():
-        raise _garbage(ref, f"its config has media type {image.config.media_type}")
+        raise _garbage(ref, f"its config has media type {printable(image.config.media_type)}")
     for index, layer in enumerate(image.layers):
         if layer.media_type != COSIGN_SIMPLESIGNING:
-            raise _garbage(ref, f"layer {index} has media type {layer.media_type}")
+            raise _garbage(ref, f"layer {index} has media type {printable(layer.media_type)}")
     return image
 
 
@@ -252,7 +264,7 @@ def _journal_tags(client: RegistryClient, image: ImageReference, digest: str) ->
     prefix = digest.replace(":", "-") + _JOURNAL_MARK
     pattern = re.compile(re.escape(prefix) + f"([0-9a-f]{{{_IDENTITY_HEX}}})")
     tags: dict[str, str] = {}
-    for tag in client.list_tags(image):
+    for tag in client.iter_tags(image):
         match = pattern.fullmatch(tag)
         if match is not None:
             tags[tag] = match.group(1)
@@ -366,6 +378,14 @@ def _converge(
             if identity not in seen:
                 seen.add(identity)
                 additions.append(layer)
+        if len(layers) + len(additions) > MAX_SIGNATURE_LAYERS:
+            raise RegistryError(
+                f"{sig_ref} would hold {len(layers) + len(additions)} signature layers; "
+                f"verifiers consider at most {MAX_SIGNATURE_LAYERS}, so the new ones would not "
+                "be seen. Nothing was written to it (the journal keeps every signature)",
+                expected=MAX_SIGNATURE_LAYERS,
+                found=len(layers) + len(additions),
+            )
         restored += sum(1 for layer in additions if layer_identity(layer) != own_identity)
         _push_signature_manifest(client, sig_ref, media_type, layers + additions, annotations)
         writes += 1
@@ -455,42 +475,110 @@ def repair_signatures(
     return restored
 
 
+@dataclass(frozen=True)
+class SignatureLayers:
+    """The signature layers of one image, downloaded one at a time as they are iterated.
+
+    ``descriptors`` are the layers considered: the first :data:`MAX_SIGNATURE_LAYERS` (or the
+    caller's bound) of the ``.sig`` manifest, in order; ``total`` counts every layer it names.
+    Iterating downloads each payload, checks it against the layer's digest and size, and
+    yields it; nothing is kept afterwards but a small cache of payloads already seen (honest
+    signers of one image share one payload blob). Downloading more than ``max_total_bytes``
+    in all is a :class:`RegistryError`.
+    """
+
+    client: RegistryClient
+    image: ImageReference
+    signature_ref: ImageReference
+    descriptors: tuple[Descriptor, ...]
+    total: int
+    max_payload_bytes: int = MAX_SIGNATURE_PAYLOAD_BYTES
+    max_total_bytes: int = MAX_SIGNATURE_BYTES
+
+    @property
+    def skipped(self) -> int:
+        """Layers of the manifest beyond the bound: never downloaded nor verified."""
+        return self.total - len(self.descriptors)
+
+    def __len__(self) -> int:
+        return len(self.descriptors)
+
+    def __iter__(self) -> Iterator[SignatureLayer]:
+        cache: dict[str, bytes] = {}
+        cached = downloaded = 0
+        sig_ref = self.signature_ref
+        for index, layer in enumerate(self.descriptors):
+            if layer.size > self.max_payload_bytes:
+                raise RegistryError(
+                    f"{sig_ref} layer {index}: payload of {layer.size} bytes exceeds the "
+                    f"{self.max_payload_bytes}-byte limit",
+                    expected=self.max_payload_bytes,
+                    found=layer.size,
+                )
+            payload = cache.get(layer.digest)
+            if payload is None:
+                if downloaded + layer.size > self.max_total_bytes:
+                    raise RegistryError(
+                        f"{sig_ref}: its signature payloads need more than "
+                        f"{self.max_total_bytes} bytes in all (at layer {index})",
+                        expected=self.max_total_bytes,
+                    )
+                payload = self.client.get_blob(
+                    self.image, layer.digest, max_bytes=max(layer.size, 1)
+                )
+                downloaded += len(payload)
+                if cached + len(payload) <= MAX_SIGNATURE_PAYLOAD_BYTES:
+                    cache[layer.digest] = payload
+                    cached += len(payload)
+            if len(payload) != layer.size:
+                raise RegistryError(
+                    f"{sig_ref} layer {index}: payload is {len(payload)} bytes, the manifest "
+                    f"says {layer.size}",
+                    expected=layer.size,
+                    found=len(payload),
+                )
+            yield SignatureLayer(payload, layer)
+
+
+def signature_layers(
+    client: RegistryClient,
+    image: ImageReference,
+    *,
+    max_layers: int = MAX_SIGNATURE_LAYERS,
+    max_payload_bytes: int = MAX_SIGNATURE_PAYLOAD_BYTES,
+    max_total_bytes: int = MAX_SIGNATURE_BYTES,
+) -> SignatureLayers:
+    """The signatures in the image's ``.sig`` tag, to iterate (none when there is no tag).
+
+    Only the ``.sig`` manifest is read here; payloads are downloaded during iteration (see
+    :class:`SignatureLayers`). A ``.sig`` tag that is not a signature manifest raises
+    :class:`RegistryError`.
+    """
+    digest = image.require_digest()
+    sig_ref = image.with_tag(signature_tag(digest))
+    state = _read_state(client, sig_ref)
+    layers = state.image.layers if state is not None else ()
+    return SignatureLayers(
+        client,
+        image,
+        sig_ref,
+        tuple(layers[:max_layers]),
+        len(layers),
+        max_payload_bytes,
+        max_total_bytes,
+    )
+
+
 def list_signatures(
     client: RegistryClient,
     image: ImageReference,
     *,
     max_payload_bytes: int = MAX_SIGNATURE_PAYLOAD_BYTES,
 ) -> list[SignatureLayer]:
-    """The signatures in the image's ``.sig`` tag, in manifest order ([] when none).
+    """The signatures in the image's ``.sig`` tag, in manifest order ([] when none): the first
+    :data:`MAX_SIGNATURE_LAYERS`, all downloaded (see :func:`signature_layers` to stream).
 
     Every payload is downloaded once per distinct blob and checked against the layer's digest
     and size. A ``.sig`` tag that is not a signature manifest raises :class:`RegistryError`.
     """
-    digest = image.require_digest()
-    sig_ref = image.with_tag(signature_tag(digest))
-    state = _read_state(client, sig_ref)
-    if state is None:
-        return []
-    payloads: dict[str, bytes] = {}
-    result: list[SignatureLayer] = []
-    for index, layer in enumerate(state.image.layers):
-        if layer.size > max_payload_bytes:
-            raise RegistryError(
-                f"{sig_ref} layer {index}: payload of {layer.size} bytes exceeds the "
-                f"{max_payload_bytes}-byte limit",
-                expected=max_payload_bytes,
-                found=layer.size,
-            )
-        payload = payloads.get(layer.digest)
-        if payload is None:
-            payload = client.get_blob(image, layer.digest, max_bytes=max(layer.size, 1))
-            payloads[layer.digest] = payload
-        if len(payload) != layer.size:
-            raise RegistryError(
-                f"{sig_ref} layer {index}: payload is {len(payload)} bytes, the manifest says "
-                f"{layer.size}",
-                expected=layer.size,
-                found=len(payload),
-            )
-        result.append(SignatureLayer(payload, layer))
-    return result
+    return list(signature_layers(client, image, max_payload_bytes=max_payload_bytes))

@@ -4,8 +4,8 @@ Runs the CNCF distribution registry (Debian package ``docker-registry``) as a ch
 with a generated configuration: filesystem storage in a directory of the caller's choosing,
 deletes enabled, listening on ``127.0.0.1`` only. It can be stopped and started again on the
 same port and storage, which is how the fault tests restart a registry in the middle of a run.
-Optional basic (htpasswd, bcrypt) or token authentication is configured the same way a
-production registry would be.
+Optional basic (htpasswd, bcrypt) or token authentication, and TLS with a given certificate,
+are configured the same way a production registry would be.
 
 :func:`seed_image` pushes a tiny but genuine OCI image (gzip tar layer, image config) so that
 there is something to sign.
@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tarfile
 import time
@@ -82,11 +83,14 @@ class LocalRegistry:
         htpasswd: Path | None = None,
         token: TokenAuthConfig | None = None,
         binary: str | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.root = Path(root)
         self.port = port or free_port()
         self.htpasswd = htpasswd
         self.token = token
+        #: (certificate chain PEM, private key PEM): serve https instead of http
+        self.tls = tls
         self.binary = binary or find_registry_binary()
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -99,7 +103,7 @@ class LocalRegistry:
     @property
     def url(self) -> str:
         """The registry's base URL."""
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     @property
     def storage(self) -> Path:
@@ -131,6 +135,12 @@ class LocalRegistry:
             "  headers:",
             "    X-Content-Type-Options: [nosniff]",
         ]
+        if self.tls is not None:
+            lines += [
+                "  tls:",
+                f"    certificate: {json.dumps(str(self.tls[0]))}",
+                f"    key: {json.dumps(str(self.tls[1]))}",
+            ]
         if self.htpasswd is not None:
             lines += [
                 "auth:",
@@ -181,7 +191,17 @@ class LocalRegistry:
         )
 
     def _answers(self) -> bool:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+        connection: http.client.HTTPConnection
+        if self.tls is not None:
+            # Only "is it up?": the certificate is for the names the caller chose.
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            connection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=1, context=context
+            )
+        else:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
         try:
             connection.request("GET", "/v2/")
             connection.getresponse().read()

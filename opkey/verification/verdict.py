@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from opkey.digest import Digest
 from opkey.errors import (
+    DeadlineError,
     ForeignSignatureError,
     OpkeyError,
     PolicyError,
@@ -31,12 +32,16 @@ from opkey.errors import (
     VerificationError,
 )
 from opkey.policy.signoff import Requirement, SignerRequirement
+from opkey.remote_text import printable
 
 if TYPE_CHECKING:
     from opkey.verification.evidence import Evidence, SignatureChecker
     from opkey.verification.identity import VerifiedIdentity
 
 __all__ = ["RequirementOutcome", "SignatureOutcome", "Verdict", "decide"]
+
+#: Signatures named, with their reasons, in one rejection message.
+_MAX_REASONS = 10
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,12 @@ class SignatureOutcome:
 
     @property
     def reason(self) -> str | None:
-        """Why the signature is not genuine, or ``None``."""
-        return None if self.error is None else str(self.error)
+        """Why the signature is not genuine, or ``None``.
+
+        Printable and bounded: evidence comes from elsewhere (a registry, a file), and its
+        text must never drive a terminal.
+        """
+        return None if self.error is None else printable(str(self.error), limit=500)
 
     @property
     def kind(self) -> str | None:
@@ -192,7 +201,9 @@ class Verdict:
                 f"missing: {details}"
             )
         if invalid:
-            listed = "; ".join(f"{s.label}: {s.reason}" for s in invalid)
+            listed = "; ".join(f"{s.label}: {s.reason}" for s in invalid[:_MAX_REASONS])
+            if len(invalid) > _MAX_REASONS:
+                listed += f"; and {len(invalid) - _MAX_REASONS} more"
             message += f"; invalid signatures: {listed}"
         ignored = len(self.signatures) - len(counted)
         if ignored:
@@ -229,6 +240,8 @@ def decide(
     for index, item in enumerate(evidence):
         try:
             identity = item.verify(verifier, subject, at=at)
+        except DeadlineError:
+            raise  # the whole verification's time is up: no verdict
         except OpkeyError as exc:
             outcomes.append(SignatureOutcome(index, item.label, error=exc))
         else:

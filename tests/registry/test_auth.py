@@ -103,7 +103,12 @@ def test_docker_config_location_follows_docker(tmp_path: Path) -> None:
     assert DockerCredentialStore.load(env=env).auths == {}  # missing file: no credentials
 
 
-def test_helpers_and_identity_tokens_are_recorded_as_unsupported(tmp_path: Path) -> None:
+def test_helpers_are_read_and_identity_tokens_recorded_as_unsupported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Helpers are run (tests/security/test_sec_registry_credentials.py runs real ones); one
+    that is not installed is named only once a lookup needed it."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker-credential-* programs at all
     path = write_config(
         tmp_path,
         {
@@ -114,9 +119,15 @@ def test_helpers_and_identity_tokens_are_recorded_as_unsupported(tmp_path: Path)
     )
     store = DockerCredentialStore.load(path)
     assert "identitytoken" in (store.unsupported_source("quay.io") or "")
-    helper = store.unsupported_source("123.dkr.ecr.us-east-1.amazonaws.com") or ""
-    assert "docker-credential-ecr-login" in helper
-    assert "docker-credential-desktop" in (store.unsupported_source("other.io") or "")
+    ecr = "123.dkr.ecr.us-east-1.amazonaws.com"
+    assert store.helper_for(ecr) == "ecr-login"
+    assert store.helper_for("other.io") == "desktop"
+    assert store.unsupported_source(ecr) is None  # not looked up yet
+    assert store.lookup(ecr) is None
+    assert "docker-credential-ecr-login, which is not installed" in (
+        store.unsupported_source(ecr) or ""
+    )
+    assert store.lookup("ghcr.io") == Credentials("a", "b")  # the helper has none: auths
     assert store.unsupported_source("ghcr.io") is None
 
 

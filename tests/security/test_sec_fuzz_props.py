@@ -157,3 +157,15 @@ def test_jwks_and_discovery_structure_mutants(seed: int, pick: int) -> None:
         data = target.seeds[pick % len(target.seeds)]
         data = mutate_json(data, rng) or data
         target.run(data)
+
+
+@FUZZ
+@given(st.integers(0, 2**32 - 1), st.integers(0, 1000))
+def test_registry_answer_structure_mutants(seed: int, pick: int) -> None:
+    """Manifests, tag pages, token and error bodies with their JSON structure mutated."""
+    rng = random.Random(seed)
+    for name in ("registry-manifest", "registry-tags", "registry-token", "registry-errors"):
+        target = HARNESS[name]
+        data = target.seeds[pick % len(target.seeds)]
+        data = mutate_json(data, rng) or data
+        target.run(data)
