@@ -243,6 +243,10 @@ def decide(
         except DeadlineError:
             raise  # the whole verification's time is up: no verdict
         except OpkeyError as exc:
+            # Kept without its traceback: the frames would keep the evidence (a layer's
+            # payload) alive, and only the outcome is to be kept.
+            exc.__traceback__ = None
+            exc.__context__ = None
             outcomes.append(SignatureOutcome(index, item.label, error=exc))
         else:
             outcomes.append(SignatureOutcome(index, item.label, identity=identity))
