@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         SignatureError,
         TimestampAuthorityError,
         TimestampError,
+        UntrustedTimestampError,
         VerificationError,
     )
     from opkey.expiry import ExpiryPolicy
@@ -113,6 +114,7 @@ if TYPE_CHECKING:
         Evidence,
     )
     from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
+    from opkey.verification.signing_time import SigningTime
     from opkey.verification.trust import (
         KeyOptions,
         Trust,
@@ -181,6 +183,7 @@ __all__ = [
     "Signer",
     "SignerRequirement",
     "SigningKey",
+    "SigningTime",
     "StaticProvider",
     "Subject",
     "TimestampAuthority",
@@ -191,6 +194,7 @@ __all__ = [
     "Trust",
     "TrustedIssuer",
     "UnsafeNoPolicy",
+    "UntrustedTimestampError",
     "Verdict",
     "VerificationError",
     "VerifiedIdentity",
@@ -240,6 +244,7 @@ _LOCATIONS = {
             "SignatureError",
             "TimestampAuthorityError",
             "TimestampError",
+            "UntrustedTimestampError",
             "VerificationError",
         ),
         "opkey.errors",
@@ -276,6 +281,7 @@ _LOCATIONS = {
     **dict.fromkeys(("IssuerEntry", "PolicyFile", "load_policy_file"), "opkey.policy.file"),
     **dict.fromkeys(("KeyOptions", "Trust", "TrustedIssuer"), "opkey.verification.trust"),
     **dict.fromkeys(("VerifiedIdentity", "VerifiedMessage"), "opkey.verification.identity"),
+    **dict.fromkeys(("SigningTime",), "opkey.verification.signing_time"),
     **dict.fromkeys(("Verifier",), "opkey.verification.verifier"),
     **dict.fromkeys(
         ("BundleEvidence", "CosignLayerEvidence", "Evidence"), "opkey.verification.evidence"

@@ -36,6 +36,7 @@ from opkey.jose import freeze_json, go_json, parse_json_object
 __all__ = [
     "COSIGN_SIGNATURE",
     "COSIGN_SIGNATURE_TYPE",
+    "COSIGN_TIMESTAMP_ANNOTATION",
     "OPKEY_OSM",
     "OPKEY_PKTOKEN",
     "SIGNATURE_TAG_SUFFIX",
@@ -50,6 +51,9 @@ COSIGN_SIGNATURE_TYPE = "cosign container image signature"
 
 #: Layer annotation holding the standard-base64 signature over the layer's payload (cosign's).
 COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
+#: Layer annotation in which cosign keeps an RFC 3161 timestamp over the raw bytes of the
+#: signature (``pkg/oci/static``); the value's format is in :mod:`opkey.timestamp`.
+COSIGN_TIMESTAMP_ANNOTATION = "dev.sigstore.cosign/rfc3161timestamp"
 #: Layer annotation holding the PK token that vouches for the signing key (compact form).
 OPKEY_PKTOKEN = "dev.opkey/pktoken"
 #: Layer annotation holding the OpenPubkey signed message over the payload, detached

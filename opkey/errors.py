@@ -15,6 +15,7 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
     │   ├── PolicyError         verified, but the signer is not who the policy requires
     │   ├── ForeignSignatureError   a signature opkey does not make (cosign's own): not counted
     │   └── TimestampError      a timestamp token proves no time for this signature
+    │       └── UntrustedTimestampError   signed by no authority the verifier configured
     ├── ProviderError           an identity provider refused or misbehaved
     ├── TimestampAuthorityError a time-stamping authority refused or answered something unusable
     ├── NetworkError            transport failure: unreachable, timeout, bad status, too large
@@ -43,6 +44,7 @@ __all__ = [
     "SignatureError",
     "TimestampAuthorityError",
     "TimestampError",
+    "UntrustedTimestampError",
     "VerificationError",
 ]
 
@@ -105,6 +107,15 @@ class TimestampError(VerificationError):
 
     It stamps other data, is not signed by a time-stamping certificate of an authority the
     verifier configured, or names a time outside that certificate's validity.
+    """
+
+
+class UntrustedTimestampError(TimestampError):
+    """A timestamp token is signed by no time-stamping authority the verifier configured.
+
+    A distinct type because such a token is not evidence either way: a signer may ask several
+    authorities, and a verifier that trusts only some of them skips the others' tokens. A token
+    that names a configured authority but does not verify is a plain :class:`TimestampError`.
     """
 
 

@@ -44,6 +44,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from opkey.cosign import COSIGN_TIMESTAMP_ANNOTATION
 from opkey.errors import (
     ConfigError,
     ExpiredError,
@@ -51,6 +52,7 @@ from opkey.errors import (
     NetworkError,
     TimestampAuthorityError,
     TimestampError,
+    UntrustedTimestampError,
 )
 from opkey.jose import parse_json_object
 
@@ -79,8 +81,6 @@ __all__ = [
 
 TIMESTAMP_QUERY_MEDIA_TYPE = "application/timestamp-query"
 TIMESTAMP_REPLY_MEDIA_TYPE = "application/timestamp-reply"
-#: The image signature layer annotation in which cosign keeps a timestamp (``pkg/oci/static``).
-COSIGN_TIMESTAMP_ANNOTATION = "dev.sigstore.cosign/rfc3161timestamp"
 #: The one member of that annotation's JSON object (cosign's ``bundle.RFC3161Timestamp``).
 COSIGN_TIMESTAMP_FIELD = "SignedRFC3161Timestamp"
 #: A time-stamp response with a certificate chain is a few kilobytes; this leaves ample room.
@@ -708,7 +708,7 @@ def verify_timestamp(
         )
     candidates = [a for a in authorities if a._issues(cert)]
     if not candidates:
-        raise TimestampError(
+        raise UntrustedTimestampError(
             f"timestamp token is signed by {_subject(cert)} (issued by "
             f"{cert.issuer.rfc4514_string()}), which no configured time-stamping authority "
             f"issued",

@@ -39,6 +39,22 @@ def register(subparsers: Any) -> None:
         default="ES256",
         help="ephemeral key algorithm (default: %(default)s)",
     )
+    stamps = parser.add_argument_group("signing time (RFC 3161)")
+    stamps.add_argument(
+        "--timestamp-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="ask this time-stamping authority for a token over the signature (repeatable "
+        "for bundles; https, or http on loopback); signing fails if it cannot be had",
+    )
+    stamps.add_argument(
+        "--timestamp-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time allowed for each authority to answer (default: %(default)s)",
+    )
     parser.add_argument(
         "--insecure-registry",
         action="append",
@@ -50,16 +66,34 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _timestamp_clients(args: argparse.Namespace) -> list[Any]:
+    """One client per ``--timestamp-url``, checked before any key or token is made."""
+    from opkey.errors import ConfigError
+
+    if not args.timestamp_url:
+        return []
+    if not 0 < args.timestamp_timeout <= 300:
+        raise ConfigError("--timestamp-timeout must be more than 0 and at most 300 seconds")
+    from opkey.timestamp import TimestampClient
+
+    return [TimestampClient(url, timeout=args.timestamp_timeout) for url in args.timestamp_url]
+
+
 def _signer(args: argparse.Namespace) -> Any:
     from opkey.signer import Signer
 
+    clients = _timestamp_clients(args)
     if args.session:
         from opkey.cli.session import load_session
 
-        return load_session(Path(args.session))
+        return load_session(Path(args.session)).with_timestamps(clients)
     from opkey.cli.providers import build_provider
 
-    return Signer.from_provider(build_provider(args), alg=args.key_type)
+    return Signer.from_provider(build_provider(args), alg=args.key_type, timestamp_clients=clients)
+
+
+def _stamped(count: int) -> str:
+    return f", timestamped by {count} authorit{'y' if count == 1 else 'ies'}" if count else ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,10 +108,12 @@ def run(args: argparse.Namespace) -> int:
         from opkey.images import sign_image
 
         reference = sign_image(registry_client(args.insecure_registry), args.image, signer)
-        print(f"opkey: signed {reference} as {subject}", file=sys.stderr)
+        stamped = _stamped(len(signer.timestamp_clients))
+        print(f"opkey: signed {reference} as {subject}{stamped}", file=sys.stderr)
         return 0
     digest = Digest.of_file(args.file) if args.file else Digest(args.digest)
-    bundle = signer.sign_digest(digest).to_json()
+    signed = signer.sign_digest(digest)
+    bundle = signed.to_json()
     out = args.bundle or (f"{args.file}.opkey.json" if args.file else None)
     if out is None or out == "-":
         sys.stdout.write(bundle.decode())
@@ -85,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         write_new_file(Path(out), bundle)
     where = f" -> {out}" if out not in (None, "-") else ""
     print(
-        f"opkey: signed {digest} as {subject} (issuer {signer.pktoken.issuer}){where}",
+        f"opkey: signed {digest} as {subject} (issuer {signer.pktoken.issuer})"
+        f"{_stamped(len(signed.timestamps))}{where}",
         file=sys.stderr,
     )
     return 0

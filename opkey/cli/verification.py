@@ -38,7 +38,7 @@ from opkey.policy.claims import (
     Subject,
     UnsafeNoPolicy,
 )
-from opkey.policy.file import IssuerEntry, load_policy_file
+from opkey.policy.file import IssuerEntry, TimestampSettings, load_policy_file
 from opkey.policy.signoff import Requirement
 from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 from opkey.verification.evidence import BundleEvidence
@@ -87,6 +87,8 @@ class VerificationRequest:
     jwks_archive: str | None = None
     offline: bool = False
     trust_policy_anchors: bool = False
+    timestamp_certs: tuple[str, ...] = ()
+    require_timestamp: bool = False
     at: datetime | None = None
     insecure_registries: tuple[str, ...] = ()
 
@@ -128,6 +130,8 @@ class VerificationRequest:
             jwks_archive=args.jwks_archive,
             offline=args.offline,
             trust_policy_anchors=args.trust_policy_anchors,
+            timestamp_certs=tuple(args.timestamp_certs or ()),
+            require_timestamp=args.require_timestamp,
             at=args.at,
             insecure_registries=tuple(args.insecure_registry or ()),
         )
@@ -211,11 +215,13 @@ def _flag_policy(request: VerificationRequest, issuer: str) -> Policy:
 
 @dataclass(frozen=True)
 class Plan:
-    """What the arguments ask for, as library values: issuers, keys and the requirement."""
+    """What the arguments ask for, as library values: issuers, keys and the requirement,
+    and a policy file's ``[timestamps]`` table."""
 
     issuers: tuple[IssuerEntry, ...]
     requirement: Requirement
     keys: KeyOptions
+    timestamps: TimestampSettings = field(default_factory=TimestampSettings)
 
 
 def plan(request: VerificationRequest) -> Plan:
@@ -225,12 +231,14 @@ def plan(request: VerificationRequest) -> Plan:
         archive=archive_path(request.jwks_archive) if request.jwks_archive else None,
         offline=request.offline,
         policy_anchors=request.trust_policy_anchors,
+        timestamp_certs=tuple(Path(path) for path in request.timestamp_certs),
+        require_timestamp=request.require_timestamp,
     )
     if request.policy_file:
         policy_file = load_policy_file(request.policy_file)
         if not policy_file.issuers:
             raise ConfigError(f"{request.policy_file}: list the trusted issuers in [[issuers]]")
-        return Plan(policy_file.issuers, policy_file.requirement, keys)
+        return Plan(policy_file.issuers, policy_file.requirement, keys, policy_file.timestamps)
     issuer = request.issuer or (GITLAB_ISSUER if request.gitlab else GITHUB_ACTIONS_ISSUER)
     entry = IssuerEntry(issuer_config_for(request, issuer))
     return Plan((entry,), Requirement.of(_flag_policy(request, issuer)), keys)
@@ -256,7 +264,7 @@ def _bundle_paths(request: VerificationRequest) -> list[str]:
 def verify_request(request: VerificationRequest) -> Outcome:
     """Run the verification; raises the error that explains a rejection."""
     wanted = plan(request)
-    verifier = Verifier(Trust.build(wanted.issuers, wanted.keys))
+    verifier = Verifier(Trust.build(wanted.issuers, wanted.keys, timestamps=wanted.timestamps))
     if request.unsafe_any_signer and not request.has_identity_flags:
         print(
             "opkey: WARNING: --unsafe-any-signer: no identity is checked; anyone the issuer "

@@ -108,6 +108,20 @@ def register(subparsers: Any) -> None:
         help="the --policy file is trusted configuration: use the key files and archives it "
         "names (without this they are refused: a policy file from elsewhere must not choose keys)",
     )
+    times = parser.add_argument_group("signing time (RFC 3161 timestamps)")
+    times.add_argument(
+        "--timestamp-certs",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="PEM certificate chain of a time-stamping authority to trust (repeatable); its "
+        "tokens prove when a signature was made, checked against the ID token's validity",
+    )
+    times.add_argument(
+        "--require-timestamp",
+        action="store_true",
+        help="reject signatures without a timestamp from a trusted authority",
+    )
     parser.add_argument(
         "--at",
         type=time_argument,
@@ -143,6 +157,7 @@ def _signature_json(outcome: SignatureOutcome) -> dict[str, Any]:
         key_thumbprint=identity.key_thumbprint,
         key_source=identity.key_source,
         issued_at=identity.issued_at.isoformat(),
+        signed_at=None if identity.signed_at is None else identity.signed_at.to_dict(),
     )
     return entry
 
@@ -187,13 +202,19 @@ def _print_result(args: argparse.Namespace, outcome: Outcome) -> None:
             )
             if name in claims
         ]
+        signed_at = identity.signed_at
         rows.append(
             (
                 "ID token",
                 f"issued {identity.issued_at:%Y-%m-%dT%H:%M:%SZ} (key from "
-                f"{identity.key_source}; signing time is not attested)",
+                f"{identity.key_source}"
+                + ("; signing time is not attested)" if signed_at is None else ")"),
             )
         )
+        if signed_at is not None:
+            rows.append(("signed at", f"{signed_at.stated()} (while the ID token was valid)"))
+            rows.append((f"{signed_at.kind} by", signed_at.authority))
+            rows.append(("TSA root", f"sha256:{signed_at.authority_id}"))
         width = max(len(name) for name, _ in rows)
         for name, value in rows:
             print(f"    {name:<{width}}  {value}")
