@@ -383,17 +383,23 @@ class TimestampClient:
         request = TimestampRequest.for_signature(signature)
         check_url(self.url, what="time-stamping authority URL")
         transport = self.transport or RequestsTransport()
-        response = transport.request(
-            "POST",
-            self.url,
-            headers={
-                "Content-Type": TIMESTAMP_QUERY_MEDIA_TYPE,
-                "Accept": TIMESTAMP_REPLY_MEDIA_TYPE,
-            },
-            data=request.der,
-            timeout=self.timeout,
-            max_bytes=self.max_bytes,
-        )
+        try:
+            response = transport.request(
+                "POST",
+                self.url,
+                headers={
+                    "Content-Type": TIMESTAMP_QUERY_MEDIA_TYPE,
+                    "Accept": TIMESTAMP_REPLY_MEDIA_TYPE,
+                },
+                data=request.der,
+                timeout=self.timeout,
+                max_bytes=self.max_bytes,
+            )
+        except NetworkError as exc:
+            # Same class (a too-large answer stays one), message naming the authority.
+            raise type(exc)(
+                f"time-stamping authority: {exc.message}", expected=exc.expected, found=exc.found
+            ) from None
         _check_reply(response)
         token = read_timestamp_reply(request, response.body, url=self.url)
         if self.authority is not None:

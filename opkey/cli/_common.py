@@ -50,7 +50,7 @@ def with_hint(exc: Exception) -> str:
             f"{message} (if the provider has rotated its keys, verify with "
             "--jwks-archive holding the old ones)"
         )
-    if isinstance(exc, NetworkError):
+    if isinstance(exc, NetworkError) and not message.startswith("time-stamping authority"):
         return f"{message} (verify offline with --jwks FILE or --jwks-archive and --offline)"
     if isinstance(exc, ExpiredError):
         return f"{message} (choose the rule with --expiry, or verify as of a time with --at)"
