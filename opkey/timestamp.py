@@ -74,6 +74,7 @@ __all__ = [
     "TimestampToken",
     "VerifiedTimestamp",
     "check_signed_while_valid",
+    "cosign_annotation_der",
     "read_timestamp_reply",
     "signature_imprint",
     "verify_timestamp",
@@ -209,6 +210,23 @@ def _b64_decode(text: str, *, what: str) -> bytes:
     return raw
 
 
+def cosign_annotation_der(value: str) -> bytes:
+    """The DER bytes in cosign's ``dev.sigstore.cosign/rfc3161timestamp`` annotation value,
+    read strictly (see :meth:`TimestampToken.from_cosign_annotation`) but not parsed as a
+    token: a verifier that has already verified these bytes need not parse them again."""
+    document = parse_json_object(
+        value, what=COSIGN_TIMESTAMP_ANNOTATION, max_length=MAX_TOKEN_BYTES * 2
+    )
+    if set(document) != {COSIGN_TIMESTAMP_FIELD}:
+        raise FormatError(
+            f"{COSIGN_TIMESTAMP_ANNOTATION} must be an object with exactly the member "
+            f"{COSIGN_TIMESTAMP_FIELD!r}",
+            expected=[COSIGN_TIMESTAMP_FIELD],
+            found=sorted(document),
+        )
+    return _b64_decode(document[COSIGN_TIMESTAMP_FIELD], what="timestamp token")
+
+
 @dataclass(frozen=True, slots=True)
 class TimestampToken:
     """One RFC 3161 time-stamp response, as it travels with a signature.
@@ -252,17 +270,7 @@ class TimestampToken:
         ``encoding/json`` of a struct with one ``[]byte`` field). Read strictly: exactly that
         member, canonical base64.
         """
-        document = parse_json_object(
-            value, what=COSIGN_TIMESTAMP_ANNOTATION, max_length=MAX_TOKEN_BYTES * 2
-        )
-        if set(document) != {COSIGN_TIMESTAMP_FIELD}:
-            raise FormatError(
-                f"{COSIGN_TIMESTAMP_ANNOTATION} must be an object with exactly the member "
-                f"{COSIGN_TIMESTAMP_FIELD!r}",
-                expected=[COSIGN_TIMESTAMP_FIELD],
-                found=sorted(document),
-            )
-        return cls.from_base64(document[COSIGN_TIMESTAMP_FIELD])
+        return cls(cosign_annotation_der(value))
 
     def to_base64(self) -> str:
         """Standard base64 with padding (as Go and protobuf JSON encode bytes)."""

@@ -149,11 +149,12 @@ class CosignLayerEvidence:
         verify_cosign_signature(pktoken.cic_claims.upk, self.payload, raw)
         return message.identity
 
-    def _timestamps(self) -> tuple[TimestampToken, ...]:
-        """The token in cosign's RFC 3161 annotation, parsed strictly (none without it)."""
+    def _timestamps(self) -> tuple[bytes, ...]:
+        """The DER token in cosign's RFC 3161 annotation (none without it); the verifier
+        parses it strictly unless it verified the same bytes before."""
         value = self.annotations.get(COSIGN_TIMESTAMP_ANNOTATION)
         if value is None:
             return ()
-        from opkey.timestamp import TimestampToken
+        from opkey.timestamp import cosign_annotation_der
 
-        return (TimestampToken.from_cosign_annotation(value),)
+        return (cosign_annotation_der(value),)
