@@ -24,287 +24,137 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from opkey._version import __version__
+from opkey._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from opkey import issuers
-    from opkey.bundle import Bundle
-    from opkey.digest import Digest
-    from opkey.errors import (
-        CommitmentError,
-        ConfigError,
-        ExpiredError,
-        ForeignSignatureError,
-        FormatError,
-        KeyNotFoundError,
-        NetworkError,
-        OpkeyError,
-        PolicyError,
-        ProviderError,
-        RegistryError,
-        ResponseTooLargeError,
-        SignatureError,
-        TimestampAuthorityError,
-        TimestampError,
-        UntrustedTimestampError,
-        VerificationError,
-    )
-    from opkey.expiry import ExpiryPolicy
-    from opkey.images import ImageVerdict, sign_image, verify_image
-    from opkey.issuers import CommitmentType, IssuerConfig
-    from opkey.jwks.archive import JwksArchive
-    from opkey.jwks.client import JwksClient
-    from opkey.jwks.keyset import KeySet
-    from opkey.jwks.sources import (
-        ArchiveKeys,
-        LiveKeys,
-        PinnedKeys,
-    )
-    from opkey.keys import (
-        PublicJWK,
-        SigningKey,
-        generate_signing_key,
-    )
-    from opkey.pktoken import PKToken
-    from opkey.policy.claims import (
-        AllOf,
-        AnyOf,
-        ClaimContains,
-        ClaimEquals,
-        ClaimGlob,
-        ClaimRegex,
-        Issuer,
-        Policy,
-        Subject,
-        UnsafeNoPolicy,
-    )
-    from opkey.policy.file import (
-        IssuerEntry,
-        PolicyFile,
-        load_policy_file,
-    )
-    from opkey.policy.signoff import (
-        Requirement,
-        SignerRequirement,
-        evaluate_signers,
-    )
-    from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
-    from opkey.providers import (
-        BrowserProvider,
-        DeviceFlowProvider,
-        ForgejoActionsProvider,
-        GitHubActionsProvider,
-        GitLabCIProvider,
-        Provider,
-        StaticProvider,
-        auto_provider,
-    )
-    from opkey.signer import Signer
-    from opkey.timestamp import (
-        TimestampAuthority,
-        TimestampClient,
-        TimestampToken,
-        VerifiedTimestamp,
-        check_signed_while_valid,
-        verify_timestamp,
-    )
-    from opkey.verification.evidence import (
-        BundleEvidence,
-        CosignLayerEvidence,
-        Evidence,
-    )
-    from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
-    from opkey.verification.signing_time import SigningTime
-    from opkey.verification.trust import (
-        KeyOptions,
-        Trust,
-        TrustedIssuer,
-    )
-    from opkey.verification.verdict import (
-        RequirementOutcome,
-        SignatureOutcome,
-        Verdict,
-    )
-    from opkey.verification.verifier import Verifier
+    from opkey import issuers as issuers
+    from opkey.bundle import Bundle as Bundle
+    from opkey.digest import Digest as Digest
+    from opkey.errors import CommitmentError as CommitmentError
+    from opkey.errors import ConfigError as ConfigError
+    from opkey.errors import ExpiredError as ExpiredError
+    from opkey.errors import ForeignSignatureError as ForeignSignatureError
+    from opkey.errors import FormatError as FormatError
+    from opkey.errors import KeyNotFoundError as KeyNotFoundError
+    from opkey.errors import NetworkError as NetworkError
+    from opkey.errors import OpkeyError as OpkeyError
+    from opkey.errors import PolicyError as PolicyError
+    from opkey.errors import ProviderError as ProviderError
+    from opkey.errors import RegistryError as RegistryError
+    from opkey.errors import ResponseTooLargeError as ResponseTooLargeError
+    from opkey.errors import SignatureError as SignatureError
+    from opkey.errors import TimestampAuthorityError as TimestampAuthorityError
+    from opkey.errors import TimestampError as TimestampError
+    from opkey.errors import UntrustedTimestampError as UntrustedTimestampError
+    from opkey.errors import VerificationError as VerificationError
+    from opkey.expiry import ExpiryPolicy as ExpiryPolicy
+    from opkey.images import ImageVerdict as ImageVerdict
+    from opkey.images import sign_image as sign_image
+    from opkey.images import verify_image as verify_image
+    from opkey.issuers import CommitmentType as CommitmentType
+    from opkey.issuers import IssuerConfig as IssuerConfig
+    from opkey.jwks.archive import JwksArchive as JwksArchive
+    from opkey.jwks.client import JwksClient as JwksClient
+    from opkey.jwks.keyset import KeySet as KeySet
+    from opkey.jwks.sources import ArchiveKeys as ArchiveKeys
+    from opkey.jwks.sources import LiveKeys as LiveKeys
+    from opkey.jwks.sources import PinnedKeys as PinnedKeys
+    from opkey.keys import PublicJWK as PublicJWK
+    from opkey.keys import SigningKey as SigningKey
+    from opkey.keys import generate_signing_key as generate_signing_key
+    from opkey.pktoken import PKToken as PKToken
+    from opkey.policy.claims import AllOf as AllOf
+    from opkey.policy.claims import AnyOf as AnyOf
+    from opkey.policy.claims import ClaimContains as ClaimContains
+    from opkey.policy.claims import ClaimEquals as ClaimEquals
+    from opkey.policy.claims import ClaimGlob as ClaimGlob
+    from opkey.policy.claims import ClaimRegex as ClaimRegex
+    from opkey.policy.claims import Issuer as Issuer
+    from opkey.policy.claims import Policy as Policy
+    from opkey.policy.claims import Subject as Subject
+    from opkey.policy.claims import UnsafeNoPolicy as UnsafeNoPolicy
+    from opkey.policy.file import IssuerEntry as IssuerEntry
+    from opkey.policy.file import PolicyFile as PolicyFile
+    from opkey.policy.file import load_policy_file as load_policy_file
+    from opkey.policy.signoff import Requirement as Requirement
+    from opkey.policy.signoff import SignerRequirement as SignerRequirement
+    from opkey.policy.signoff import evaluate_signers as evaluate_signers
+    from opkey.policy.workloads import GitHubWorkflow as GitHubWorkflow
+    from opkey.policy.workloads import GitLabPipeline as GitLabPipeline
+    from opkey.providers import BrowserProvider as BrowserProvider
+    from opkey.providers import DeviceFlowProvider as DeviceFlowProvider
+    from opkey.providers import ForgejoActionsProvider as ForgejoActionsProvider
+    from opkey.providers import GitHubActionsProvider as GitHubActionsProvider
+    from opkey.providers import GitLabCIProvider as GitLabCIProvider
+    from opkey.providers import Provider as Provider
+    from opkey.providers import StaticProvider as StaticProvider
+    from opkey.providers import auto_provider as auto_provider
+    from opkey.signer import Signer as Signer
+    from opkey.timestamp import TimestampAuthority as TimestampAuthority
+    from opkey.timestamp import TimestampClient as TimestampClient
+    from opkey.timestamp import TimestampToken as TimestampToken
+    from opkey.timestamp import VerifiedTimestamp as VerifiedTimestamp
+    from opkey.timestamp import check_signed_while_valid as check_signed_while_valid
+    from opkey.timestamp import verify_timestamp as verify_timestamp
+    from opkey.verification.evidence import BundleEvidence as BundleEvidence
+    from opkey.verification.evidence import CosignLayerEvidence as CosignLayerEvidence
+    from opkey.verification.evidence import Evidence as Evidence
+    from opkey.verification.identity import VerifiedIdentity as VerifiedIdentity
+    from opkey.verification.identity import VerifiedMessage as VerifiedMessage
+    from opkey.verification.signing_time import SigningTime as SigningTime
+    from opkey.verification.trust import KeyOptions as KeyOptions
+    from opkey.verification.trust import Trust as Trust
+    from opkey.verification.trust import TrustedIssuer as TrustedIssuer
+    from opkey.verification.verdict import RequirementOutcome as RequirementOutcome
+    from opkey.verification.verdict import SignatureOutcome as SignatureOutcome
+    from opkey.verification.verdict import Verdict as Verdict
+    from opkey.verification.verifier import Verifier as Verifier
 
-__all__ = [
-    "AllOf",
-    "AnyOf",
-    "ArchiveKeys",
-    "BrowserProvider",
-    "Bundle",
-    "BundleEvidence",
-    "ClaimContains",
-    "ClaimEquals",
-    "ClaimGlob",
-    "ClaimRegex",
-    "CommitmentError",
-    "CommitmentType",
-    "ConfigError",
-    "CosignLayerEvidence",
-    "DeviceFlowProvider",
-    "Digest",
-    "Evidence",
-    "ExpiredError",
-    "ExpiryPolicy",
-    "ForeignSignatureError",
-    "ForgejoActionsProvider",
-    "FormatError",
-    "GitHubActionsProvider",
-    "GitHubWorkflow",
-    "GitLabCIProvider",
-    "GitLabPipeline",
-    "ImageVerdict",
-    "Issuer",
-    "IssuerConfig",
-    "IssuerEntry",
-    "JwksArchive",
-    "JwksClient",
-    "KeyNotFoundError",
-    "KeyOptions",
-    "KeySet",
-    "LiveKeys",
-    "NetworkError",
-    "OpkeyError",
-    "PKToken",
-    "PinnedKeys",
-    "Policy",
-    "PolicyError",
-    "PolicyFile",
-    "Provider",
-    "ProviderError",
-    "PublicJWK",
-    "RegistryError",
-    "Requirement",
-    "RequirementOutcome",
-    "ResponseTooLargeError",
-    "SignatureError",
-    "SignatureOutcome",
-    "Signer",
-    "SignerRequirement",
-    "SigningKey",
-    "SigningTime",
-    "StaticProvider",
-    "Subject",
-    "TimestampAuthority",
-    "TimestampAuthorityError",
-    "TimestampClient",
-    "TimestampError",
-    "TimestampToken",
-    "Trust",
-    "TrustedIssuer",
-    "UnsafeNoPolicy",
-    "UntrustedTimestampError",
-    "Verdict",
-    "VerificationError",
-    "VerifiedIdentity",
-    "VerifiedMessage",
-    "VerifiedTimestamp",
-    "Verifier",
-    "__version__",
-    "auto_provider",
-    "check_signed_while_valid",
-    "evaluate_signers",
-    "generate_signing_key",
-    "issuers",
-    "load_policy_file",
-    "sign_image",
-    "verify_image",
-    "verify_timestamp",
-]
-
-#: Where each public name lives (imported on first attribute access).
-_LOCATIONS = {
-    "issuers": "opkey.issuers",
-    **dict.fromkeys(
-        (
-            "TimestampAuthority",
-            "TimestampClient",
-            "TimestampToken",
-            "VerifiedTimestamp",
-            "check_signed_while_valid",
-            "verify_timestamp",
-        ),
-        "opkey.timestamp",
+#: Where each public name lives, module by module (imported on first attribute access).
+_EXPORTS = {
+    "opkey.bundle": "Bundle",
+    "opkey.digest": "Digest",
+    "opkey.errors": (
+        "CommitmentError ConfigError ExpiredError ForeignSignatureError FormatError "
+        "KeyNotFoundError NetworkError OpkeyError PolicyError ProviderError RegistryError "
+        "ResponseTooLargeError SignatureError TimestampAuthorityError TimestampError "
+        "UntrustedTimestampError VerificationError"
     ),
-    **dict.fromkeys(
-        (
-            "CommitmentError",
-            "ConfigError",
-            "ExpiredError",
-            "ForeignSignatureError",
-            "FormatError",
-            "KeyNotFoundError",
-            "NetworkError",
-            "OpkeyError",
-            "PolicyError",
-            "ProviderError",
-            "RegistryError",
-            "ResponseTooLargeError",
-            "SignatureError",
-            "TimestampAuthorityError",
-            "TimestampError",
-            "UntrustedTimestampError",
-            "VerificationError",
-        ),
-        "opkey.errors",
+    "opkey.expiry": "ExpiryPolicy",
+    "opkey.images": "ImageVerdict sign_image verify_image",
+    "opkey.issuers": "CommitmentType IssuerConfig issuers",
+    "opkey.jwks.archive": "JwksArchive",
+    "opkey.jwks.client": "JwksClient",
+    "opkey.jwks.keyset": "KeySet",
+    "opkey.jwks.sources": "ArchiveKeys LiveKeys PinnedKeys",
+    "opkey.keys": "PublicJWK SigningKey generate_signing_key",
+    "opkey.pktoken": "PKToken",
+    "opkey.policy.claims": (
+        "AllOf AnyOf ClaimContains ClaimEquals ClaimGlob ClaimRegex Issuer Policy Subject "
+        "UnsafeNoPolicy"
     ),
-    **dict.fromkeys(("Digest",), "opkey.digest"),
-    **dict.fromkeys(("Bundle",), "opkey.bundle"),
-    **dict.fromkeys(("ExpiryPolicy",), "opkey.expiry"),
-    **dict.fromkeys(("CommitmentType", "IssuerConfig"), "opkey.issuers"),
-    **dict.fromkeys(("PublicJWK", "SigningKey", "generate_signing_key"), "opkey.keys"),
-    **dict.fromkeys(("PKToken",), "opkey.pktoken"),
-    **dict.fromkeys(("KeySet",), "opkey.jwks.keyset"),
-    **dict.fromkeys(("ArchiveKeys", "LiveKeys", "PinnedKeys"), "opkey.jwks.sources"),
-    **dict.fromkeys(("JwksClient",), "opkey.jwks.client"),
-    **dict.fromkeys(("JwksArchive",), "opkey.jwks.archive"),
-    **dict.fromkeys(
-        (
-            "AllOf",
-            "AnyOf",
-            "ClaimContains",
-            "ClaimEquals",
-            "ClaimGlob",
-            "ClaimRegex",
-            "Issuer",
-            "Policy",
-            "Subject",
-            "UnsafeNoPolicy",
-        ),
-        "opkey.policy.claims",
+    "opkey.policy.file": "IssuerEntry PolicyFile load_policy_file",
+    "opkey.policy.signoff": "Requirement SignerRequirement evaluate_signers",
+    "opkey.policy.workloads": "GitHubWorkflow GitLabPipeline",
+    "opkey.providers": (
+        "BrowserProvider DeviceFlowProvider ForgejoActionsProvider GitHubActionsProvider "
+        "GitLabCIProvider Provider StaticProvider auto_provider"
     ),
-    **dict.fromkeys(("GitHubWorkflow", "GitLabPipeline"), "opkey.policy.workloads"),
-    **dict.fromkeys(
-        ("Requirement", "SignerRequirement", "evaluate_signers"), "opkey.policy.signoff"
+    "opkey.signer": "Signer",
+    "opkey.timestamp": (
+        "TimestampAuthority TimestampClient TimestampToken VerifiedTimestamp "
+        "check_signed_while_valid verify_timestamp"
     ),
-    **dict.fromkeys(("IssuerEntry", "PolicyFile", "load_policy_file"), "opkey.policy.file"),
-    **dict.fromkeys(("KeyOptions", "Trust", "TrustedIssuer"), "opkey.verification.trust"),
-    **dict.fromkeys(("VerifiedIdentity", "VerifiedMessage"), "opkey.verification.identity"),
-    **dict.fromkeys(("SigningTime",), "opkey.verification.signing_time"),
-    **dict.fromkeys(("Verifier",), "opkey.verification.verifier"),
-    **dict.fromkeys(
-        ("BundleEvidence", "CosignLayerEvidence", "Evidence"), "opkey.verification.evidence"
-    ),
-    **dict.fromkeys(
-        ("RequirementOutcome", "SignatureOutcome", "Verdict"), "opkey.verification.verdict"
-    ),
-    **dict.fromkeys(("ImageVerdict", "sign_image", "verify_image"), "opkey.images"),
-    **dict.fromkeys(("Signer",), "opkey.signer"),
-    **dict.fromkeys(
-        (
-            "BrowserProvider",
-            "DeviceFlowProvider",
-            "ForgejoActionsProvider",
-            "GitHubActionsProvider",
-            "GitLabCIProvider",
-            "Provider",
-            "StaticProvider",
-            "auto_provider",
-        ),
-        "opkey.providers",
-    ),
+    "opkey.verification.evidence": "BundleEvidence CosignLayerEvidence Evidence",
+    "opkey.verification.identity": "VerifiedIdentity VerifiedMessage",
+    "opkey.verification.signing_time": "SigningTime",
+    "opkey.verification.trust": "KeyOptions Trust TrustedIssuer",
+    "opkey.verification.verdict": "RequirementOutcome SignatureOutcome Verdict",
+    "opkey.verification.verifier": "Verifier",
 }
+_LOCATIONS = {name: module for module, names in _EXPORTS.items() for name in names.split()}
+
+__all__ = sorted([*_LOCATIONS, "__version__"])
 
 
 def __getattr__(name: str) -> Any:

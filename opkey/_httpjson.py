@@ -25,14 +25,16 @@ def body_snippet(response: HttpResponse, limit: int = 200) -> str:
     return text + ("…" if len(response.body) > limit else "")
 
 
-def check_status(response: HttpResponse, *, what: str, method: str = "GET") -> None:
-    """Raise :class:`NetworkError` unless the response is ``200 OK``.
+def check_status(
+    response: HttpResponse, *, what: str, method: str = "GET", accept: tuple[int, ...] = (200,)
+) -> None:
+    """Raise :class:`NetworkError` unless the response status is in ``accept`` (``200 OK``).
 
     Redirects are reported as such: opkey never follows them (a provider that redirects its
     discovery or key URL is misconfigured or is being impersonated).
     """
     status = response.status
-    if status == 200:
+    if status in accept:
         return
     if 300 <= status < 400:
         location = response.header("Location")

@@ -129,9 +129,14 @@ def github_actions(
     *, issuer: str = GITHUB_ACTIONS_ISSUER, expiry: ExpiryPolicy | None = None
 ) -> IssuerConfig:
     """GitHub Actions: ``aud`` commitment, GQ256 required (GitHub signs RS256)."""
+    return _workload(issuer, CommitmentType.AUD, expiry)
+
+
+def _workload(issuer: str, commitment: CommitmentType, expiry: ExpiryPolicy | None) -> IssuerConfig:
+    """A CI workload's issuer: GQ256 only, so a published PK token is no bearer token."""
     return IssuerConfig(
         issuer=issuer,
-        commitment=CommitmentType.AUD,
+        commitment=commitment,
         algorithms=frozenset({"GQ256"}),
         require_gq=True,
         expiry=expiry or ExpiryPolicy.never(),
@@ -163,13 +168,7 @@ def forgejo_issuer_from_request_url(request_url: str) -> str | None:
 
 def gitlab_ci(*, issuer: str = GITLAB_ISSUER, expiry: ExpiryPolicy | None = None) -> IssuerConfig:
     """GitLab CI: GQ-bound commitment, ``aud`` prefixed ``OPENPUBKEY-PKTOKEN:``."""
-    return IssuerConfig(
-        issuer=issuer,
-        commitment=CommitmentType.GQ_BOUND,
-        algorithms=frozenset({"GQ256"}),
-        require_gq=True,
-        expiry=expiry or ExpiryPolicy.never(),
-    )
+    return _workload(issuer, CommitmentType.GQ_BOUND, expiry)
 
 
 def oidc(

@@ -18,6 +18,7 @@ from opkey.errors import ConfigError
 
 __all__ = [
     "join",
+    "json_type_name",
     "reject_unknown",
     "require_array",
     "require_bool",
@@ -28,7 +29,8 @@ __all__ = [
 ]
 
 
-def _json_type_name(value: Any) -> str:
+def json_type_name(value: Any) -> str:
+    """The JSON name of a value's type (``string``, ``integer``, ``boolean``, ``array``…)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -37,6 +39,12 @@ def _json_type_name(value: Any) -> str:
         return "integer"
     if isinstance(value, float):
         return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
     return type(value).__name__
 
 
@@ -50,7 +58,7 @@ def show(value: Any) -> str:
         return f"boolean {'true' if value else 'false'}"
     if isinstance(value, str):
         return f"string {json.dumps(value)}"
-    return f"{_json_type_name(value)} {value}"
+    return f"{json_type_name(value)} {value}"
 
 
 def join(path: str, key: str) -> str:

@@ -422,7 +422,7 @@ class TimestampClient:
 
 
 def _check_reply(response: HttpResponse) -> None:
-    from opkey._httpjson import body_snippet
+    from opkey._httpjson import body_snippet, check_status
 
     status = response.status
     if 400 <= status < 500:
@@ -433,17 +433,8 @@ def _check_reply(response: HttpResponse) -> None:
             expected=200,
             found=status,
         )
-    if status not in (200, 201):  # 201: sigstore's timestamp-authority with --use-http-201
-        if 300 <= status < 400:
-            detail = f" redirecting to {response.header('Location')!r}; redirects are not followed"
-        else:
-            snippet = body_snippet(response)
-            detail = f": {snippet}" if snippet else ""
-        raise NetworkError(
-            f"time-stamping authority: POST {response.url} answered HTTP {status}{detail}",
-            expected=200,
-            found=status,
-        )
+    # 201: sigstore's timestamp-authority with --use-http-201.
+    check_status(response, what="time-stamping authority", method="POST", accept=(200, 201))
     content_type = (response.header("Content-Type") or "").split(";", 1)[0].strip().lower()
     if content_type != TIMESTAMP_REPLY_MEDIA_TYPE:
         raise TimestampAuthorityError(

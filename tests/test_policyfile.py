@@ -131,8 +131,8 @@ def test_parsed_objects_are_the_expected_values() -> None:
     configs = parsed.issuer_configs()
     assert list(configs) == [GITHUB_ACTIONS_ISSUER]
     assert configs[GITHUB_ACTIONS_ISSUER].require_gq
-    assert parsed.trusted_issuer(GITHUB_ACTIONS_ISSUER) is parsed.issuers[0]
-    assert parsed.trusted_issuer(GITHUB_ACTIONS_ISSUER + "/") is None
+    assert configs[GITHUB_ACTIONS_ISSUER] is parsed.issuers[0].config
+    assert GITHUB_ACTIONS_ISSUER + "/" not in configs
     roundtrip(parsed)
 
 

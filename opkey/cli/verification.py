@@ -28,16 +28,7 @@ from opkey.issuers import (
     issuer_config,
     well_known,
 )
-from opkey.policy.claims import (
-    AllOf,
-    ClaimEquals,
-    ClaimGlob,
-    ClaimRegex,
-    Issuer,
-    Policy,
-    Subject,
-    UnsafeNoPolicy,
-)
+from opkey.policy import claims as policies
 from opkey.policy.file import IssuerEntry, TimestampSettings, load_policy_file
 from opkey.policy.signoff import Requirement
 from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
@@ -197,20 +188,24 @@ def issuer_config_for(request: VerificationRequest, issuer: str) -> IssuerConfig
         raise ConfigError(message, expected=exc.expected, found=exc.found) from None
 
 
-def _flag_policy(request: VerificationRequest, issuer: str) -> Policy:
-    parts: list[Policy] = [Issuer(issuer)]
+def _flag_policy(request: VerificationRequest, issuer: str) -> policies.Policy:
+    parts: list[policies.Policy] = [policies.Issuer(issuer)]
     if request.github:
         parts.append(GitHubWorkflow(issuer=issuer, **request.github))
     if request.gitlab:
         parts.append(GitLabPipeline(issuer=issuer, **request.gitlab))
     if request.subject:
-        parts.append(Subject(request.subject))
-    matchers = {"equals": ClaimEquals, "glob": ClaimGlob, "regex": ClaimRegex}
+        parts.append(policies.Subject(request.subject))
+    matchers = {
+        "equals": policies.ClaimEquals,
+        "glob": policies.ClaimGlob,
+        "regex": policies.ClaimRegex,
+    }
     for kind, name, value in request.claims:
         parts.append(matchers[kind](name, value))
     if request.unsafe_any_signer and len(parts) == 1:
-        return AllOf([parts[0], UnsafeNoPolicy()])
-    return AllOf(parts)
+        return policies.AllOf([parts[0], policies.UnsafeNoPolicy()])
+    return policies.AllOf(parts)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from opkey.errors import ConfigError, PolicyError
 from opkey.jose import thaw_json
+from opkey.tables import json_type_name
 
 __all__ = [
     "AllOf",
@@ -106,25 +107,6 @@ class Policy(Protocol):
 
 
 # -- rendering values in messages --------------------------------------------------------------
-
-
-def json_type_name(value: Any) -> str:
-    """The JSON name of a value's type (``string``, ``integer``, ``boolean``, ``array``…)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
 
 
 def _render(value: Any) -> str:

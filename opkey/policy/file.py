@@ -154,13 +154,6 @@ class PolicyFile:
         """The :class:`~opkey.issuers.IssuerConfig` of every trusted issuer, by issuer URL."""
         return {trusted.issuer: trusted.config for trusted in self.issuers}
 
-    def trusted_issuer(self, issuer: str) -> IssuerEntry | None:
-        """The entry for ``issuer`` (exact match), or ``None`` if the file does not trust it."""
-        for trusted in self.issuers:
-            if trusted.issuer == issuer:
-                return trusted
-        return None
-
     @property
     def requirement(self) -> Requirement:
         """Who must have signed: the file's signers, distinct unless it says otherwise."""

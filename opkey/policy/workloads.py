@@ -81,25 +81,71 @@ def _check_preset_value(what: str, name: str, value: object, rules: Mapping[str,
         )
 
 
-def _preset_check(preset: Any, claims: Mapping[str, Any]) -> None:
-    _check_equal(claims, "iss", preset.issuer)
-    for name in preset.CLAIMS:
-        expected = getattr(preset, name)
-        if expected is not None:
-            _check_equal(claims, name, expected)
+class _Workload:
+    """What the CI workload policies share: validation, matching, description, issuer pin.
 
+    Subclasses are frozen dataclasses that declare ``issuer``, one optional field per claim
+    they can pin (:attr:`CLAIMS`, in checking order), the value rules of those claims
+    (:attr:`_RULES`), and the two claims of which at least one is required (:attr:`_NEEDS`:
+    the stable id first, the name second).
+    """
 
-def _preset_describe(preset: Any, kind: str) -> str:
-    parts = [f"iss == {_render(preset.issuer)}"]
-    for name in preset.CLAIMS:
-        expected = getattr(preset, name)
-        if expected is not None:
-            parts.append(f"{name} == {_render(expected)}")
-    return f"{kind}(" + ", ".join(parts) + ")"
+    __slots__ = ()
+    issuer: str
+    CLAIMS: ClassVar[tuple[str, ...]]
+    _RULES: ClassVar[Mapping[str, str]]
+    _NEEDS: ClassVar[tuple[str, str]]
+
+    def __post_init__(self) -> None:
+        kind = type(self).__name__
+        self.check_value("issuer", self.issuer, label=f"{kind}.issuer")
+        stable, name = self._NEEDS
+        if getattr(self, stable) is None and getattr(self, name) is None:
+            raise ConfigError(
+                f"{kind} needs {stable} (preferred: stable) or {name}",
+                expected=f"{stable} or {name}",
+            )
+        for claim in self.CLAIMS:
+            value = getattr(self, claim)
+            if value is not None:
+                self.check_value(claim, value, label=f"{kind}.{claim}")
+
+    @classmethod
+    def check_value(cls, name: str, value: object, *, label: str) -> None:
+        """Validate one field (``issuer`` or a claim name) as the constructor does.
+
+        Raises :class:`ConfigError` whose message starts with ``label`` (for example the key
+        path of a policy file), so configuration front ends can report where the value was.
+        """
+        if name != "issuer" and name not in cls.CLAIMS:
+            raise ConfigError(f"{label}: {cls.__name__} has no field {name!r}", found=name)
+        _check_preset_value(label, name, value, cls._RULES)
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        """Raise :class:`PolicyError` at the first claim (issuer first) that differs."""
+        _check_equal(claims, "iss", self.issuer)
+        for name in self.CLAIMS:
+            expected = getattr(self, name)
+            if expected is not None:
+                _check_equal(claims, name, expected)
+
+    def describe(self) -> str:
+        """``GitHubWorkflow(iss == …, repository_id == …)`` and the like."""
+        parts = [f"iss == {_render(self.issuer)}"]
+        for name in self.CLAIMS:
+            expected = getattr(self, name)
+            if expected is not None:
+                parts.append(f"{name} == {_render(expected)}")
+        return f"{type(self).__name__}(" + ", ".join(parts) + ")"
+
+    @property
+    def pinned_issuer(self) -> str:
+        """The issuer of this workload's tokens (:class:`~opkey.policy.claims.PinsIssuer`)."""
+        return self.issuer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GitHubWorkflow:
+class GitHubWorkflow(_Workload):
     """A GitHub Actions workload, matched exactly on the claims given.
 
     ``repository`` or ``repository_id`` is required; give ``repository_id`` (and
@@ -161,46 +207,11 @@ class GitHubWorkflow:
         "event_name": "ascii",
         "runner_environment": "ascii",
     }
-
-    def __post_init__(self) -> None:
-        self.check_value("issuer", self.issuer, label="GitHubWorkflow.issuer")
-        if self.repository is None and self.repository_id is None:
-            raise ConfigError(
-                "GitHubWorkflow needs repository_id (preferred: stable) or repository",
-                expected="repository_id or repository",
-            )
-        for name in self.CLAIMS:
-            value = getattr(self, name)
-            if value is not None:
-                self.check_value(name, value, label=f"GitHubWorkflow.{name}")
-
-    @classmethod
-    def check_value(cls, name: str, value: object, *, label: str) -> None:
-        """Validate one field (``issuer`` or a claim name) as the constructor does.
-
-        Raises :class:`ConfigError` whose message starts with ``label`` (for example the key
-        path of a policy file), so configuration front ends can report where the value was.
-        """
-        if name != "issuer" and name not in cls.CLAIMS:
-            raise ConfigError(f"{label}: GitHubWorkflow has no field {name!r}", found=name)
-        _check_preset_value(label, name, value, cls._RULES)
-
-    def check(self, claims: Mapping[str, Any]) -> None:
-        """Raise :class:`PolicyError` at the first claim (issuer first) that differs."""
-        _preset_check(self, claims)
-
-    def describe(self) -> str:
-        """``GitHubWorkflow(iss == …, repository_id == …)``."""
-        return _preset_describe(self, "GitHubWorkflow")
-
-    @property
-    def pinned_issuer(self) -> str:
-        """The issuer of this workload's tokens (:class:`~opkey.policy.claims.PinsIssuer`)."""
-        return self.issuer
+    _NEEDS: ClassVar[tuple[str, str]] = ("repository_id", "repository")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GitLabPipeline:
+class GitLabPipeline(_Workload):
     """A GitLab CI job (``id_tokens``), matched exactly on the claims given.
 
     ``project_path`` or ``project_id`` is required; prefer ``project_id`` (and
@@ -263,39 +274,4 @@ class GitLabPipeline:
         "sha": "ascii sha",
         "runner_environment": "ascii",
     }
-
-    def __post_init__(self) -> None:
-        self.check_value("issuer", self.issuer, label="GitLabPipeline.issuer")
-        if self.project_path is None and self.project_id is None:
-            raise ConfigError(
-                "GitLabPipeline needs project_id (preferred: stable) or project_path",
-                expected="project_id or project_path",
-            )
-        for name in self.CLAIMS:
-            value = getattr(self, name)
-            if value is not None:
-                self.check_value(name, value, label=f"GitLabPipeline.{name}")
-
-    @classmethod
-    def check_value(cls, name: str, value: object, *, label: str) -> None:
-        """Validate one field (``issuer`` or a claim name) as the constructor does.
-
-        Raises :class:`ConfigError` whose message starts with ``label`` (for example the key
-        path of a policy file), so configuration front ends can report where the value was.
-        """
-        if name != "issuer" and name not in cls.CLAIMS:
-            raise ConfigError(f"{label}: GitLabPipeline has no field {name!r}", found=name)
-        _check_preset_value(label, name, value, cls._RULES)
-
-    def check(self, claims: Mapping[str, Any]) -> None:
-        """Raise :class:`PolicyError` at the first claim (issuer first) that differs."""
-        _preset_check(self, claims)
-
-    def describe(self) -> str:
-        """``GitLabPipeline(iss == …, project_id == …)``."""
-        return _preset_describe(self, "GitLabPipeline")
-
-    @property
-    def pinned_issuer(self) -> str:
-        """The issuer of this workload's tokens (:class:`~opkey.policy.claims.PinsIssuer`)."""
-        return self.issuer
+    _NEEDS: ClassVar[tuple[str, str]] = ("project_id", "project_path")
