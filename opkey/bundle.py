@@ -65,6 +65,8 @@ class Bundle:
                 found=len(stamps),
             )
         for index, der in enumerate(stamps):
+            if not isinstance(der, bytes):
+                raise TypeError(f"bundle timestamps[{index}] must be DER bytes")
             if not der or len(der) > _MAX_TIMESTAMP_BYTES:
                 raise FormatError(
                     f"bundle: timestamps[{index}] must be 1 to {_MAX_TIMESTAMP_BYTES} bytes of DER"

@@ -355,6 +355,14 @@ def test_the_timestamps_member_is_read_strictly(value: object, message: str) -> 
         Bundle.from_dict(document)
 
 
+def test_bundle_timestamps_are_der_bytes() -> None:
+    bundle = _signer([]).sign_digest(ARTIFACT)
+    with pytest.raises(TypeError, match="DER bytes"):
+        Bundle(bundle.pktoken, bundle.signature, ["MIIB"])  # type: ignore[list-item]
+    with pytest.raises(FormatError, match="1 to 65536 bytes"):
+        Bundle(bundle.pktoken, bundle.signature, [b""])
+
+
 # -- trust configuration ----------------------------------------------------------------------
 
 
