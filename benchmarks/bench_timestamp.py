@@ -13,20 +13,31 @@ P-256 keys), next to
   the same token: the TSA's ECDSA signature over the signed attributes, the two certificate
   signatures of the chain, and the SHA-256 of the stamped signature and of the TSTInfo.
 
-The token comes from ``openssl ts -reply`` (Debian package ``openssl``) with a chain made here;
+Then whole signatures with and without a timestamp, each verified by the same
+:class:`~opkey.verification.Verifier` path (GQ256 PK tokens, ES256 keys, one trusted
+authority): a bundle from its JSON, and an image signature layer (cosign's annotation), cold
+(a fresh verifier: the PK token and the timestamp are verified) and cached (a warm verifier:
+both come from its caches, the token is still parsed and the time rule applied). The ratio
+stamped/plain is what requiring a proven signing time costs.
+
+Tokens come from ``openssl ts -reply`` (Debian package ``openssl``) with a chain made here;
 without openssl the figures are reported as skipped. Run alone with
 ``python -m benchmarks.bench_timestamp`` or through ``benchmarks/run.py --only timestamp``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -37,7 +48,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import bench_core, fixtures
 from benchmarks.harness import Figure, best_time
-from opkey.timestamp import TimestampAuthority, TimestampRequest, TimestampToken, verify_timestamp
+from opkey.bundle import Bundle
+from opkey.cosign import COSIGN_SIGNATURE
+from opkey.digest import Digest
+from opkey.jwks.sources import PinnedKeys
+from opkey.registry.signatures import SignatureLayer
+from opkey.signer import Signer
+from opkey.timestamp import (
+    COSIGN_TIMESTAMP_ANNOTATION,
+    TimestampAuthority,
+    TimestampRequest,
+    TimestampToken,
+    verify_timestamp,
+)
+from opkey.verification.evidence import CosignLayerEvidence
+from opkey.verification.trust import Trust, TrustedIssuer
+from opkey.verification.verifier import Verifier
 
 __all__ = ["run"]
 
@@ -105,7 +131,8 @@ class _Chain:
 
 def _openssl_token(openssl: str, directory: Path, chain: _Chain, signature: bytes) -> bytes:
     config = directory / "tsa.cnf"
-    (directory / "serial").write_text("01\n")
+    if not (directory / "serial").exists():
+        (directory / "serial").write_text("01\n")
     config.write_text(
         "[ tsa ]\ndefault_tsa = bench\n[ bench ]\n"
         f"serial = {directory / 'serial'}\ncrypto_device = builtin\n"
@@ -159,6 +186,129 @@ def _es256_verify() -> tuple[float, bytes]:
     return best_time(lambda: public.verify(der, data, _ECDSA), number=300), der
 
 
+_POOL = 20
+
+
+def _fresh_signers() -> tuple[fixtures.Provider, list[Signer]]:
+    """GQ256 signers whose ID tokens are valid now (the tokens are stamped now)."""
+    provider = fixtures.Provider.create()
+    now = int(datetime.now(timezone.utc).timestamp())
+
+    def mint(claims: dict[str, object]) -> str:
+        return provider.mint({**claims, "iat": now - 30, "nbf": now - 35, "exp": now + 270})
+
+    signers = [
+        fixtures.make_signer(provider.jwk, mint, use_gq=True, identity=i)  # type: ignore[arg-type]
+        for i in range(_POOL)
+    ]
+    return provider, signers
+
+
+def _whole_signatures(
+    openssl: str, directory: Path, chain: _Chain, authority: TimestampAuthority
+) -> list[Figure]:
+    """Bundles and image layers with and without a timestamp through the same verifier."""
+    provider, signers = _fresh_signers()
+    config = fixtures.issuer_config(use_gq=True)
+    keys = PinnedKeys({fixtures.ISSUER: provider.keys})
+
+    def verifier(stamped: bool) -> Verifier:
+        trusted = [TrustedIssuer(config, [keys])]
+        return Verifier(Trust(trusted, [authority] if stamped else (), stamped))
+
+    bundles = [s.sign_digest(fixtures.DIGEST) for s in signers]
+    plain_docs = [b.to_json() for b in bundles]
+    stamped_docs = [
+        b.with_timestamps(
+            [_openssl_token(openssl, directory, chain, b.signature_jws.signature)]
+        ).to_json()
+        for b in bundles
+    ]
+    plain_layers = [fixtures.image_layer(s) for s in signers]
+    stamped_layers = []
+    for layer in plain_layers:
+        raw = base64.b64decode(layer.annotations[COSIGN_SIGNATURE])
+        token = TimestampToken.from_der(_openssl_token(openssl, directory, chain, raw))
+        annotations = {
+            **layer.annotations,
+            COSIGN_TIMESTAMP_ANNOTATION: token.to_cosign_annotation(),
+        }
+        stamped_layers.append(
+            SignatureLayer(layer.payload, replace(layer.descriptor, annotations=annotations))
+        )
+    policy = fixtures.policy()
+    image_digest = Digest(fixtures.IMAGE_DIGEST)
+
+    def bundle_check(v: Verifier, stamped: bool) -> Callable[[bytes], object]:
+        def check(document: bytes) -> object:
+            identity = v.verify_bundle(Bundle.from_json(document), fixtures.DIGEST, policy=policy)
+            assert (identity.signed_at is not None) == stamped
+            return identity
+
+        return check
+
+    def layer_check(v: Verifier, stamped: bool) -> Callable[[SignatureLayer], object]:
+        def check(layer: SignatureLayer) -> object:
+            evidence = CosignLayerEvidence(layer.payload, layer.annotations)
+            identity = evidence.verify(v, image_digest, at=None)
+            policy.check(identity.claims)
+            assert (identity.signed_at is not None) == stamped
+            return identity
+
+        return check
+
+    return [
+        *_compare("bundle", plain_docs, stamped_docs, verifier, bundle_check),
+        *_compare("image", plain_layers, stamped_layers, verifier, layer_check),
+    ]
+
+
+T = TypeVar("T")
+
+
+def _compare(
+    kind: str,
+    plain_items: Sequence[T],
+    stamped_items: Sequence[T],
+    verifier: Callable[[bool], Verifier],
+    make_check: Callable[[Verifier, bool], Callable[[T], object]],
+) -> list[Figure]:
+    """Per-signature times with and without a timestamp, cold and cached, as ratios."""
+    times: dict[tuple[bool, bool], float] = {}
+    for stamped, items in ((False, plain_items), (True, stamped_items)):
+        check = make_check(verifier(stamped), stamped)
+        for item in items:  # every item verifies (and warms the caches) before any timing
+            check(item)
+
+        def cold(stamped: bool = stamped) -> Callable[[T], object]:
+            bench_core._clear_parse_caches()
+            return make_check(verifier(stamped), stamped)
+
+        times[(stamped, False)] = bench_core._per_item(items, cold)
+
+        def warm(check: Callable[[T], object] = check) -> Callable[[T], object]:
+            return check
+
+        times[(stamped, True)] = bench_core._per_item(items, warm)
+    figures = []
+    for cached in (False, True):
+        state = "cached" if cached else "cold"
+        plain, stamped_time = times[(False, cached)], times[(True, cached)]
+        figures.append(
+            Figure(
+                f"{kind}_timestamped_{state}_vs_plain",
+                round(stamped_time / plain, 3),
+                "ratio",
+                sides={
+                    f"{kind}_timestamped_{state}_us": round(stamped_time * 1e6, 1),
+                    f"{kind}_plain_{state}_us": round(plain * 1e6, 1),
+                    "op": "GQ256 OP, ES256 key, one trusted TSA",
+                },
+            )
+        )
+    return figures
+
+
 def run(context: dict[str, float] | None = None) -> list[Figure]:
     """The timestamp figures (reuses the core section's bundle times when present)."""
     context = context if context is not None else {}
@@ -177,7 +327,8 @@ def run(context: dict[str, float] | None = None) -> list[Figure]:
         directory = Path(tmp)
         chain = _Chain(directory)
         der = _openssl_token(openssl, directory, chain, signature)
-    authority = TimestampAuthority.from_pem(chain.pem())
+        authority = TimestampAuthority.from_pem(chain.pem())
+        whole = _whole_signatures(openssl, directory, chain, authority)
     token = TimestampToken.from_der(der)
     stamp = verify_timestamp(token, signature, [authority])
     assert stamp.certificate == chain.leaf
@@ -223,6 +374,7 @@ def run(context: dict[str, float] | None = None) -> list[Figure]:
         versus("timestamp_verify_vs_es256_verify", es256, "es256_verify"),
         versus("timestamp_verify_vs_bundle_gq256_cold", bundle_cold, "bundle_gq256_cold"),
         versus("timestamp_verify_vs_bundle_gq256_cached", bundle_cached, "bundle_gq256_cached"),
+        *whole,
     ]
 
 

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from opkey.errors import TimestampAuthorityError as TimestampAuthorityError
     from opkey.errors import TimestampError as TimestampError
     from opkey.errors import TransparencyLogError as TransparencyLogError
+    from opkey.errors import UntrustedTimestampError as UntrustedTimestampError
     from opkey.errors import VerificationError as VerificationError
     from opkey.expiry import ExpiryPolicy as ExpiryPolicy
     from opkey.http import Deadline as Deadline
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
     from opkey.verification.evidence import Evidence as Evidence
     from opkey.verification.identity import VerifiedIdentity as VerifiedIdentity
     from opkey.verification.identity import VerifiedMessage as VerifiedMessage
+    from opkey.verification.signing_time import SigningTime as SigningTime
     from opkey.verification.trust import KeyOptions as KeyOptions
     from opkey.verification.trust import Trust as Trust
     from opkey.verification.trust import TrustedIssuer as TrustedIssuer
@@ -120,7 +122,8 @@ _EXPORTS = {
         "AdmissionReviewError CommitmentError ConfigError DeadlineError ExpiredError "
         "ForeignSignatureError FormatError KeyNotFoundError NetworkError OpkeyError "
         "PolicyError ProviderError RegistryError ResponseTooLargeError SignatureError "
-        "TimestampAuthorityError TimestampError TransparencyLogError VerificationError"
+        "TimestampAuthorityError TimestampError TransparencyLogError "
+        "UntrustedTimestampError VerificationError"
     ),
     "opkey.expiry": "ExpiryPolicy",
     "opkey.http": "Deadline",
@@ -150,6 +153,7 @@ _EXPORTS = {
     ),
     "opkey.verification.evidence": "BundleEvidence CosignLayerEvidence Evidence",
     "opkey.verification.identity": "VerifiedIdentity VerifiedMessage",
+    "opkey.verification.signing_time": "SigningTime",
     "opkey.verification.trust": "KeyOptions Trust TrustedIssuer",
     "opkey.verification.verdict": "RequirementOutcome SignatureOutcome Verdict",
     "opkey.verification.verifier": "Verifier",

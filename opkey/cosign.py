@@ -37,6 +37,7 @@ __all__ = [
     "COSIGN_CERTIFICATE",
     "COSIGN_SIGNATURE",
     "COSIGN_SIGNATURE_TYPE",
+    "COSIGN_TIMESTAMP_ANNOTATION",
     "OPKEY_OSM",
     "OPKEY_PKTOKEN",
     "SIGNATURE_TAG_SUFFIX",
@@ -53,6 +54,9 @@ COSIGN_SIGNATURE_TYPE = "cosign container image signature"
 COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
 #: Layer annotation holding the certificate of a cosign signature made with a certificate.
 COSIGN_CERTIFICATE = "dev.sigstore.cosign/certificate"
+#: Layer annotation in which cosign keeps an RFC 3161 timestamp over the raw bytes of the
+#: signature (``pkg/oci/static``); the value's format is in :mod:`opkey.timestamp`.
+COSIGN_TIMESTAMP_ANNOTATION = "dev.sigstore.cosign/rfc3161timestamp"
 #: Layer annotation holding the PK token that vouches for the signing key (compact form).
 OPKEY_PKTOKEN = "dev.opkey/pktoken"
 #: Layer annotation holding the OpenPubkey signed message over the payload, detached

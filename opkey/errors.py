@@ -16,6 +16,7 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
     │   ├── PolicyError         verified, but the signer is not who the policy requires
     │   ├── ForeignSignatureError   a signature opkey does not make (cosign's own): not counted
     │   ├── TimestampError      a timestamp token proves no time for this signature
+    │   │   └── UntrustedTimestampError   signed by no authority the verifier configured
     │   └── TransparencyLogError  a log's proof, checkpoint or entry timestamp does not hold
     ├── ProviderError           an identity provider refused or misbehaved
     ├── TimestampAuthorityError a time-stamping authority refused or answered something unusable
@@ -49,6 +50,7 @@ __all__ = [
     "TimestampAuthorityError",
     "TimestampError",
     "TransparencyLogError",
+    "UntrustedTimestampError",
     "VerificationError",
 ]
 
@@ -140,6 +142,15 @@ class TransparencyLogError(VerificationError):
 
     Malformed log data (bad base64, a 31-byte hash, an oversized note) is a
     :class:`FormatError` instead, raised before any hashing or signature check.
+    """
+
+
+class UntrustedTimestampError(TimestampError):
+    """A timestamp token is signed by no time-stamping authority the verifier configured.
+
+    A distinct type because such a token is not evidence either way: a signer may ask several
+    authorities, and a verifier that trusts only some of them skips the others' tokens. A token
+    that names a configured authority but does not verify is a plain :class:`TimestampError`.
     """
 
 

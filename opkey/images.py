@@ -9,7 +9,10 @@ digest, and the layer annotations carry
 * ``dev.opkey/pktoken``: the PK token, compact form;
 * ``dev.opkey/osm``: the OpenPubkey signed message over the payload, detached
   (``header..signature``: the payload is the blob itself), which binds the signature to that
-  PK token.
+  PK token;
+* ``dev.sigstore.cosign/rfc3161timestamp``, when the signer asks a time-stamping authority:
+  an RFC 3161 token over the raw bytes of cosign's signature, in cosign's format, so cosign
+  can check it too (``spec/timestamps.md``).
 
 A tag is resolved to its manifest digest before signing or verifying: what is signed and
 verified is always a digest. Verification hands every signature layer to the verifier as
@@ -36,13 +39,14 @@ from typing import TYPE_CHECKING
 
 from opkey.cosign import (
     COSIGN_SIGNATURE,
+    COSIGN_TIMESTAMP_ANNOTATION,
     OPKEY_OSM,
     OPKEY_PKTOKEN,
     signature_tag,
     simple_signing_payload,
 )
 from opkey.digest import Digest
-from opkey.errors import SignatureError, VerificationError
+from opkey.errors import ConfigError, SignatureError, VerificationError
 from opkey.http import Deadline
 from opkey.registry.reference import ImageReference
 from opkey.registry.signatures import SignatureLayer, attach_signature, signature_layers
@@ -80,19 +84,34 @@ def sign_image(
 ) -> ImageReference:
     """Sign the manifest ``image`` names (a tag is resolved first); return ``image@digest``.
 
-    Everything is done within ``deadline`` (default: :data:`DEFAULT_SIGN_TIMEOUT` from now).
+    With a time-stamping authority on ``signer``, the layer carries its token over cosign's
+    signature; the token is obtained before anything is written, so a failing authority
+    leaves the registry untouched. A layer holds one token (cosign's annotation), so at most
+    one authority may be asked. Everything is done within ``deadline`` (default:
+    :data:`DEFAULT_SIGN_TIMEOUT` from now).
     """
+    if len(signer.timestamp_clients) > 1:
+        raise ConfigError(
+            f"an image signature carries one RFC 3161 timestamp (cosign's "
+            f"{COSIGN_TIMESTAMP_ANNOTATION} annotation); {len(signer.timestamp_clients)} "
+            "time-stamping authorities were given",
+            expected=1,
+            found=len(signer.timestamp_clients),
+        )
     client = client.within(deadline or Deadline.after(DEFAULT_SIGN_TIMEOUT))
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
     digest = Digest(resolved.require_digest())
     payload = simple_signing_payload(resolved.cosign_name, digest)
     header, _, signature = signer.sign(payload).split(".")
+    cosign_signature = signer.signing_key.sign_der(payload)
     annotations = {
-        COSIGN_SIGNATURE: base64.b64encode(signer.signing_key.sign_der(payload)).decode("ascii"),
+        COSIGN_SIGNATURE: base64.b64encode(cosign_signature).decode("ascii"),
         OPKEY_PKTOKEN: signer.pktoken.to_compact(),
         OPKEY_OSM: f"{header}..{signature}",
     }
+    for token in signer.stamp(cosign_signature):
+        annotations[COSIGN_TIMESTAMP_ANNOTATION] = token.to_cosign_annotation()
     attach_signature(client, resolved, payload, annotations)
     return resolved
 

@@ -44,12 +44,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from opkey.cosign import COSIGN_TIMESTAMP_ANNOTATION
 from opkey.errors import (
     ConfigError,
     ExpiredError,
     FormatError,
+    NetworkError,
     TimestampAuthorityError,
     TimestampError,
+    UntrustedTimestampError,
 )
 from opkey.jose import parse_json_object
 
@@ -71,6 +74,7 @@ __all__ = [
     "TimestampToken",
     "VerifiedTimestamp",
     "check_signed_while_valid",
+    "cosign_annotation_der",
     "read_timestamp_reply",
     "signature_imprint",
     "verify_timestamp",
@@ -78,8 +82,6 @@ __all__ = [
 
 TIMESTAMP_QUERY_MEDIA_TYPE = "application/timestamp-query"
 TIMESTAMP_REPLY_MEDIA_TYPE = "application/timestamp-reply"
-#: The image signature layer annotation in which cosign keeps a timestamp (``pkg/oci/static``).
-COSIGN_TIMESTAMP_ANNOTATION = "dev.sigstore.cosign/rfc3161timestamp"
 #: The one member of that annotation's JSON object (cosign's ``bundle.RFC3161Timestamp``).
 COSIGN_TIMESTAMP_FIELD = "SignedRFC3161Timestamp"
 #: A time-stamp response with a certificate chain is a few kilobytes; this leaves ample room.
@@ -208,6 +210,23 @@ def _b64_decode(text: str, *, what: str) -> bytes:
     return raw
 
 
+def cosign_annotation_der(value: str) -> bytes:
+    """The DER bytes in cosign's ``dev.sigstore.cosign/rfc3161timestamp`` annotation value,
+    read strictly (see :meth:`TimestampToken.from_cosign_annotation`) but not parsed as a
+    token: a verifier that has already verified these bytes need not parse them again."""
+    document = parse_json_object(
+        value, what=COSIGN_TIMESTAMP_ANNOTATION, max_length=MAX_TOKEN_BYTES * 2
+    )
+    if set(document) != {COSIGN_TIMESTAMP_FIELD}:
+        raise FormatError(
+            f"{COSIGN_TIMESTAMP_ANNOTATION} must be an object with exactly the member "
+            f"{COSIGN_TIMESTAMP_FIELD!r}",
+            expected=[COSIGN_TIMESTAMP_FIELD],
+            found=sorted(document),
+        )
+    return _b64_decode(document[COSIGN_TIMESTAMP_FIELD], what="timestamp token")
+
+
 @dataclass(frozen=True, slots=True)
 class TimestampToken:
     """One RFC 3161 time-stamp response, as it travels with a signature.
@@ -251,17 +270,7 @@ class TimestampToken:
         ``encoding/json`` of a struct with one ``[]byte`` field). Read strictly: exactly that
         member, canonical base64.
         """
-        document = parse_json_object(
-            value, what=COSIGN_TIMESTAMP_ANNOTATION, max_length=MAX_TOKEN_BYTES * 2
-        )
-        if set(document) != {COSIGN_TIMESTAMP_FIELD}:
-            raise FormatError(
-                f"{COSIGN_TIMESTAMP_ANNOTATION} must be an object with exactly the member "
-                f"{COSIGN_TIMESTAMP_FIELD!r}",
-                expected=[COSIGN_TIMESTAMP_FIELD],
-                found=sorted(document),
-            )
-        return cls.from_base64(document[COSIGN_TIMESTAMP_FIELD])
+        return cls(cosign_annotation_der(value))
 
     def to_base64(self) -> str:
         """Standard base64 with padding (as Go and protobuf JSON encode bytes)."""
@@ -382,17 +391,23 @@ class TimestampClient:
         request = TimestampRequest.for_signature(signature)
         check_url(self.url, what="time-stamping authority URL")
         transport = self.transport or RequestsTransport()
-        response = transport.request(
-            "POST",
-            self.url,
-            headers={
-                "Content-Type": TIMESTAMP_QUERY_MEDIA_TYPE,
-                "Accept": TIMESTAMP_REPLY_MEDIA_TYPE,
-            },
-            data=request.der,
-            timeout=self.timeout,
-            max_bytes=self.max_bytes,
-        )
+        try:
+            response = transport.request(
+                "POST",
+                self.url,
+                headers={
+                    "Content-Type": TIMESTAMP_QUERY_MEDIA_TYPE,
+                    "Accept": TIMESTAMP_REPLY_MEDIA_TYPE,
+                },
+                data=request.der,
+                timeout=self.timeout,
+                max_bytes=self.max_bytes,
+            )
+        except NetworkError as exc:
+            # Same class (a too-large answer stays one), message naming the authority.
+            raise type(exc)(
+                f"time-stamping authority: {exc.message}", expected=exc.expected, found=exc.found
+            ) from None
         _check_reply(response)
         token = read_timestamp_reply(request, response.body, url=self.url)
         if self.authority is not None:
@@ -698,7 +713,7 @@ def verify_timestamp(
         )
     candidates = [a for a in authorities if a._issues(cert)]
     if not candidates:
-        raise TimestampError(
+        raise UntrustedTimestampError(
             f"timestamp token is signed by {_subject(cert)} (issued by "
             f"{cert.issuer.rfc4514_string()}), which no configured time-stamping authority "
             f"issued",

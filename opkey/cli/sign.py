@@ -77,19 +77,50 @@ def register(subparsers: Any) -> None:
         default="ES256",
         help="ephemeral key algorithm (default: %(default)s)",
     )
+    stamps = parser.add_argument_group("signing time (RFC 3161)")
+    stamps.add_argument(
+        "--timestamp-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="ask this time-stamping authority for a token over the signature (repeatable "
+        "for bundles; https, or http on loopback); signing fails if it cannot be had",
+    )
+    stamps.add_argument(
+        "--timestamp-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time allowed for each authority to answer (default: %(default)s)",
+    )
     add_timeout_argument(parser, default=300.0)  # opkey.images.DEFAULT_SIGN_TIMEOUT
     add_registry_arguments(parser)
     add_provider_arguments(parser)
     parser.set_defaults(run=run)
 
 
-def _signer(args: argparse.Namespace, progress: Progress, deadline: Deadline) -> Signer:
+def _timestamp_clients(args: argparse.Namespace) -> list[Any]:
+    """One client per ``--timestamp-url``, checked before any key or token is made."""
+    from opkey.errors import ConfigError
+
+    if not args.timestamp_url:
+        return []
+    if not 0 < args.timestamp_timeout <= 300:
+        raise ConfigError("--timestamp-timeout must be more than 0 and at most 300 seconds")
+    from opkey.timestamp import TimestampClient
+
+    return [TimestampClient(url, timeout=args.timestamp_timeout) for url in args.timestamp_url]
+
+
+def _signer(
+    args: argparse.Namespace, progress: Progress, deadline: Deadline, clients: list[Any]
+) -> Signer:
     from opkey.signer import Signer
 
     if args.session:
         from opkey.cli.session import load_session
 
-        return load_session(Path(args.session))
+        return load_session(Path(args.session)).with_timestamps(clients)
     from opkey.cli.providers import build_provider
     from opkey.http import RequestsTransport
 
@@ -98,7 +129,11 @@ def _signer(args: argparse.Namespace, progress: Progress, deadline: Deadline) ->
         progress.step(f"waiting for the {args.provider} login at {provider.issuer}")
     else:
         progress.step(f"requesting an ID token from {provider.issuer}")
-    return Signer.from_provider(provider, alg=args.key_type)
+    return Signer.from_provider(provider, alg=args.key_type, timestamp_clients=clients)
+
+
+def _stamped(count: int) -> str:
+    return f", timestamped by {count} authorit{'y' if count == 1 else 'ies'}" if count else ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,10 +149,18 @@ def run(args: argparse.Namespace) -> int:
     )
     jobs = sign_jobs(targets, args.bundle)
     registry = RegistryOptions.from_args(args)
+    clients = _timestamp_clients(args)
+    if len(clients) > 1 and any(job.target.image is not None for job in jobs):
+        from opkey.errors import ConfigError
+
+        raise ConfigError(
+            "an image signature carries one RFC 3161 timestamp: give one --timestamp-url "
+            "when signing images"
+        )
     # One deadline for all network work: the token request, registry uploads, retries, waits.
     deadline = Deadline.after(args.timeout)
     progress = Progress()
-    signer = _signer(args, progress, deadline)
+    signer = _signer(args, progress, deadline, clients)
     subject = signer.pktoken.claims.get("sub")
     as_whom = f"as {subject} (issuer {signer.pktoken.issuer})"
     for job in jobs:
@@ -128,16 +171,19 @@ def run(args: argparse.Namespace) -> int:
             progress.step(f"signing {target.image} in its registry")
             client = registry.client(str(target.image), deadline)
             reference = sign_image(client, target.image, signer, deadline=deadline)
-            print(f"opkey: signed {reference} {as_whom}", file=sys.stderr)
+            stamped = _stamped(len(signer.timestamp_clients))
+            print(f"opkey: signed {reference} {as_whom}{stamped}", file=sys.stderr)
             continue
         assert target.digest is not None
-        bundle = signer.sign_digest(target.digest).to_json()
+        signed = signer.sign_digest(target.digest)
+        bundle = signed.to_json()
+        as_whom_stamped = as_whom + _stamped(len(signed.timestamps))
         what = f"{target.text} ({target.digest})" if target.kind == "file" else target.text
         if job.out in (None, "-"):
             sys.stdout.write(bundle.decode())
             sys.stdout.flush()
-            print(f"opkey: signed {what} {as_whom}", file=sys.stderr)
+            print(f"opkey: signed {what} {as_whom_stamped}", file=sys.stderr)
         else:
             write_new_file(Path(job.out), bundle)
-            print(f"opkey: signed {what} {as_whom} -> {job.out}", file=sys.stderr)
+            print(f"opkey: signed {what} {as_whom_stamped} -> {job.out}", file=sys.stderr)
     return 0

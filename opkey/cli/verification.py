@@ -33,7 +33,7 @@ from opkey.issuers import (
     well_known,
 )
 from opkey.policy import claims as policies
-from opkey.policy.file import IssuerEntry, load_policy_file
+from opkey.policy.file import IssuerEntry, TimestampSettings, load_policy_file
 from opkey.policy.signoff import Requirement
 from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 from opkey.verification.evidence import BundleEvidence
@@ -95,6 +95,8 @@ class VerificationRequest:
     offline: bool = False
     trust_policy_anchors: bool = False
     at: datetime | None = None
+    timestamp_certs: tuple[str, ...] = ()
+    require_timestamp: bool = False
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     #: Seconds for all network work of the verification (``--timeout``).
     timeout: float = 120.0
@@ -150,6 +152,8 @@ class VerificationRequest:
             offline=args.offline,
             trust_policy_anchors=args.trust_policy_anchors,
             at=args.at,
+            timestamp_certs=tuple(args.timestamp_certs or ()),
+            require_timestamp=args.require_timestamp,
             registry=registry,
             timeout=args.timeout,
         )
@@ -273,11 +277,13 @@ def _flag_policy(request: VerificationRequest, issuer: str) -> policies.Policy:
 
 @dataclass(frozen=True)
 class Plan:
-    """What the arguments ask for, as library values: issuers, keys and the requirement."""
+    """What the arguments ask for, as library values: issuers, keys and the requirement,
+    and a policy file's ``[timestamps]`` table."""
 
     issuers: tuple[IssuerEntry, ...]
     requirement: Requirement
     keys: KeyOptions
+    timestamps: TimestampSettings = field(default_factory=TimestampSettings)
 
 
 class KeyFetchWatch:
@@ -323,12 +329,14 @@ def plan(request: VerificationRequest, *, key_transport: Transport | None = None
         offline=request.offline,
         policy_anchors=request.trust_policy_anchors,
         transport=None if request.offline else key_transport,
+        timestamp_certs=tuple(Path(path) for path in request.timestamp_certs),
+        require_timestamp=request.require_timestamp,
     )
     if request.policy_file:
         policy_file = load_policy_file(request.policy_file)
         if not policy_file.issuers:
             raise ConfigError(f"{request.policy_file}: list the trusted issuers in [[issuers]]")
-        return Plan(policy_file.issuers, policy_file.requirement, keys)
+        return Plan(policy_file.issuers, policy_file.requirement, keys, policy_file.timestamps)
     issuer = request.issuer or (GITLAB_ISSUER if request.gitlab else GITHUB_ACTIONS_ISSUER)
     entry = IssuerEntry(issuer_config_for(request, issuer))
     return Plan((entry,), Requirement.of(_flag_policy(request, issuer)), keys)
@@ -387,7 +395,7 @@ def verify_all(
     deadline = Deadline.after(first.timeout)
     watch = None if first.offline else KeyFetchWatch(_bound(deadline))
     wanted = plan(first, key_transport=watch)
-    verifier = Verifier(Trust.build(wanted.issuers, wanted.keys))
+    verifier = Verifier(Trust.build(wanted.issuers, wanted.keys, timestamps=wanted.timestamps))
     if first.unsafe_any_signer and not first.has_identity_flags:
         print(
             "opkey: WARNING: --unsafe-any-signer: no identity is checked; anyone the issuer "

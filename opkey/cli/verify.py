@@ -17,6 +17,7 @@ from opkey.cli.registry_options import add_registry_arguments, add_timeout_argum
 
 if TYPE_CHECKING:
     from opkey.cli.verification import Outcome
+    from opkey.verification.identity import VerifiedIdentity
     from opkey.verification.verdict import SignatureOutcome
 
 __all__ = ["register", "run"]
@@ -164,6 +165,20 @@ def register(subparsers: Any) -> None:
         help="the --policy file is trusted configuration: use the key files and archives it "
         "names (without this they are refused: a policy file from elsewhere must not choose keys)",
     )
+    times = parser.add_argument_group("signing time (RFC 3161 timestamps)")
+    times.add_argument(
+        "--timestamp-certs",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="PEM certificate chain of a time-stamping authority to trust (repeatable); its "
+        "tokens prove when a signature was made, checked against the ID token's validity",
+    )
+    times.add_argument(
+        "--require-timestamp",
+        action="store_true",
+        help="reject signatures without a timestamp from a trusted authority",
+    )
     parser.add_argument(
         "--at",
         type=time_argument,
@@ -195,6 +210,7 @@ def _signature_json(outcome: SignatureOutcome) -> dict[str, Any]:
         key_thumbprint=identity.key_thumbprint,
         key_source=identity.key_source,
         issued_at=identity.issued_at.isoformat(),
+        signed_at=None if identity.signed_at is None else identity.signed_at.to_dict(),
     )
     return entry
 
@@ -243,22 +259,7 @@ def _print_human(outcome: Outcome) -> None:
     assert verdict is not None
     print(f"Verified: {outcome.target}")
     identities = [s.identity for s in verdict.accepted_signatures if s.identity is not None]
-    signers = [
-        (
-            identity,
-            [("issuer", identity.issuer)]
-            + [(name, str(identity.claims[name])) for name in _SHOWN_CLAIMS
-               if name in identity.claims]
-            + [
-                (
-                    "ID token",
-                    f"issued {identity.issued_at:%Y-%m-%dT%H:%M:%SZ} (key from "
-                    f"{identity.key_source}; signing time is not attested)",
-                )
-            ],
-        )
-        for identity in identities
-    ]  # fmt: skip
+    signers = [(identity, _rows(identity)) for identity in identities]
     # One width for every signer's rows, so the values line up down the whole report.
     width = max((len(name) for _, rows in signers for name, _ in rows), default=0)
     for identity, rows in signers:
@@ -269,6 +270,28 @@ def _print_human(outcome: Outcome) -> None:
         print(f"  not counted: {signature.label}: {signature.reason}")
     for signature in verdict.ignored:
         print(f"  ignored: {signature.label}: {signature.reason}")
+
+
+def _rows(identity: VerifiedIdentity) -> list[tuple[str, str]]:
+    """The report rows of one signer: issuer, the identifying claims, the ID token, and the
+    proven signing time with the authority that vouched for it, when there is one."""
+    rows = [("issuer", identity.issuer)]
+    rows += [
+        (name, str(identity.claims[name])) for name in _SHOWN_CLAIMS if name in identity.claims
+    ]
+    signed_at = identity.signed_at
+    rows.append(
+        (
+            "ID token",
+            f"issued {identity.issued_at:%Y-%m-%dT%H:%M:%SZ} (key from {identity.key_source}"
+            + ("; signing time is not attested)" if signed_at is None else ")"),
+        )
+    )
+    if signed_at is not None:
+        rows.append(("signed at", f"{signed_at.stated()} (while the ID token was valid)"))
+        rows.append((f"{signed_at.kind} by", signed_at.authority))
+        rows.append(("TSA root", f"sha256:{signed_at.authority_id}"))
+    return rows
 
 
 def _report_rejection(outcome: Outcome, *, several: bool) -> None:

@@ -16,6 +16,10 @@ key sources), and who must have signed (one or more named signers, each a policy
     name = "build"
     github = { repository_id = "433903792", repository_owner_id = "25015917" }
 
+    [timestamps]                          # optional: RFC 3161 signing time
+    authorities = ["tsa-chain.pem"]       # trust anchors: used only when the file is trusted
+    required = true
+
 Parsing is strict and pure (:func:`parse_policy_file` reads text; :func:`load_policy_file` reads
 one file, nothing else). Unknown keys, wrong types, empty rules and invalid patterns are
 :class:`~opkey.errors.ConfigError` whose message begins with the key path, e.g.
@@ -73,6 +77,7 @@ __all__ = [
     "FORMAT_VERSION",
     "IssuerEntry",
     "PolicyFile",
+    "TimestampSettings",
     "load_policy_file",
     "parse_policy_file",
     "policy_file_from_dict",
@@ -97,7 +102,9 @@ _RULE_KINDS = (
 )
 _CLAIM_MATCHERS = ("equals", "contains", "glob", "regex")
 _ISSUER_KEYS = (*SETTINGS_KEYS, "jwks_file", "archive")
-_TOP_KEYS = ("version", "distinct_signers", "issuers", "signers")
+_TOP_KEYS = ("version", "distinct_signers", "issuers", "signers", "timestamps")
+_TIMESTAMP_KEYS = ("authorities", "required")
+_MAX_TIMESTAMP_AUTHORITIES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +128,27 @@ class IssuerEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class TimestampSettings:
+    """A policy file's ``[timestamps]`` table: RFC 3161 signing time.
+
+    ``authorities`` are PEM chains of time-stamping authorities (one per file), trust anchors
+    that :meth:`opkey.verification.trust.Trust.build` uses only when the verifier trusts the
+    file; relative paths were resolved against the file's directory. ``required`` rejects
+    signatures without a signing time a trusted authority proves (``spec/time.md``).
+    """
+
+    authorities: tuple[Path, ...] = ()
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyFile:
-    """A parsed policy file: trusted issuers and the signers an artifact needs."""
+    """A parsed policy file: trusted issuers, the signers an artifact needs, signing time."""
 
     signers: tuple[SignerRequirement, ...]
     issuers: tuple[IssuerEntry, ...] = ()
     distinct_signers: bool = True
+    timestamps: TimestampSettings = TimestampSettings()
 
     def issuer_configs(self) -> dict[str, IssuerConfig]:
         """The :class:`~opkey.issuers.IssuerConfig` of every trusted issuer, by issuer URL."""
@@ -144,6 +166,13 @@ class PolicyFile:
         if self.issuers:
             data["issuers"] = [_issuer_to_dict(t) for t in self.issuers]
         data["signers"] = [_signer_to_dict(s) for s in self.signers]
+        if self.timestamps != TimestampSettings():
+            table: dict[str, Any] = {}
+            if self.timestamps.authorities:
+                table["authorities"] = [str(path) for path in self.timestamps.authorities]
+            if self.timestamps.required:
+                table["required"] = True
+            data["timestamps"] = table
         return data
 
     def to_toml(self) -> str:
@@ -228,7 +257,38 @@ def policy_file_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = No
         if any(s.name == signer.name for s in signers):
             raise ConfigError(f"signers[{index}].name: {signer.name!r} is used twice")
         signers.append(signer)
-    return PolicyFile(signers=tuple(signers), issuers=tuple(issuers), distinct_signers=distinct)
+    timestamps = _parse_timestamps(data.get("timestamps"), base_dir)
+    return PolicyFile(
+        signers=tuple(signers),
+        issuers=tuple(issuers),
+        distinct_signers=distinct,
+        timestamps=timestamps,
+    )
+
+
+def _parse_timestamps(table: Any, base_dir: Path | None) -> TimestampSettings:
+    if table is None:
+        return TimestampSettings()
+    tables.require_table(table, "timestamps")
+    tables.reject_unknown(table, _TIMESTAMP_KEYS, "timestamps")
+    raw = table.get("authorities", [])
+    tables.require_array(raw, "timestamps.authorities")
+    if len(raw) > _MAX_TIMESTAMP_AUTHORITIES:
+        raise ConfigError(
+            f"timestamps.authorities: {len(raw)} chains is more than {_MAX_TIMESTAMP_AUTHORITIES}"
+        )
+    paths: list[Path] = []
+    for index, value in enumerate(raw):
+        path = _parse_path(value, f"timestamps.authorities[{index}]", base_dir)
+        assert path is not None
+        paths.append(path)
+    required = table.get("required", False)
+    tables.require_bool(required, "timestamps.required")
+    if not paths and not required:
+        raise ConfigError(
+            "timestamps: empty; name authorities or set required = true (or leave the table out)"
+        )
+    return TimestampSettings(authorities=tuple(paths), required=required)
 
 
 def _construct(path: str, factory: Callable[[], Policy]) -> Policy:

@@ -11,13 +11,18 @@ have signed is not its job; that is the requirement's, in the verdict.
   token, the detached OSM and cosign's own signature in the layer annotations. A layer that
   carries no opkey signature (cosign's own key-signed layers, for instance) raises
   :class:`~opkey.errors.ForeignSignatureError`: the verdict reports it as ignored.
+
+Both read the RFC 3161 timestamps they carry (the bundle's ``timestamps`` member; cosign's
+``dev.sigstore.cosign/rfc3161timestamp`` layer annotation, over the raw bytes of cosign's
+signature) and hand them to the verifier, which proves the signing time from them
+(:meth:`~opkey.verification.verifier.Verifier.signing_time`) and applies the time rule.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -26,6 +31,7 @@ from opkey.bundle import Bundle
 from opkey.cosign import (
     COSIGN_CERTIFICATE,
     COSIGN_SIGNATURE,
+    COSIGN_TIMESTAMP_ANNOTATION,
     OPKEY_OSM,
     OPKEY_PKTOKEN,
     parse_simple_signing_payload,
@@ -37,7 +43,9 @@ from opkey.keys import verify_cosign_signature
 from opkey.pktoken import PKToken
 
 if TYPE_CHECKING:
+    from opkey.timestamp import TimestampToken
     from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
+    from opkey.verification.signing_time import SigningTime
 
 __all__ = [
     "BundleEvidence",
@@ -52,9 +60,21 @@ class SignatureChecker(Protocol):
     """What evidence needs of a verifier (:class:`opkey.verification.verifier.Verifier`)."""
 
     def open_message(
-        self, pktoken: PKToken, signature: str, *, at: datetime | None = None
+        self,
+        pktoken: PKToken,
+        signature: str,
+        *,
+        at: datetime | None = None,
+        signed_at: SigningTime | None = None,
     ) -> VerifiedMessage:
-        """Verify an OSM made with ``pktoken``'s key under the trust; who signed and what."""
+        """Verify an OSM made with ``pktoken``'s key under the trust; who signed and what,
+        with the time rule for ``signed_at`` (a time :meth:`signing_time` proved)."""
+        ...
+
+    def signing_time(
+        self, signature: bytes, tokens: Sequence[TimestampToken | bytes]
+    ) -> SigningTime | None:
+        """The signing time the RFC 3161 ``tokens`` prove for the raw ``signature`` bytes."""
         ...
 
     def open_bundle(
@@ -145,7 +165,6 @@ class CosignLayerEvidence:
         if len(parts) != 3 or parts[1] or not parts[0] or not parts[2]:
             raise FormatError(f"{OPKEY_OSM} must be a detached JWS 'header..signature'")
         osm = f"{parts[0]}.{b64url_encode(self.payload)}.{parts[2]}"
-        message = verifier.open_message(pktoken, osm, at=at)
         cosign = annotations.get(COSIGN_SIGNATURE)
         if cosign is None:
             raise FormatError(f"missing {COSIGN_SIGNATURE} annotation")
@@ -153,5 +172,17 @@ class CosignLayerEvidence:
             raw = base64.b64decode(cosign, validate=True)
         except (binascii.Error, ValueError):
             raise FormatError(f"{COSIGN_SIGNATURE} is not base64") from None
+        signed_at = verifier.signing_time(raw, self._timestamps())
+        message = verifier.open_message(pktoken, osm, at=at, signed_at=signed_at)
         verify_cosign_signature(pktoken.cic_claims.upk, self.payload, raw)
         return message.identity
+
+    def _timestamps(self) -> tuple[bytes, ...]:
+        """The DER token in cosign's RFC 3161 annotation (none without it); the verifier
+        parses it strictly unless it verified the same bytes before."""
+        value = self.annotations.get(COSIGN_TIMESTAMP_ANNOTATION)
+        if value is None:
+            return ()
+        from opkey.timestamp import cosign_annotation_der
+
+        return (cosign_annotation_der(value),)

@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opkey.verification.signing_time import SigningTime
 
 __all__ = ["VerifiedIdentity", "VerifiedMessage"]
 
 
 @dataclass(frozen=True)
 class VerifiedIdentity:
-    """Who signed, as established by verification, and how."""
+    """Who signed, as established by verification, and how.
+
+    ``signed_at`` is the signing time an authority the verifier trusts proved for this
+    signature (``spec/time.md``), or ``None`` when none did: then nothing is known about when
+    the signature was made, only when the ID token was valid (``issued_at``, ``expires_at``).
+    """
 
     issuer: str
     subject: str
@@ -25,6 +33,7 @@ class VerifiedIdentity:
     pktoken_hash: str
     issued_at: datetime
     expires_at: datetime
+    signed_at: SigningTime | None = None
 
     def describe(self) -> str:
         """A one-line human summary."""

@@ -27,6 +27,15 @@ the file is trusted configuration (:attr:`KeyOptions.policy_anchors`, ``opkey ve
 --trust-policy-anchors``); otherwise :meth:`Trust.build` refuses them with an error that says
 how to pass the keys instead (``--jwks``, ``--jwks-archive``). Keys the verifier passes
 itself are always used.
+
+**Time-stamping authorities** are trust of the same kind: an RFC 3161 token proves a signing
+time only if its chain leads to an authority the verifier configured
+(:attr:`Trust.timestamp_authorities`), never to certificates the token brings. The verifier's
+own chains (:attr:`KeyOptions.timestamp_certs`, ``--timestamp-certs``) are always used; the
+chains a policy file's ``[timestamps]`` table names are trust anchors, used only under
+:attr:`KeyOptions.policy_anchors`. Requiring a proven signing time
+(:attr:`Trust.require_signing_time`: ``--require-timestamp`` or the policy file's
+``required``) only narrows what is accepted, so either source may ask for it.
 """
 
 from __future__ import annotations
@@ -47,7 +56,8 @@ if TYPE_CHECKING:
     from opkey.jwks.archive import JwksArchive
     from opkey.jwks.client import JwksClient
     from opkey.jwks.keyset import KeySet
-    from opkey.policy.file import IssuerEntry
+    from opkey.policy.file import IssuerEntry, TimestampSettings
+    from opkey.timestamp import TimestampAuthority
 
 __all__ = ["KeyOptions", "Trust", "TrustedIssuer"]
 
@@ -80,6 +90,10 @@ class KeyOptions:
     archives that issuer entries name (a policy file's ``jwks_file`` and ``archive``): set it
     only for policy files that are trusted configuration (see the module documentation).
     ``transport`` replaces the HTTP transport of the live JWKS client (tests, integrators).
+
+    ``timestamp_certs`` are PEM chains of time-stamping authorities the verifier trusts (one
+    authority per file; always used), and ``require_timestamp`` rejects every signature
+    without a signing time one of the trusted authorities proves.
     """
 
     jwks_file: Path | None = None
@@ -87,18 +101,36 @@ class KeyOptions:
     offline: bool = False
     policy_anchors: bool = False
     transport: Transport | None = field(default=None, compare=False)
+    timestamp_certs: Sequence[Path] = ()
+    require_timestamp: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "timestamp_certs", tuple(self.timestamp_certs))
 
 
 @dataclass(frozen=True)
 class Trust:
-    """The issuers a verifier trusts, by exact issuer URL."""
+    """The issuers a verifier trusts, by exact issuer URL, and its rules for signing time.
+
+    ``timestamp_authorities`` are the RFC 3161 authorities whose tokens prove a signing time
+    (``spec/timestamps.md``); ``require_signing_time`` rejects signatures for which none of
+    them proves one (``spec/time.md``), and needs at least one authority.
+    """
 
     issuers: Sequence[TrustedIssuer]
+    timestamp_authorities: Sequence[TimestampAuthority] = ()
+    require_signing_time: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "issuers", tuple(self.issuers))
+        object.__setattr__(self, "timestamp_authorities", tuple(self.timestamp_authorities))
         if not self.issuers:
             raise ConfigError("trust needs at least one trusted issuer")
+        if self.require_signing_time and not self.timestamp_authorities:
+            raise ConfigError(
+                "a proven signing time is required, but no time-stamping authority is trusted "
+                "(pass --timestamp-certs FILE with the authority's PEM chain)"
+            )
         urls = [trusted.issuer for trusted in self.issuers]
         repeated = sorted({url for url in urls if urls.count(url) > 1})
         if repeated:
@@ -117,9 +149,20 @@ class Trust:
         return tuple(trusted.issuer for trusted in self.issuers)
 
     @classmethod
-    def build(cls, entries: Iterable[IssuerEntry], options: KeyOptions | None = None) -> Trust:
-        """Trust the issuers ``entries`` describe, with key sources chosen as the module says."""
+    def build(
+        cls,
+        entries: Iterable[IssuerEntry],
+        options: KeyOptions | None = None,
+        *,
+        timestamps: TimestampSettings | None = None,
+    ) -> Trust:
+        """Trust the issuers ``entries`` describe, with key sources chosen as the module says.
+
+        ``timestamps`` is a policy file's ``[timestamps]`` table: its chains are trust anchors
+        (used only under ``options.policy_anchors``), its ``required`` is always honoured.
+        """
         options = options or KeyOptions()
+        authorities = _timestamp_authorities(options, timestamps)
         entries = list(entries)
         if not entries:
             raise ConfigError("no trusted issuer: list at least one")
@@ -163,7 +206,8 @@ class Trust:
                     "an archive (pass --jwks or --jwks-archive)"
                 )
             trusted.append(TrustedIssuer(entry.config, tuple(sources)))
-        return cls(tuple(trusted))
+        required = options.require_timestamp or (timestamps is not None and timestamps.required)
+        return cls(tuple(trusted), authorities, required)
 
     @classmethod
     def of(cls, configs: Sequence[IssuerConfig], options: KeyOptions | None = None) -> Trust:
@@ -171,6 +215,50 @@ class Trust:
         from opkey.policy.file import IssuerEntry
 
         return cls.build([IssuerEntry(config) for config in configs], options)
+
+
+def _timestamp_authorities(
+    options: KeyOptions, settings: TimestampSettings | None
+) -> tuple[TimestampAuthority, ...]:
+    """The verifier's own TSA chains, then (if trusted) the policy file's; each read once."""
+    from opkey.timestamp import TimestampAuthority
+
+    named = settings.authorities if settings is not None else ()
+    if named and not options.policy_anchors:
+        raise ConfigError(
+            "timestamps.authorities: the policy file names time-stamping authorities, which "
+            "are trust, not a requirement; pass their chains yourself (--timestamp-certs), "
+            "or, if the policy file is trusted configuration, allow it with "
+            "--trust-policy-anchors",
+            found=[str(path) for path in named],
+        )
+    authorities: list[TimestampAuthority] = []
+    for path in (*options.timestamp_certs, *named):
+        authority = TimestampAuthority.from_pem(
+            _read_chain(path), what=f"time-stamping authority chain {path}"
+        )
+        if authority not in authorities:
+            authorities.append(authority)
+    return tuple(authorities)
+
+
+#: A PEM chain of a few certificates is a few KiB (``opkey.timestamp`` bounds it again).
+_MAX_CHAIN_FILE = 256 * 1024
+
+
+def _read_chain(path: Path) -> bytes:
+    try:
+        with Path(path).expanduser().open("rb") as handle:
+            data = handle.read(_MAX_CHAIN_FILE + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read time-stamping authority chain {path}: {exc.strerror or exc}"
+        ) from None
+    if len(data) > _MAX_CHAIN_FILE:
+        raise ConfigError(
+            f"time-stamping authority chain {path}: larger than {_MAX_CHAIN_FILE} bytes"
+        )
+    return data
 
 
 class _Archives:

@@ -15,25 +15,40 @@ examples, the admission gate), the same two questions in the same order:
    genuine ones. It returns a :class:`~opkey.verification.verdict.Verdict`: which requirement
    was met by which signature, and why every other one was not.
 
-Time: see ``spec/time.md``. ``at`` defaults to the verifier's clock (now).
+Time: see ``spec/time.md``. ``at`` defaults to the verifier's clock (now). When evidence
+carries RFC 3161 timestamps and the trust names time-stamping authorities,
+:meth:`Verifier.signing_time` proves when the signature existed (a
+:class:`~opkey.verification.signing_time.SigningTime`); the PK token's expiry policy is then
+evaluated at that time instead of ``at``, and the signature must have been made while the ID
+token was valid (:func:`~opkey.verification.signing_time.check_signing_time`). Both happen in
+:meth:`Verifier._verified`, the one place the time rule is applied, for every kind of evidence.
 
 Verified PK tokens are cached (bounded LRU, keyed by PK token hash and issuer configuration):
 many signatures from one CI run then cost one OP/GQ verification. A cache hit still re-checks
-that the provider key is trusted and re-applies the expiry policy at ``at``.
+that the provider key is trusted and re-applies the time rule. Verified timestamps are cached
+too (bounded LRU, keyed by the SHA-256 of the token's DER and of the stamped signature).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opkey.artifact import artifact_statement, parse_artifact_statement
-from opkey.errors import ConfigError, KeyNotFoundError, SignatureError
-from opkey.expiry import timestamp
+from opkey.errors import (
+    ConfigError,
+    KeyNotFoundError,
+    SignatureError,
+    TimestampError,
+    UntrustedTimestampError,
+)
+from opkey.expiry import ExpiryPolicy, timestamp
 from opkey.issuers import IssuerConfig
 from opkey.jose import CompactJWS
 from opkey.jwks.sources import FallbackKeys, FoundKey
@@ -41,6 +56,7 @@ from opkey.message import OSM_TYP, verify_message
 from opkey.pktoken import PKToken
 from opkey.policy.signoff import Requirement
 from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
+from opkey.verification.signing_time import SigningTime, check_signing_time, latest_second
 from opkey.verification.trust import Trust
 from opkey.verification.verdict import Verdict, decide
 from opkey.verify import VerifiedPKToken, check_op_algorithm, op_key_id, verify_pktoken
@@ -48,6 +64,7 @@ from opkey.verify import VerifiedPKToken, check_op_algorithm, op_key_id, verify_
 if TYPE_CHECKING:
     from opkey.bundle import Bundle
     from opkey.digest import Digest
+    from opkey.timestamp import TimestampToken, VerifiedTimestamp
     from opkey.verification.evidence import Evidence
 
 __all__ = ["ClaimsPolicy", "Verifier"]
@@ -83,6 +100,9 @@ class Verifier:
         init=False, repr=False, default_factory=OrderedDict
     )
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    _stamps: OrderedDict[tuple[bytes, bytes], VerifiedTimestamp] = field(
+        init=False, repr=False, default_factory=OrderedDict
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.trust, Trust):
@@ -92,13 +112,31 @@ class Verifier:
 
     def identify(self, pktoken: PKToken, *, at: datetime | None = None) -> VerifiedIdentity:
         """Verify a PK token under this verifier's trust as of ``at``; who it identifies."""
-        return self._verified(pktoken, at)[1]
+        return self._verified(pktoken, at, None, signature=False)[1]
 
     def _verified(
-        self, pktoken: PKToken, at: datetime | None
+        self,
+        pktoken: PKToken,
+        at: datetime | None,
+        signed_at: SigningTime | None,
+        *,
+        signature: bool = True,
     ) -> tuple[VerifiedPKToken, VerifiedIdentity]:
+        """The PK token verified under the trust, and the time rule (``spec/time.md``).
+
+        Without a proven signing time the expiry policy holds at ``at``; with one, at the
+        latest instant it stands for, and :func:`check_signing_time` must accept it. For a
+        signature (``signature``) under a trust that requires a signing time, one is needed.
+        """
         when = at if at is not None else self.clock()
         now = timestamp(when)  # validates ``at`` before anything else
+        if signed_at is None and signature and self.trust.require_signing_time:
+            raise TimestampError(
+                "no proven signing time: the signature carries no timestamp from a trusted "
+                "time-stamping authority, and one is required"
+            )
+        policy_now = now if signed_at is None else latest_second(signed_at)
+        policy_at = when if signed_at is None else signed_at.latest
         issuer = pktoken.claims["iss"]
         trusted = self.trust.issuer(issuer)
         if trusted is None:
@@ -118,18 +156,88 @@ class Verifier:
             if entry is not None:
                 self._cache.move_to_end(cache_key)
         if entry is not None and found.key.thumbprint() == entry.key_thumbprint:
-            config.expiry.check(pktoken.claims, now)
-            identity = entry.identity
+            config.expiry.check(pktoken.claims, policy_now)
+            verified, identity = entry.verified, entry.identity
             if identity.key_source != found.source:
                 identity = _identity(entry.verified, found)
-            return entry.verified, identity
-        verified = verify_pktoken(pktoken, config, found, now=when)
-        identity = _identity(verified, found)
-        with self._lock:
-            self._cache[cache_key] = _Entry(verified, verified.op_key_thumbprint, identity)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        else:
+            verified = verify_pktoken(pktoken, config, found, now=policy_at)
+            identity = _identity(verified, found)
+            with self._lock:
+                self._cache[cache_key] = _Entry(verified, verified.op_key_thumbprint, identity)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        if signed_at is not None:
+            leeway = config.expiry.leeway
+            # Not issued in the verifier's future either, as without a proven time.
+            ExpiryPolicy.never(leeway=leeway).check(pktoken.claims, now)
+            check_signing_time(pktoken.claims, signed_at, at=when, leeway=leeway)
+            identity = dataclasses.replace(identity, signed_at=signed_at)
         return verified, identity
+
+    # -- signing time ---------------------------------------------------------------------
+
+    def signing_time(
+        self, signature: bytes, tokens: Sequence[TimestampToken | bytes]
+    ) -> SigningTime | None:
+        """The signing time ``tokens`` (RFC 3161, DER or parsed) prove for ``signature``.
+
+        ``signature`` is the raw signature bytes the tokens stamp (``spec/timestamps.md`` §1).
+        Each token is verified against the trust's authorities only: one signed by none of them
+        is skipped (a signer may ask authorities this verifier does not trust); one that names
+        a trusted authority but does not verify rejects the signature (:class:`TimestampError`),
+        as does a malformed one (:class:`~opkey.errors.FormatError`). Of the tokens that verify,
+        the one whose interval ends first is the proof: the signature existed by then.
+        Returns ``None`` when nothing is proven (no tokens, or no authority configured), unless
+        the trust requires a signing time: then :class:`TimestampError` says why.
+        """
+        authorities = self.trust.timestamp_authorities
+        if not authorities:
+            # Nothing can be proven (and Trust refuses to require it), but a malformed token
+            # is still a malformed signature: parse strictly whatever is carried.
+            from opkey.timestamp import TimestampToken
+
+            for token in tokens:
+                if isinstance(token, bytes):
+                    TimestampToken.from_der(token)
+            return None
+        proofs: list[VerifiedTimestamp] = []
+        skipped: list[str] = []
+        for index, token in enumerate(tokens):
+            try:
+                proofs.append(self._verified_timestamp(token, signature))
+            except UntrustedTimestampError as exc:
+                skipped.append(f"timestamp {index}: {exc.message}")
+        if not proofs:
+            if self.trust.require_signing_time:
+                reason = "; ".join(skipped) if skipped else "the signature carries no timestamp"
+                raise TimestampError(
+                    f"no proven signing time, and one is required: {reason}",
+                    expected=[a.root_sha256 for a in authorities],
+                    found=len(tokens),
+                )
+            return None
+        return SigningTime.from_timestamp(min(proofs, key=lambda stamp: stamp.latest))
+
+    def _verified_timestamp(
+        self, token: TimestampToken | bytes, signature: bytes
+    ) -> VerifiedTimestamp:
+        from opkey.timestamp import TimestampToken, verify_timestamp
+
+        der = token if isinstance(token, bytes) else token.der
+        key = (hashlib.sha256(der).digest(), hashlib.sha256(signature).digest())
+        with self._lock:
+            stamp = self._stamps.get(key)
+            if stamp is not None:
+                self._stamps.move_to_end(key)
+                return stamp
+        parsed = token if isinstance(token, TimestampToken) else TimestampToken.from_der(der)
+        stamp = verify_timestamp(parsed, signature, self.trust.timestamp_authorities)
+        with self._lock:
+            self._stamps[key] = stamp
+            while len(self._stamps) > self.cache_size:
+                self._stamps.popitem(last=False)
+        return stamp
 
     # -- signed messages ------------------------------------------------------------------
 
@@ -141,14 +249,16 @@ class Verifier:
         policy: ClaimsPolicy,
         at: datetime | None = None,
         typ: str = OSM_TYP,
+        signed_at: SigningTime | None = None,
     ) -> VerifiedMessage:
         """Verify an OSM made with ``pktoken``'s key and apply ``policy`` to its signer.
 
         ``signature`` is the compact OSM, or the same already parsed by
-        :func:`~opkey.jose.parse_compact`.
+        :func:`~opkey.jose.parse_compact`; ``signed_at`` a signing time
+        :meth:`signing_time` proved for it.
         """
         _require_policy(policy)
-        message = self.open_message(pktoken, signature, at=at, typ=typ)
+        message = self.open_message(pktoken, signature, at=at, typ=typ, signed_at=signed_at)
         policy.check(message.identity.claims)
         return message
 
@@ -159,20 +269,27 @@ class Verifier:
         *,
         at: datetime | None = None,
         typ: str = OSM_TYP,
+        signed_at: SigningTime | None = None,
     ) -> VerifiedMessage:
         """Verify an OSM made with ``pktoken``'s key; who signed and what, *no policy applied*.
 
         For evidence that a :meth:`verdict` decides: deciding *who* is the requirement's job.
+        ``signed_at`` is a signing time :meth:`signing_time` proved for this signature.
         """
-        verified, identity = self._verified(pktoken, at)
+        verified, identity = self._verified(pktoken, at, signed_at)
         content = verify_message(signature, pktoken, typ=typ, pktoken_hash=verified.pktoken_hash)
         return VerifiedMessage(identity, content)
 
     def open_bundle(
         self, bundle: Bundle, digest: Digest, *, at: datetime | None = None
     ) -> VerifiedIdentity:
-        """Verify that ``bundle`` is a genuine signature of exactly ``digest``; who made it."""
-        message = self.open_message(bundle.pktoken, bundle.signature_jws, at=at)
+        """Verify that ``bundle`` is a genuine signature of exactly ``digest``; who made it.
+
+        The bundle's timestamps, if any, prove its signing time (:meth:`signing_time`).
+        """
+        jws = bundle.signature_jws
+        signed_at = self.signing_time(jws.signature, bundle.timestamps)
+        message = self.open_message(bundle.pktoken, jws, at=at, signed_at=signed_at)
         if message.content != artifact_statement(digest):
             # Not the canonical statement for this digest: say what it signs instead (parsing
             # raises if it is no artifact statement at all).
