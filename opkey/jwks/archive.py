@@ -155,27 +155,32 @@ class JwksArchive:
         self._timeout = timeout
         self._max_keys = max_keys_per_issuer
         self._ready = False
+        self._check_file()
 
     def __repr__(self) -> str:
         return f"JwksArchive({str(self.path)!r})"
+
+    def _check_file(self) -> None:
+        """Refuse a path that names something other than a regular file (a FIFO, a device, a
+        directory): SQLite would block on it or fail obscurely. A missing file is created."""
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ConfigError(f"cannot open JWKS archive {self.path}: {exc.strerror}") from None
+        if not stat.S_ISREG(mode):
+            raise ConfigError(
+                f"cannot open JWKS archive {self.path}: not a regular file (give the database "
+                "file, or a directory holding it as --jwks-archive DIR/)"
+            )
 
     # -- connections ---------------------------------------------------------------------------
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A fresh connection in autocommit mode; sqlite3 errors become ConfigError."""
-        try:
-            mode = os.stat(self.path).st_mode
-        except FileNotFoundError:
-            pass  # created on first use
-        except OSError as exc:
-            raise ConfigError(f"cannot open JWKS archive {self.path}: {exc.strerror}") from None
-        else:
-            if not stat.S_ISREG(mode):
-                raise ConfigError(
-                    f"cannot open JWKS archive {self.path}: not a regular file (a database "
-                    f"file, or a directory given as --jwks-archive DIR/)"
-                )
+        self._check_file()
         try:
             conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
         except sqlite3.Error as exc:
