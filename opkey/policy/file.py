@@ -139,12 +139,13 @@ def redefined_settings(config: IssuerConfig) -> tuple[str, ...]:
 
     For a well-known issuer URL (:func:`opkey.issuers.well_known`) a reader of a policy file
     expects the issuer's own meaning: GitHub Actions tokens commit in ``aud`` and are GQ256.
-    A file that says ``commitment = "gq-bound"`` with an ``gq_audience_prefix`` of its author's
+    A file that says ``commitment = "gq-bound"`` with a ``gq_audience_prefix`` of its author's
     choosing for that URL would accept the ID tokens GitHub issues *to other services* (any
     relying party that receives them could bind its own key), and a Google ``client_id`` of the
     author's choosing accepts every login to the author's application. Those settings are
-    trust. Narrowing is not: a stricter expiry or leeway, or fewer algorithms. Empty for an
-    issuer without built-in settings, whose every setting the file states in full.
+    trust. Fewer algorithms are not, nor are the time settings (``expiry``, ``leeway``), which
+    decide how long a token is accepted, never whose it is. Empty for an issuer without
+    built-in settings, whose every setting the file states in full.
     """
     preset = well_known(config.issuer, expiry=config.expiry)
     if preset is None:

@@ -225,6 +225,12 @@ all_of = [{{ issuer = "{GOOGLE}" }}, {{ claim = "email", equals = "victim@exampl
     assert "issuers[0].client_id: the policy file changes which tokens" in capsys.readouterr().err
     assert main([*argv, "--trust-policy-anchors"]) == 0
     capsys.readouterr()
+    # The verifier's own choice of client id (a flag, not the file) is configuration.
+    flags = ["--issuer", GOOGLE, "--client-id", "attacker-app.apps.example"]
+    flags += ["--claim", "email=victim@example.com", "--jwks", str(keys), "--offline"]
+    assert main(["verify", "--digest", str(DIGEST), "--bundle", str(tmp_path / "bundle.json"),
+                 "--at", AT, *flags]) == 0  # fmt: skip
+    capsys.readouterr()
     # Without the lever, Google's built-in client id: refused at the audience.
     honest = policy.replace('client_id = "attacker-app.apps.example"\n', "")
     assert main([*_verify(tmp_path, honest, bundle), "--jwks", str(keys), "--offline"]) == 1
