@@ -59,7 +59,7 @@ _CHUNK = 64 * 1024
 #: someone planting files under every name we try).
 _CREATE_ATTEMPTS = 16
 
-ErrorType = type[OpkeyError]
+_ErrorType = type[OpkeyError]
 
 
 def _kind(mode: int) -> str:
@@ -76,7 +76,7 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _open_regular(path: str | os.PathLike[str], what: str, error: ErrorType) -> int:
+def _open_regular(path: str | os.PathLike[str], what: str, error: _ErrorType) -> int:
     """A descriptor on ``path`` if what it names is a regular file; else ``error``."""
     try:
         fd = os.open(path, _READ_FLAGS)
@@ -97,7 +97,7 @@ def _open_regular(path: str | os.PathLike[str], what: str, error: ErrorType) -> 
     return fd
 
 
-def _too_large(what: str, where: str, limit: int, error: ErrorType) -> OpkeyError:
+def _too_large(what: str, where: str, limit: int, error: _ErrorType) -> OpkeyError:
     return error(
         f"{what} {where} is larger than {limit} bytes",
         expected=f"<= {limit} bytes",
@@ -110,7 +110,7 @@ def read_regular_file(
     *,
     limit: int,
     what: str = "file",
-    error: ErrorType = FormatError,
+    error: _ErrorType = FormatError,
 ) -> bytes:
     """The content of the regular file ``path``, at most ``limit`` bytes.
 
@@ -142,7 +142,7 @@ def read_regular_file(
 
 
 def open_regular_file(
-    path: str | os.PathLike[str], *, what: str = "file", error: ErrorType = FormatError
+    path: str | os.PathLike[str], *, what: str = "file", error: _ErrorType = FormatError
 ) -> BinaryIO:
     """``path`` opened for reading in binary, if it is a regular file (see
     :func:`read_regular_file`); for content read in chunks, such as an artifact being hashed,
@@ -151,7 +151,7 @@ def open_regular_file(
 
 
 def read_stream(
-    stream: BinaryIO, *, limit: int, what: str = "standard input", error: ErrorType = FormatError
+    stream: BinaryIO, *, limit: int, what: str = "standard input", error: _ErrorType = FormatError
 ) -> bytes:
     """At most ``limit`` bytes of ``stream`` (standard input): ``error`` if there are more."""
     chunks: list[bytes] = []
@@ -172,7 +172,7 @@ def read_stream(
 
 
 def _create_temporary(
-    target: Path, *, private: bool, what: str, error: ErrorType
+    target: Path, *, private: bool, what: str, error: _ErrorType
 ) -> tuple[int, Path]:
     """A new, empty file next to ``target`` under an unpredictable name, and its descriptor."""
     directory = target.parent
@@ -196,7 +196,7 @@ def write_file_atomically(
     *,
     what: str = "file",
     private: bool = False,
-    error: ErrorType = ConfigError,
+    error: _ErrorType = ConfigError,
 ) -> None:
     """Replace ``path`` with ``data``, atomically and without following planted links.
 
