@@ -238,7 +238,7 @@ def build_world(keys_dir: Path | None = None) -> World:
     made: list[tuple[PKToken, SigningKey]] = [
         nonce.pktoken(),
         nonce.pktoken(user_alg="EdDSA", extra={"att": "00" * 32}),
-        nonce.pktoken(user_alg="RS256", gq_sign=True, aud=["other", CLIENT_ID]),
+        nonce.pktoken(user_alg="RS256", gq_sign=True, aud=["other", CLIENT_ID], azp=CLIENT_ID),
         aud.pktoken(repository_id="1001", repository="fuzz/app", ref="refs/heads/main"),
         bound.pktoken(project_id="2002", project_path="fuzz/app"),
         ecp.pktoken(sub="fuzz-ec"),

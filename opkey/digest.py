@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opkey.errors import FormatError
+from opkey.files import open_regular_file
 
 __all__ = ["Digest"]
 
@@ -50,10 +51,14 @@ class Digest:
 
     @classmethod
     def of_file(cls, path: str | Path) -> Digest:
-        """The digest of a file's content, read in chunks."""
+        """The digest of a regular file's content, read in chunks.
+
+        A FIFO, device or directory is refused (:func:`opkey.files.open_regular_file`):
+        ``/dev/zero`` would never end. Sign streamed content by its digest instead.
+        """
         h = hashlib.sha256()
         try:
-            with open(path, "rb") as handle:
+            with open_regular_file(path, what="file") as handle:
                 while chunk := handle.read(_CHUNK):
                     h.update(chunk)
         except OSError as exc:

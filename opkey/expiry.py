@@ -18,12 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from opkey.errors import ConfigError, ExpiredError
+from opkey.errors import ConfigError, ExpiredError, FormatError
 
-__all__ = ["DEFAULT_LEEWAY", "EXPIRY_NAMES", "ExpiryPolicy", "timestamp"]
+__all__ = [
+    "DEFAULT_LEEWAY",
+    "EARLIEST_TIME",
+    "EXPIRY_NAMES",
+    "LATEST_TIME",
+    "ExpiryPolicy",
+    "format_utc",
+    "timestamp",
+    "utc_datetime",
+]
 
 #: Clock skew tolerated on ``iat``, ``nbf`` and the expiry bound, in seconds.
 DEFAULT_LEEWAY = 60
@@ -32,18 +41,68 @@ _AGES = {"12h": 12 * 3600, "24h": 24 * 3600, "48h": 48 * 3600, "1w": 7 * 24 * 36
 #: The names :meth:`ExpiryPolicy.parse` accepts (OpenPubkey's).
 EXPIRY_NAMES = ("oidc", *_AGES, "never")
 
+#: The range of times opkey works with, in seconds since the epoch: 1970-01-01T00:00:00Z to
+#: 9999-12-31T23:59:59Z. Token claims outside it are refused when parsed
+#: (``opkey.pktoken.MAX_TIME``), and so is a verification time (``at``) outside it: no token's
+#: time lies before 1970, and ``datetime`` ends with the year 9999, so every time inside the
+#: range can be shown and compared without overflowing.
+EARLIEST_TIME = 0
+LATEST_TIME = 253402300799
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_RANGE = "1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+
 
 def timestamp(now: datetime) -> int:
-    """Seconds since the epoch of a timezone-aware ``datetime``."""
+    """Seconds since the epoch of a timezone-aware ``datetime`` (rounded down).
+
+    :class:`~opkey.errors.ConfigError` if it lies outside :data:`EARLIEST_TIME` ..
+    :data:`LATEST_TIME` (``0001-01-01T00:00:00+14:00`` is a valid ``datetime`` but no time a
+    token can be checked at).
+    """
     if not isinstance(now, datetime):
         raise TypeError(f"now must be a datetime, not {type(now).__name__}")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware (e.g. datetime.now(timezone.utc))")
-    return int(now.timestamp())
+    # Aware subtraction is exact and cannot overflow (a timedelta spans every datetime).
+    seconds = (now - _EPOCH) // timedelta(seconds=1)
+    if not EARLIEST_TIME <= seconds <= LATEST_TIME:
+        raise ConfigError(
+            f"time {now.isoformat()} is outside the times opkey can check ({_RANGE})",
+            expected=_RANGE,
+            found=now.isoformat(),
+        )
+    return seconds
 
 
-def _utc(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def utc_datetime(seconds: object, *, what: str = "time") -> datetime:
+    """The UTC ``datetime`` of ``seconds`` since the epoch (a token claim, a stored time).
+
+    :class:`~opkey.errors.FormatError` unless it is an integer in the range of
+    :data:`EARLIEST_TIME` .. :data:`LATEST_TIME`: never an ``OverflowError`` or ``OSError``.
+    """
+    if (
+        not isinstance(seconds, int)
+        or isinstance(seconds, bool)
+        or not EARLIEST_TIME <= seconds <= LATEST_TIME
+    ):
+        raise FormatError(
+            f"{what}: expected an integer time in {EARLIEST_TIME}..{LATEST_TIME} ({_RANGE}), "
+            f"found {seconds!r}"[:300],
+            expected=_RANGE,
+            found=seconds,
+        )
+    return _EPOCH + timedelta(seconds=seconds)
+
+
+def format_utc(seconds: int) -> str:
+    """``seconds`` since the epoch as ``YYYY-MM-DDTHH:MM:SSZ``, for messages.
+
+    Total: a value outside the range ``datetime`` can show (an ``iat`` plus a maximum age past
+    the year 9999) is written as a number of seconds instead of raising.
+    """
+    if EARLIEST_TIME <= seconds <= LATEST_TIME:
+        return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{seconds} s after 1970-01-01T00:00:00Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,28 +165,29 @@ class ExpiryPolicy:
         exp: int = claims["exp"]
         if iat > now + self.leeway:
             raise ExpiredError(
-                f"token issued in the future (iat {_utc(iat)}, now {_utc(now)})",
-                expected=f"<= {_utc(now)}",
-                found=_utc(iat),
+                f"token issued in the future (iat {format_utc(iat)}, now {format_utc(now)})",
+                expected=f"<= {format_utc(now)}",
+                found=format_utc(iat),
             )
         nbf = claims.get("nbf")
         if isinstance(nbf, int) and nbf > now + self.leeway:
-            raise ExpiredError(f"token not valid before {_utc(nbf)} (now {_utc(now)})")
+            raise ExpiredError(f"token not valid before {format_utc(nbf)} (now {format_utc(now)})")
         if exp < iat:
             raise ExpiredError("token expires before it was issued (exp < iat)")
         if self.kind == "oidc" and now > exp + self.leeway:
             raise ExpiredError(
-                f"ID token expired at {_utc(exp)} (now {_utc(now)}, expiry policy oidc)",
-                expected=f">= {_utc(now)}",
-                found=_utc(exp),
+                f"ID token expired at {format_utc(exp)} (now {format_utc(now)}, "
+                "expiry policy oidc)",
+                expected=f">= {format_utc(now)}",
+                found=format_utc(exp),
             )
         if self.kind == "max-age":
             assert self.max_age is not None
             limit = iat + self.max_age
             if now > limit + self.leeway:
                 raise ExpiredError(
-                    f"PK token older than {self} (issued {_utc(iat)}, "
-                    f"accepted until {_utc(limit)}, now {_utc(now)})",
-                    expected=f"<= {_utc(limit)}",
-                    found=_utc(now),
+                    f"PK token older than {self} (issued {format_utc(iat)}, "
+                    f"accepted until {format_utc(limit)}, now {format_utc(now)})",
+                    expected=f"<= {format_utc(limit)}",
+                    found=format_utc(now),
                 )

@@ -126,7 +126,29 @@ def _require_signature(signature: bytes) -> None:
 def _utc(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is a datetime, but not one UTC can hold.
+        raise ConfigError(f"{name} {moment.isoformat()} has no UTC time") from None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_FIRST = datetime.min.replace(tzinfo=timezone.utc)
+_LAST = datetime.max.replace(tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(moment: datetime | timedelta) -> int:
+    """Microseconds since the epoch (or in a span): exact integers, so sums never overflow."""
+    span = moment - _EPOCH if isinstance(moment, datetime) else moment
+    return span // _MICROSECOND
+
+
+def _shifted(moment: datetime, micros: int) -> datetime:
+    """``moment`` moved by ``micros``, saturating at the ends of what ``datetime`` holds."""
+    target = min(max(_micros(moment) + micros, _micros(_FIRST)), _micros(_LAST))
+    return _EPOCH + timedelta(microseconds=target)
 
 
 # -- tokens and their encodings ---------------------------------------------------------------
@@ -618,13 +640,15 @@ class VerifiedTimestamp:
 
     @property
     def latest(self) -> datetime:
-        """The latest the stamped signature can have been made: ``time`` + accuracy."""
-        return self.time + (self.accuracy or timedelta(0))
+        """The latest the stamped signature can have been made: ``time`` + accuracy (at most
+        the last instant ``datetime`` holds)."""
+        return _shifted(self.time, _micros(self.accuracy or timedelta(0)))
 
     @property
     def earliest(self) -> datetime:
-        """The earliest instant the token's time can stand for: ``time`` − accuracy."""
-        return self.time - (self.accuracy or timedelta(0))
+        """The earliest instant the token's time can stand for: ``time`` − accuracy (at
+        least the first instant ``datetime`` holds)."""
+        return _shifted(self.time, -_micros(self.accuracy or timedelta(0)))
 
 
 def _accuracy(response: TimeStampResponse) -> timedelta | None:
@@ -633,11 +657,16 @@ def _accuracy(response: TimeStampResponse) -> timedelta | None:
     accuracy: object = response.tst_info.accuracy  # absent (None) when the TSA states none
     if not isinstance(accuracy, Accuracy):
         return None
-    return timedelta(
-        seconds=accuracy.seconds or 0,
-        milliseconds=accuracy.millis or 0,
-        microseconds=accuracy.micros or 0,
-    )
+    seconds, millis, micros = accuracy.seconds or 0, accuracy.millis or 0, accuracy.micros or 0
+    try:
+        return timedelta(seconds=seconds, milliseconds=millis, microseconds=micros)
+    except OverflowError:
+        # An INTEGER of the authority's choosing: more than a timedelta spans (2.7 million
+        # years) proves no time at all.
+        raise TimestampError(
+            f"timestamp token states an accuracy of {seconds} s, which proves no time",
+            found=seconds,
+        ) from None
 
 
 def _signer_certificate(
@@ -796,20 +825,23 @@ def check_signed_while_valid(
     exp = _utc(expires_at, "expires_at")
     if leeway < timedelta(0):
         raise ValueError("leeway must not be negative")
+    # Compared as integers: exp + leeway or time + accuracy may lie past the year 9999.
+    latest_us = _micros(stamp.time) + _micros(stamp.accuracy or timedelta(0))
+    leeway_us = _micros(leeway)
     latest = stamp.latest
-    if latest > exp + leeway:
+    if latest_us > _micros(exp) + leeway_us:
         raise ExpiredError(
             f"signed after the ID token expired: the timestamp by {stamp.tsa_subject} proves "
             f"{stamp.time.isoformat()}"
             + (f" (± {stamp.accuracy.total_seconds():g} s)" if stamp.accuracy else "")
             + f", the ID token expired at {exp.isoformat()} (leeway {leeway.total_seconds():g} s)",
-            expected=f"<= {(exp + leeway).isoformat()}",
+            expected=f"<= {_shifted(exp, leeway_us).isoformat()}",
             found=latest.isoformat(),
         )
-    if latest < iat - leeway:
+    if latest_us < _micros(iat) - leeway_us:
         raise ExpiredError(
             f"the timestamp by {stamp.tsa_subject} ({stamp.time.isoformat()}) predates the ID "
             f"token, issued at {iat.isoformat()} (leeway {leeway.total_seconds():g} s)",
-            expected=f">= {(iat - leeway).isoformat()}",
+            expected=f">= {_shifted(iat, -leeway_us).isoformat()}",
             found=latest.isoformat(),
         )

@@ -11,8 +11,9 @@ another key lookup) and ``now``. It performs no I/O and reads no clock. Steps, i
 5. the CIC signature verifies under ``upk`` with the CIC ``alg``;
 6. the commitment matches, where the issuer puts it (``nonce``, ``aud`` or the GQ ``cic``), or,
    for a key-bound ID token, ``cnf.jwk`` is the CIC's key;
-7. the audience rule holds (client id for nonce and key-bound commitments; for GQ-bound, a
-   single string ``aud`` with the prefix);
+7. the audience rule holds (for nonce and key-bound commitments, ``aud`` includes the client
+   id and the token was issued to it: ``azp``, when present, is the client id, and several
+   audiences need ``azp``; for GQ-bound, a single string ``aud`` with the prefix);
 8. the expiry policy accepts the token at ``now``.
 
 A COS (cosigner) signature, if present, is not verified and grants nothing.
@@ -176,9 +177,20 @@ def check_key_binding(pktoken: PKToken) -> None:
 
 
 def check_audience(claims: Mapping[str, Any], config: IssuerConfig) -> None:
-    """The audience rule: client id for nonce and key-bound commitments; for GQ-bound ones a
+    """The audience rule: our client for nonce and key-bound commitments; for GQ-bound ones a
     single string ``aud`` with the prefix (as OpenPubkey: a list, even one whose entries carry
-    the prefix, is refused)."""
+    the prefix, is refused).
+
+    For nonce and key-bound commitments the commitment was chosen by the client that ran the
+    login, so the token must have been issued *to our client*, not merely list it. OpenID
+    Connect Core 1.0 §3.1.3.7 (steps 3-5): ``aud`` must contain the client id; with several
+    audiences the client SHOULD check that ``azp`` is present; if ``azp`` is present, it SHOULD
+    be the client id. opkey makes both SHOULDs MUSTs, and refuses several audiences without
+    ``azp`` outright: then nothing says which of the listed clients obtained the token and chose
+    its nonce, and the same step 3 says to reject audiences the client does not trust (opkey
+    trusts none but its own). A token for one audience with no ``azp`` (what most providers
+    issue to the client that asked) is accepted.
+    """
     aud = claims["aud"]
     if config.commitment in _CLIENT_ID_COMMITMENTS:
         audiences = list(aud) if isinstance(aud, (list, tuple)) else [aud]
@@ -186,6 +198,22 @@ def check_audience(claims: Mapping[str, Any], config: IssuerConfig) -> None:
             raise CommitmentError(
                 f"ID token audience {aud!r} does not include client id {config.client_id!r}",
                 expected=config.client_id,
+                found=aud,
+            )
+        if "azp" in claims:
+            azp = claims["azp"]
+            if azp != config.client_id:
+                raise CommitmentError(
+                    f"ID token was issued to another client (azp {azp!r}), not to client id "
+                    f"{config.client_id!r}: that client chose its commitment",
+                    expected=config.client_id,
+                    found=azp,
+                )
+        elif len(audiences) > 1:
+            raise CommitmentError(
+                f"ID token has {len(audiences)} audiences and no azp claim: nothing says it was "
+                f"issued to client id {config.client_id!r} rather than to another of them",
+                expected=f"azp = {config.client_id!r}",
                 found=aud,
             )
     elif config.commitment is CommitmentType.GQ_BOUND:

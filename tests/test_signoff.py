@@ -133,7 +133,8 @@ def test_distinct_signers_false_in_the_file() -> None:
 def test_matching_is_not_greedy() -> None:
     # "any-rgl" fits both rgl tokens; "main-only" fits only the first. A greedy pass that gives
     # the first token to "any-rgl" would wrongly fail "main-only".
-    on_tag = dict(BUILD, ref="refs/tags/v1", jti="another-token")
+    # (A tag push starts another workflow run: another signer.)
+    on_tag = dict(BUILD, ref="refs/tags/v1", run_id="14144996999", jti="another-token")
     requirements = [
         SignerRequirement("any-rgl", GitHubWorkflow(repository_id=BUILD["repository_id"])),
         SignerRequirement(
@@ -166,7 +167,7 @@ def test_requirement_validation() -> None:
 
 def test_many_reasons_are_truncated() -> None:
     requirement = SignerRequirement("x", GitHubWorkflow(repository_id="1"))
-    identities = [dict(BUILD, jti=str(i)) for i in range(8)]
+    identities = [dict(BUILD, run_id=str(i)) for i in range(8)]
     result = evaluate_signers([requirement], identities)
     assert "none of 8 signers" in result.unmet[0].reason
     assert "and 3 more" in result.unmet[0].reason

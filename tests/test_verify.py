@@ -181,8 +181,11 @@ def test_client_id_rule(op: MiniOP) -> None:
     pkt, _ = op.pktoken(aud="someone-else")
     with pytest.raises(CommitmentError, match="does not include client id"):
         verify_pktoken(pkt, op.config(), op.keyset, now=NOW)
-    pkt, _ = op.pktoken(aud=["someone-else", CLIENT_ID])
+    pkt, _ = op.pktoken(aud=["someone-else", CLIENT_ID], azp=CLIENT_ID)
     verify_pktoken(pkt, op.config(), op.keyset, now=NOW)
+    pkt, _ = op.pktoken(aud=["someone-else", CLIENT_ID])
+    with pytest.raises(CommitmentError, match="2 audiences and no azp"):
+        verify_pktoken(pkt, op.config(), op.keyset, now=NOW)
 
 
 def test_expiry_default_is_never_as_spec_time_says(op: MiniOP) -> None:

@@ -89,34 +89,47 @@ def with_hint(exc: Exception, *, command: str | None = None, origin: ErrorOrigin
 
 
 def read_input(path: str) -> bytes:
-    """The bytes of ``path`` (``-`` for standard input), bounded in size."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read(MAX_INPUT + 1)
-        else:
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_INPUT + 1)
-    except OSError as exc:
-        raise FormatError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_INPUT:
-        raise FormatError(f"{path} is larger than {MAX_INPUT} bytes; not a bundle or PK token")
-    return data
+    """The bytes of ``path`` (``-`` for standard input): a regular file of at most
+    :data:`MAX_INPUT` bytes (:mod:`opkey.files`)."""
+    from opkey.files import read_regular_file, read_stream
+
+    if path == "-":
+        return read_stream(sys.stdin.buffer, limit=MAX_INPUT, what="standard input")
+    return read_regular_file(path, limit=MAX_INPUT, what="input")
 
 
 def parse_time(text: str) -> datetime:
-    """An RFC 3339 time (``2026-01-02T03:04:05Z``) or seconds since the epoch."""
+    """An RFC 3339 time (``2026-01-02T03:04:05Z``) or seconds since the epoch, in UTC.
+
+    Every failure is a :class:`ConfigError`: malformed text, a missing timezone, and a time
+    outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z (:func:`opkey.expiry.timestamp`), which
+    no token can be checked at and which ``datetime`` could not convert to UTC.
+    """
+    from opkey.errors import OpkeyError
+    from opkey.expiry import timestamp, utc_datetime
+
     value = text.strip()
+    hint = "use RFC 3339 (2026-01-02T03:04:05Z) or epoch seconds"
+    outside = (
+        f"invalid time {text[:80]!r}: outside the times opkey can check "
+        "(1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z)"
+    )
+    if value.isascii() and value.isdigit():
+        try:
+            return utc_datetime(int(value) if len(value) <= 20 else -1)
+        except OpkeyError:
+            raise ConfigError(outside) from None
     try:
-        if value.isdigit():
-            return datetime.fromtimestamp(int(value), timezone.utc)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (ValueError, OverflowError):
-        raise ConfigError(
-            f"invalid time {text!r}: use RFC 3339 (2026-01-02T03:04:05Z) or epoch seconds"
-        ) from None
+        raise ConfigError(f"invalid time {text[:80]!r}: {hint}") from None
     if parsed.tzinfo is None:
-        raise ConfigError(f"time {text!r} needs a timezone (e.g. a trailing Z for UTC)")
-    return parsed
+        raise ConfigError(f"time {text[:80]!r} needs a timezone (e.g. a trailing Z for UTC)")
+    try:
+        timestamp(parsed)
+    except OpkeyError:
+        raise ConfigError(outside) from None
+    return parsed.astimezone(timezone.utc)  # in range: cannot overflow
 
 
 def time_argument(text: str) -> datetime:
@@ -147,13 +160,8 @@ def emit_json(value: Any) -> None:
 
 
 def write_new_file(path: Path, data: bytes) -> None:
-    """Write an output file (bundles): atomically, so a crash never leaves half a bundle."""
-    import os
+    """Write an output file (bundles): atomically, never through a planted link
+    (:func:`opkey.files.write_file_atomically`)."""
+    from opkey.files import write_file_atomically
 
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise FormatError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_file_atomically(path, data, what="output file", error=FormatError)

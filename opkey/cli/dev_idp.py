@@ -47,24 +47,15 @@ def register(subparsers: Any) -> None:
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
-    """Write ``NAME=value`` lines atomically (temporary file in the same directory, renamed)."""
-    import os
-    import tempfile
-    from pathlib import Path
+    """Write ``NAME=value`` lines atomically (:func:`opkey.files.write_file_atomically`), mode
+    0600: they include the request token and a GitLab-style ID token."""
+    from opkey.files import write_file_atomically
 
     for name, value in values.items():
         if "\n" in value or "\n" in name:
             raise ValueError(f"environment value for {name} contains a newline")
     text = "".join(f"{name}={value}\n" for name, value in values.items())
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_file_atomically(path, text.encode("utf-8"), what="environment file", private=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,39 +13,35 @@ signing is meant to rule out.
 from __future__ import annotations
 
 import json
-import os
 import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
 from opkey.errors import ConfigError, FormatError
 from opkey.expiry import DEFAULT_LEEWAY, timestamp
+from opkey.files import read_regular_file, write_file_atomically
 from opkey.jose import parse_json_object
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.signer import Signer
 
-__all__ = ["SESSION_TYPE", "load_session", "save_session"]
+__all__ = ["MAX_SESSION_BYTES", "SESSION_TYPE", "load_session", "save_session"]
 
 SESSION_TYPE = "application/vnd.opkey.session.v1+json"
+#: Largest session file read: a PK token (bounded by its own limits) and one PEM key.
+MAX_SESSION_BYTES = 1024 * 1024
 
 
 def save_session(path: Path, signer: Signer) -> None:
-    """Write ``signer`` to a new 0600 file (atomic rename; never follows a symlink)."""
+    """Write ``signer`` to a file created 0600 (:func:`opkey.files.write_file_atomically`:
+    unpredictable temporary name, never through a planted link, atomic rename)."""
     document = {
         "mediaType": SESSION_TYPE,
         "pktoken": json.loads(signer.pktoken.to_json()),
         "key": signer.signing_key.private_pem().decode("ascii"),
     }
     data = (json.dumps(document, indent=2) + "\n").encode()
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    write_file_atomically(path, data, what="session", private=True)
 
 
 def load_session(path: Path, *, now: datetime | None = None) -> Signer:
@@ -57,9 +53,9 @@ def load_session(path: Path, *, now: datetime | None = None) -> Signer:
     """
     try:
         info = path.stat()
-        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read session {path}: {exc.strerror or exc}") from None
+    data = read_regular_file(path, limit=MAX_SESSION_BYTES, what="session", error=ConfigError)
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"session {path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}); "

@@ -163,7 +163,8 @@ def register(subparsers: Any) -> None:
         "--trust-policy-anchors",
         action="store_true",
         help="the --policy file is trusted configuration: use the key files and archives it "
-        "names (without this they are refused: a policy file from elsewhere must not choose keys)",
+        "names and its changes to well-known issuers' settings (without this they are refused: "
+        "a policy file from elsewhere must not choose keys or redefine an issuer)",
     )
     times = parser.add_argument_group("signing time (RFC 3161 timestamps)")
     times.add_argument(

@@ -49,15 +49,16 @@ import functools
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from opkey.errors import ConfigError, FormatError, KeyNotFoundError
-from opkey.expiry import timestamp
+from opkey.expiry import timestamp, utc_datetime
 from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK
 
@@ -103,7 +104,10 @@ def _kid_key(kid: str | None) -> str:
 
 
 def _utc(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    try:
+        return utc_datetime(seconds, what="stored time")
+    except FormatError as exc:
+        raise ConfigError(f"JWKS archive is corrupt: {exc}") from None
 
 
 def _require_issuer(issuer: object) -> str:
@@ -151,15 +155,32 @@ class JwksArchive:
         self._timeout = timeout
         self._max_keys = max_keys_per_issuer
         self._ready = False
+        self._check_file()
 
     def __repr__(self) -> str:
         return f"JwksArchive({str(self.path)!r})"
+
+    def _check_file(self) -> None:
+        """Refuse a path that names something other than a regular file (a FIFO, a device, a
+        directory): SQLite would block on it or fail obscurely. A missing file is created."""
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ConfigError(f"cannot open JWKS archive {self.path}: {exc.strerror}") from None
+        if not stat.S_ISREG(mode):
+            raise ConfigError(
+                f"cannot open JWKS archive {self.path}: not a regular file (give the database "
+                "file, or a directory holding it as --jwks-archive DIR/)"
+            )
 
     # -- connections ---------------------------------------------------------------------------
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A fresh connection in autocommit mode; sqlite3 errors become ConfigError."""
+        self._check_file()
         try:
             conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
         except sqlite3.Error as exc:

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from opkey.errors import FormatError, KeyNotFoundError, OpkeyError
+from opkey.errors import KeyNotFoundError, OpkeyError
 from opkey.jwks.keyset import KeySet
 from opkey.keys import PublicJWK
 
 __all__ = [
+    "MAX_JWKS_FILE_BYTES",
     "ArchiveKeys",
     "FallbackKeys",
     "FoundKey",
@@ -28,6 +29,10 @@ __all__ = [
     "LiveKeys",
     "PinnedKeys",
 ]
+
+#: Largest pinned JWKS file read (:meth:`PinnedKeys.from_file`): as large as a live JWKS answer
+#: may be (``opkey.jwks.client.DEFAULT_JWKS_MAX_BYTES``), so what can be fetched can be pinned.
+MAX_JWKS_FILE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +90,9 @@ class PinnedKeys:
     @classmethod
     def from_file(cls, issuer: str, path: str | Path) -> PinnedKeys:
         """One issuer's JWKS read from a file."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise FormatError(f"cannot read JWKS file {path}: {exc.strerror or exc}") from None
+        from opkey.files import read_regular_file
+
+        data = read_regular_file(path, limit=MAX_JWKS_FILE_BYTES, what="JWKS file")
         return cls({issuer: KeySet.from_json(data, what=f"JWKS file {path}")})
 
     def find(self, issuer: str, *, kid: str | None, jkt: str | None = None) -> PublicJWK:

@@ -50,6 +50,7 @@ from opkey.issuers import (
     IssuerConfig,
     issuer_config,
     issuer_settings,
+    well_known,
 )
 from opkey.policy.claims import (
     AllOf,
@@ -83,6 +84,7 @@ __all__ = [
     "policy_file_from_dict",
     "policy_from_dict",
     "policy_to_dict",
+    "redefined_settings",
 ]
 
 #: The ``version`` this module reads and writes.
@@ -120,11 +122,53 @@ class IssuerEntry:
     config: IssuerConfig
     jwks_file: Path | None = None
     archive: Path | None = None
+    #: The settings by which a policy file makes a well-known issuer accept tokens its built-in
+    #: settings would not (another commitment, client id or audience prefix, an algorithm
+    #: beyond the built-in ones): trust, like ``jwks_file`` (see :func:`redefined_settings`).
+    redefines: tuple[str, ...] = ()
 
     @property
     def issuer(self) -> str:
         """The issuer URL."""
         return self.config.issuer
+
+    @property
+    def trust_anchors(self) -> tuple[str, ...]:
+        """The keys of this entry that are trust rather than requirements: ``jwks_file`` and
+        ``archive`` when given, and the settings that redefine a well-known issuer.
+        :meth:`opkey.verification.trust.Trust.build` uses them only from trusted files."""
+        named = tuple(k for k in ("jwks_file", "archive") if getattr(self, k) is not None)
+        return named + self.redefines
+
+
+def redefined_settings(config: IssuerConfig) -> tuple[str, ...]:
+    """The settings in which ``config`` accepts more than its issuer's built-in settings.
+
+    For a well-known issuer URL (:func:`opkey.issuers.well_known`) a reader of a policy file
+    expects the issuer's own meaning: GitHub Actions tokens commit in ``aud`` and are GQ256.
+    A file that says ``commitment = "gq-bound"`` with a ``gq_audience_prefix`` of its author's
+    choosing for that URL would accept the ID tokens GitHub issues *to other services* (any
+    relying party that receives them could bind its own key), and a Google ``client_id`` of the
+    author's choosing accepts every login to the author's application. Those settings are
+    trust. Fewer algorithms are not, nor are the time settings (``expiry``, ``leeway``), which
+    decide how long a token is accepted, never whose it is. Empty for an issuer without
+    built-in settings, whose every setting the file states in full.
+    """
+    preset = well_known(config.issuer, expiry=config.expiry)
+    if preset is None:
+        return ()
+    changed: list[str] = []
+    if config.commitment is not preset.commitment:
+        changed.append("commitment")
+    if config.client_id != preset.client_id:
+        changed.append("client_id")
+    if config.gq_audience_prefix != preset.gq_audience_prefix:
+        changed.append("gq_audience_prefix")
+    if not config.algorithms <= preset.algorithms:
+        changed.append("algorithms")
+    if preset.require_gq and not config.require_gq:
+        changed.append("require_gq")
+    return tuple(changed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +229,10 @@ class PolicyFile:
 
 def load_policy_file(path: str | os.PathLike[str]) -> PolicyFile:
     """Read and parse a policy file; relative key paths resolve against its directory."""
+    from opkey.files import read_regular_file
+
     file = Path(path)
-    try:
-        with file.open("rb") as handle:
-            data = handle.read(_MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read policy file {file}: {exc.strerror or exc}") from None
+    data = read_regular_file(file, limit=_MAX_FILE_BYTES, what="policy file", error=ConfigError)
     return parse_policy_file(data, base_dir=file.parent, source=str(file))
 
 
@@ -303,10 +345,12 @@ def _parse_issuer(entry: Any, path: str, base_dir: Path | None) -> IssuerEntry:
     tables.require_table(entry, path)
     tables.reject_unknown(entry, _ISSUER_KEYS, path)
     settings = {k: v for k, v in entry.items() if k in SETTINGS_KEYS}
+    config = issuer_config(settings, path=path)
     return IssuerEntry(
-        config=issuer_config(settings, path=path),
+        config=config,
         jwks_file=_parse_path(entry.get("jwks_file"), f"{path}.jwks_file", base_dir),
         archive=_parse_path(entry.get("archive"), f"{path}.archive", base_dir),
+        redefines=redefined_settings(config),
     )
 
 

@@ -22,11 +22,24 @@ of signatures (a greedy pass could give the only signer that fits ``scan`` to ``
 wrongly fail). With ``distinct=False``, requirements are independent and one signer may meet
 several of them.
 
-**What counts as one signer.** Signatures whose ID-token claims are identical (the same ID
-token, typically one PK token used for several signatures) are one signer, so a workflow cannot
-multiply itself by signing twice. Two ID tokens are two signers even if they came from the same
-job; write requirements that tell signers apart (different ``job_workflow_ref`` or
-``repository_id``) so that one workload cannot satisfy two of them with two tokens.
+**What counts as one signer** (:func:`signer_identity`, spec/policy-file.md). Distinct means
+distinct *workloads or people*, never distinct tokens: a CI job can ask for as many ID tokens
+as it likes (they differ in ``jti``, ``aud``, ``iat``…), and a person can log in twice. So
+signatures are grouped by the claims that name who signed, and never by per-token claims:
+
+* GitHub Actions and Forgejo Actions (a token with ``run_id`` and ``repository_id`` or
+  ``repository``): the issuer, the repository (its id, else its name), the workflow run
+  (``run_id``; every attempt of a run is the same run), the workflow definition the job runs
+  (``job_workflow_ref``) and its deployment ``environment``. A job's tokens always agree on all
+  of them. Two jobs of one run are one signer unless they run different workflow definitions
+  (a reusable workflow) or deploy to different environments: nothing else in the token tells
+  jobs apart, and the jobs of one workflow file are the same author's code at the same commit;
+* GitLab CI (``pipeline_id`` and ``project_id``): the issuer, the project, the pipeline and the
+  job's ``environment``, by the same reasoning (a job may define several ``id_tokens``);
+* everyone else, people's logins included: the issuer and ``sub``, so one person's two logins
+  (or logins through two clients) are one signer.
+
+When in doubt they count as one: two requirements are never met by one signer.
 """
 
 from __future__ import annotations
@@ -43,9 +56,11 @@ from opkey.policy.claims import Policy
 __all__ = [
     "Requirement",
     "SignOffResult",
+    "SignerIdentity",
     "SignerRequirement",
     "UnmetRequirement",
     "evaluate_signers",
+    "signer_identity",
 ]
 
 _MAX_REASONS = 5
@@ -162,8 +177,63 @@ def _check_requirements(requirements: Sequence[SignerRequirement]) -> None:
         raise ConfigError(f"signer requirement names must be unique; repeated: {duplicates}")
 
 
-def _signer_key(claims: Mapping[str, Any]) -> str:
-    return json.dumps(thaw_json(claims), sort_keys=True, separators=(",", ":"), default=repr)
+@dataclass(frozen=True, slots=True)
+class SignerIdentity:
+    """Who made a signature, as far as distinct sign-off is concerned (see the module doc).
+
+    ``kind`` is ``github-actions`` (GitHub and Forgejo Actions workloads), ``gitlab-ci`` or
+    ``subject`` (anyone else: issuer and ``sub``); ``claims`` are the claims that name the
+    signer, in a fixed order (an absent claim is ``None``). Two signatures with equal
+    identities are one signer.
+    """
+
+    kind: str
+    claims: tuple[tuple[str, Any], ...]
+
+    def describe(self) -> str:
+        """A short human form: ``the same GitHub Actions workflow run (…)``."""
+        what = _KIND_NAMES[self.kind]
+        named = ", ".join(f"{k} {v}" for k, v in self.claims if v is not None and k != "iss")
+        return f"the same {what} ({named})"
+
+
+_KIND_NAMES = {
+    "github-actions": "GitHub/Forgejo Actions workload",
+    "gitlab-ci": "GitLab CI workload",
+    "subject": "subject",
+}
+_GITHUB_CLAIMS = ("run_id", "job_workflow_ref", "environment")
+_GITLAB_CLAIMS = ("iss", "project_id", "pipeline_id", "environment")
+
+
+def _present(claims: Mapping[str, Any], name: str) -> bool:
+    value = claims.get(name)
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and value != ""
+
+
+def signer_identity(claims: Mapping[str, Any]) -> SignerIdentity:
+    """The signer of verified ``claims``: a CI workload by its workload claims, anyone else by
+    ``iss`` and ``sub`` (see the module documentation for what each issuer's workload is)."""
+    if _present(claims, "run_id") and (
+        _present(claims, "repository_id") or _present(claims, "repository")
+    ):
+        # The repository's numeric id, never reused; its name only where the issuer sends no
+        # id (older Forgejo releases).
+        repository = "repository_id" if _present(claims, "repository_id") else "repository"
+        names = ("iss", repository, *_GITHUB_CLAIMS)
+        return SignerIdentity("github-actions", tuple((n, _plain(claims.get(n))) for n in names))
+    if _present(claims, "pipeline_id") and _present(claims, "project_id"):
+        return SignerIdentity(
+            "gitlab-ci", tuple((name, _plain(claims.get(name))) for name in _GITLAB_CLAIMS)
+        )
+    return SignerIdentity("subject", (("iss", claims.get("iss")), ("sub", claims.get("sub"))))
+
+
+def _plain(value: Any) -> Any:
+    """A hashable, comparable form of a claim value (JSON text for anything structured)."""
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return json.dumps(thaw_json(value), sort_keys=True, separators=(",", ":"), default=repr)
 
 
 def evaluate_signers(
@@ -186,28 +256,31 @@ def evaluate_signers(
     def name_of(index: int) -> str:
         return labels[index] if labels is not None else f"signer {index}"
 
-    # One signer per distinct ID-token claim set; remember where it first appeared.
-    signers: list[int] = []
-    seen: set[str] = set()
+    # Signatures grouped by signer (signer_identity), in order of first appearance. A signer
+    # meets a requirement if any of its signatures does (their per-token claims may differ).
+    groups: dict[SignerIdentity, list[int]] = {}
     for index, claims in enumerate(identities):
-        key = _signer_key(claims)
-        if key not in seen:
-            seen.add(key)
-            signers.append(index)
+        groups.setdefault(signer_identity(claims), []).append(index)
+    signers = list(groups.values())
+    described = [identity.describe() for identity in groups]
 
-    candidates: list[list[int]] = []
+    candidates: list[list[int]] = []  # per requirement: the signers (indices into signers)
+    witness: list[dict[int, int]] = []  # per requirement: signer -> the signature that fits
     failures: list[list[str]] = []
     for requirement in requirements:
-        fits: list[int] = []
+        fits: dict[int, int] = {}
         why: list[str] = []
-        for index in signers:
-            try:
-                requirement.policy.check(identities[index])
-            except PolicyError as exc:
-                why.append(f"{name_of(index)}: {exc}")
-            else:
-                fits.append(index)
-        candidates.append(fits)
+        for signer, members in enumerate(signers):
+            for index in members:
+                try:
+                    requirement.policy.check(identities[index])
+                except PolicyError as exc:
+                    why.append(f"{name_of(index)}: {exc}")
+                else:
+                    fits[signer] = index
+                    break
+        candidates.append(list(fits))
+        witness.append(fits)
         failures.append(why)
 
     if distinct:
@@ -217,19 +290,26 @@ def evaluate_signers(
         owner = [fits[0] if fits else None for fits in candidates]
         assigned = {}
 
+    def shown(r: int, signer: int) -> str:
+        used = f"used for {requirements[assigned[signer]].name!r}"
+        others = [name_of(i) for i in signers[signer] if i != witness[r][signer]]
+        if not others:
+            return f"{name_of(witness[r][signer])} ({used})"
+        verb = "is" if len(others) == 1 else "are"
+        same = f"{', '.join(others)} {verb} {described[signer]}"
+        return f"{name_of(witness[r][signer])} ({used}; {same})"
+
     assignments: dict[str, int] = {}
     unmet: list[UnmetRequirement] = []
     for r, requirement in enumerate(requirements):
-        signer = owner[r]
-        if signer is not None:
-            assignments[requirement.name] = signer
+        chosen = owner[r]
+        if chosen is not None:
+            assignments[requirement.name] = witness[r][chosen]
         elif not candidates[r]:
             reason = _no_candidate(len(signers), failures[r])
             unmet.append(UnmetRequirement(requirement.name, reason))
         else:
-            taken = ", ".join(
-                f"{name_of(s)} (used for {requirements[assigned[s]].name!r})" for s in candidates[r]
-            )
+            taken = ", ".join(shown(r, s) for s in candidates[r])
             unmet.append(
                 UnmetRequirement(
                     requirement.name,

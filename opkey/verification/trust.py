@@ -26,7 +26,10 @@ identity verify. So the key files a policy file names are used only when the ver
 the file is trusted configuration (:attr:`KeyOptions.policy_anchors`, ``opkey verify
 --trust-policy-anchors``); otherwise :meth:`Trust.build` refuses them with an error that says
 how to pass the keys instead (``--jwks``, ``--jwks-archive``). Keys the verifier passes
-itself are always used.
+itself are always used. The same holds for settings by which a file redefines a well-known
+issuer (another commitment, client id or audience prefix for GitHub's, GitLab's or Google's
+URL: :func:`opkey.policy.file.redefined_settings`): they too decide which tokens count as that
+issuer's, so an untrusted file may only narrow them (expiry, leeway, fewer algorithms).
 
 **Time-stamping authorities** are trust of the same kind: an RFC 3161 token proves a signing
 time only if its chain leads to an authority the verifier configured
@@ -87,8 +90,9 @@ class KeyOptions:
     ``jwks_file`` pins one issuer's keys (so it needs exactly one trusted issuer); ``archive``
     is a JWKS archive file consulted after the live keys; ``offline`` fetches nothing, so every
     issuer then needs a pinned JWKS or an archive. ``policy_anchors`` accepts the key files and
-    archives that issuer entries name (a policy file's ``jwks_file`` and ``archive``): set it
-    only for policy files that are trusted configuration (see the module documentation).
+    archives that issuer entries name (a policy file's ``jwks_file`` and ``archive``) and their
+    redefinitions of well-known issuers (:attr:`IssuerEntry.trust_anchors`): set it only for
+    policy files that are trusted configuration (see the module documentation).
     ``transport`` replaces the HTTP transport of the live JWKS client (tests, integrators).
 
     ``timestamp_certs`` are PEM chains of time-stamping authorities the verifier trusts (one
@@ -173,14 +177,23 @@ class Trust:
             )
         if not options.policy_anchors:
             for index, entry in enumerate(entries):
-                named = [k for k in ("jwks_file", "archive") if getattr(entry, k) is not None]
-                if named:
+                named = entry.trust_anchors
+                if named and named[0] in ("jwks_file", "archive"):
                     raise ConfigError(
                         f"issuers[{index}].{named[0]}: the policy file names key material for "
                         f"{entry.issuer}, which is trust, not a requirement; pass the keys "
                         "yourself (--jwks, --jwks-archive), or, if the policy file is trusted "
                         "configuration, allow it with --trust-policy-anchors",
                         found=str(getattr(entry, named[0])),
+                    )
+                if named:
+                    raise ConfigError(
+                        f"issuers[{index}].{named[0]}: the policy file changes which tokens "
+                        f"count as {entry.issuer}'s ({', '.join(named)} differ from its "
+                        "built-in settings), which is trust, not a requirement; leave them "
+                        "out, or, if the policy file is trusted configuration, allow it with "
+                        "--trust-policy-anchors",
+                        found=list(named),
                     )
         archives = _Archives()
         live_urls = [

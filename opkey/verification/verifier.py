@@ -48,7 +48,7 @@ from opkey.errors import (
     TimestampError,
     UntrustedTimestampError,
 )
-from opkey.expiry import ExpiryPolicy, timestamp
+from opkey.expiry import ExpiryPolicy, timestamp, utc_datetime
 from opkey.issuers import IssuerConfig
 from opkey.jose import CompactJWS
 from opkey.jwks.sources import FallbackKeys, FoundKey
@@ -337,6 +337,8 @@ class Verifier:
         """
         if not isinstance(requirement, Requirement):
             raise ConfigError("a requirement is required (Requirement.of(policy) for one policy)")
+        if at is not None:
+            timestamp(at)  # a time no token can be checked at is the caller's error, not theirs
         return decide(self, requirement, subject, evidence, at=at)
 
 
@@ -357,6 +359,6 @@ def _identity(verified: VerifiedPKToken, found: FoundKey) -> VerifiedIdentity:
         op_key_thumbprint=verified.op_key_thumbprint,
         key_source=found.source,
         pktoken_hash=verified.pktoken_hash,
-        issued_at=datetime.fromtimestamp(claims["iat"], timezone.utc),
-        expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc),
+        issued_at=utc_datetime(claims["iat"], what="claim 'iat'"),
+        expires_at=utc_datetime(claims["exp"], what="claim 'exp'"),
     )

@@ -107,7 +107,7 @@ def test_without_debug_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
             ["verify", "--json", "--file", "missing", "--issuer", "https://x.test", "--subject",
              "s", "--commitment", "aud"],
             "FormatError",
-            "cannot read missing",
+            "cannot read file missing",
         ),
         (["jwks", "list", "--json", "--nope"], "UsageError", "unrecognized arguments"),
     ],

@@ -100,4 +100,4 @@ def test_signature_index_is_for_images_and_unknown_files_stay_files(
     # A missing name without a registry part is a missing file, never a Docker Hub request.
     for missing in ("dist/app.json", "./dist/app.json", "../app.json"):
         assert main(["inspect", missing, "--public-key"]) == 2
-        assert f"cannot read {missing}" in capsys.readouterr().err
+        assert f"cannot read input {missing}" in capsys.readouterr().err

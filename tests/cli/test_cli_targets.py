@@ -152,7 +152,7 @@ def token_endpoint(httpserver: HTTPServer) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (["--file", "missing.tar.gz"], "cannot read missing.tar.gz"),
+        (["--file", "missing.tar.gz"], "cannot read file missing.tar.gz"),
         (["--digest", "sha256:abc"], "invalid digest"),
         (["Not_An/Image::ref"], "invalid"),
         (["--digest", DIGEST_A, "--bundle", "no/such/dir/b.json"], "does not exist"),

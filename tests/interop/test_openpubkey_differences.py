@@ -226,6 +226,26 @@ def test_opkey_is_stricter_on_comma_separated_aud(dev_idp: DevIdP) -> None:
     assert "client id" in str(error)
 
 
+def test_opkey_is_stricter_on_the_authorized_party(dev_idp: DevIdP) -> None:
+    """Go checks only that the client id is among the audiences. A token that lists our
+    client beside another and names the other in ``azp`` was obtained by the other client,
+    which chose its nonce: opkey refuses it (OpenID Connect Core §3.1.3.7)."""
+    key = generate_signing_key()
+
+    def token(nonce: str) -> str:
+        claims = json.loads(parse_compact(dev_idp.mint_id_token(nonce=nonce)).payload())
+        return dev_idp.provider.sign_claims(
+            claims | {"aud": [dev_idp.client_id, "other"], "azp": "other"}
+        )
+
+    pktoken = nonce_pktoken(dev_idp, key, token)
+    config = issuers.oidc(dev_idp.issuer, dev_idp.client_id)
+    answer, error = both(dev_idp, pktoken, config, "standard", client_id=dev_idp.client_id)
+    assert answer["ok"], answer
+    assert isinstance(error, CommitmentError)
+    assert "issued to another client (azp 'other')" in str(error)
+
+
 def test_opkey_is_stricter_on_an_empty_typ(dev_idp: DevIdP) -> None:
     """In the compact form Go takes an OP signature with ``typ: ""`` for an ID token (in the
     JSON form it refuses it); opkey refuses it in both: an empty ``typ`` is no known role."""
