@@ -56,6 +56,7 @@ COMMANDS: tuple[str, ...] = (
     "jwks",
     "demo",
     "dev_idp",
+    "admission",
     "completion",
 )
 
