@@ -94,7 +94,9 @@ class KeyRefresher:
                             "keys of %s could not be refreshed: %s",
                             issuer,
                             exc,
-                            extra={"event": "jwks_refresh", "issuer": issuer, "ok": False},
+                            extra={
+                                "fields": {"event": "jwks_refresh", "issuer": issuer, "ok": False}
+                            },
                         )
                     self.failures[issuer] = str(exc)
                     if self.metrics is not None:
@@ -104,7 +106,9 @@ class KeyRefresher:
                         _log.info(
                             "keys of %s refreshed again",
                             issuer,
-                            extra={"event": "jwks_refresh", "issuer": issuer, "ok": True},
+                            extra={
+                                "fields": {"event": "jwks_refresh", "issuer": issuer, "ok": True}
+                            },
                         )
                     if self.metrics is not None:
                         self.metrics.refreshed(issuer, ok=True, at=self._wall_clock())

@@ -208,7 +208,9 @@ class AdmissionServer:
         _log.warning(
             "admission request refused: %s",
             message,
-            extra={"event": "admission", "status": status, "ms": round(seconds * 1000, 3)},
+            extra={
+                "fields": {"event": "admission", "status": status, "ms": round(seconds * 1000, 3)}
+            },
         )
         return web.Response(status=status, text=sanitize(message, 3000) + "\n")
 
@@ -256,7 +258,7 @@ class AdmissionServer:
         ]
         if judgement.error is not None:
             fields["error"] = str(judgement.error)
-        _log.info("admission %s", decision, extra=fields)
+        _log.info("admission %s", decision, extra={"fields": fields})
 
     # -- certificates --------------------------------------------------------------------------
 
@@ -272,14 +274,16 @@ class AdmissionServer:
             _load_chain(self.context, self.settings.tls_cert, self.settings.tls_key)
         except ConfigError as exc:
             _log.error(
-                "%s; the previous certificate stays in use", exc, extra={"event": "certificate"}
+                "%s; the previous certificate stays in use",
+                exc,
+                extra={"fields": {"event": "certificate"}},
             )
             return False
         self._cert_state = state
         _log.info(
             "TLS certificate reloaded from %s",
             self.settings.tls_cert,
-            extra={"event": "certificate"},
+            extra={"fields": {"event": "certificate"}},
         )
         return True
 
@@ -314,7 +318,7 @@ class AdmissionServer:
             "serving admission reviews on https://%s:%s/validate",
             self.settings.host,
             self.port,
-            extra={"event": "listening", "host": self.settings.host, "port": self.port},
+            extra={"fields": {"event": "listening", "host": self.settings.host, "port": self.port}},
         )
 
     async def stop(self) -> None:
@@ -346,17 +350,16 @@ class AdmissionServer:
         try:
             await stop.wait()
         finally:
-            _log.info("shutting down", extra={"event": "shutdown"})
+            _log.info("shutting down", extra={"fields": {"event": "shutdown"}})
             await self.stop()
 
 
 # -- logs ----------------------------------------------------------------------------------------
 
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: ``time``, ``level``, ``message`` and the record's extras."""
+    """One JSON object per line: ``time``, ``level``, ``message``, then the record's ``fields``
+    (``extra={"fields": {...}}``: one mapping, so no name can collide with a record's own)."""
 
     def format(self, record: logging.LogRecord) -> str:
         document: dict[str, Any] = {
@@ -365,14 +368,12 @@ class JsonLogFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
-        document.update(_extras(record.__dict__))
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            document.update(fields)
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, ensure_ascii=False, default=str)
-
-
-def _extras(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k not in _RECORD_FIELDS}
 
 
 def configure_logging(level: str = "info", stream: IO[str] | None = None) -> None:

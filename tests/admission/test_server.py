@@ -1,0 +1,233 @@
+"""``opkey admission serve`` as a process, over HTTPS: what the API server and an operator see.
+
+The gate runs as a Deployment runs it (a subprocess with a serving certificate of the test CA),
+against the real registry and the real dev IdP, and is sent real AdmissionReview bodies.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from opkey.registry.reference import ImageReference
+from opkey.sandbox.devidp import DevIdP
+from opkey.sandbox.registry import LocalRegistry, seed_image
+from tests.admission.kube import ClusterPKI
+from tests.admission.serving import GateProcess, image_in, pod, policy_file, review, sign
+from tests.conftest import make_registry_client
+
+pytestmark = pytest.mark.registry
+
+LIMIT = 256 * 1024
+
+
+@dataclass
+class Served:
+    gate: GateProcess
+    signed: ImageReference
+    unsigned: ImageReference
+
+
+@pytest.fixture(scope="module")
+def served(
+    registry_server: LocalRegistry,
+    dev_idp: DevIdP,
+    kube_pki: ClusterPKI,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("gate")
+    client = make_registry_client()
+    signed = seed_image(client, image_in(registry_server.host, "served"))
+    sign(client, signed, dev_idp)
+    unsigned = seed_image(client, image_in(registry_server.host, "served-unsigned"))
+    policy = policy_file(root / "policy.toml", dev_idp)
+    args = ["--policy", str(policy), "--max-request-bytes", str(LIMIT), "--deadline", "5"]
+    gate = GateProcess(args, kube_pki.webhook, kube_pki.ca_file, root / "gate.log").start()
+    try:
+        yield Served(gate, signed, unsigned)
+    finally:
+        gate.stop()
+
+
+def test_signed_admitted_unsigned_refused_the_uid_echoed(served: Served) -> None:
+    uid = str(uuid.uuid4())
+    admitted = served.gate.post(review(pod("web", str(served.signed)), uid=uid))
+    assert admitted.status == 200
+    assert admitted.headers["Content-Type"].startswith("application/json")
+    assert admitted.response == {"uid": uid, "allowed": True}
+    refused = served.gate.post(review(pod("bad", str(served.unsigned)), uid="other-uid"))
+    assert refused.status == 200
+    response = refused.response
+    assert response["uid"] == "other-uid"
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    assert response["status"]["message"].startswith(
+        f'opkey refused 1 of 1 image: spec.containers[0].image "{served.unsigned}": the image '
+        "has no signatures"
+    )
+
+
+def test_malformed_requests_answer_400_and_the_server_keeps_serving(served: Served) -> None:
+    for body in (b"{not json", b"[]", b'{"apiVersion":"admission.k8s.io/v1"}', b"\xff\xfe"):
+        reply = served.gate.post(body)
+        assert reply.status == 400, body
+        assert reply.body.startswith(b"opkey cannot read this AdmissionReview: ")
+    beta = review(pod("x", str(served.signed))).replace(
+        b"admission.k8s.io/v1", b"admission.k8s.io/v1beta1", 1
+    )
+    assert b"list only v1" in served.gate.post(beta).body
+    # A review whose uid was read is answered with a denial that names the problem.
+    named = review(pod("x", str(served.signed))).replace(
+        b'"operation": "CREATE"', b'"operation": "PATCH"'
+    )
+    reply = served.gate.post(named)
+    assert reply.status == 200
+    assert reply.response["allowed"] is False
+    assert reply.response["status"]["code"] == 400
+    assert "request.operation: expected one of CREATE" in reply.response["status"]["message"]
+    assert served.gate.post(review(pod("web", str(served.signed)))).response["allowed"] is True
+    assert served.gate.returncode is None
+
+
+def test_a_request_larger_than_the_limit_is_refused_413_and_serving_goes_on(
+    served: Served,
+) -> None:
+    obj = pod("big", str(served.signed))
+    obj["metadata"]["annotations"] = {"padding": "x" * LIMIT}
+    reply = served.gate.post(review(obj))
+    assert reply.status == 413
+    assert f"larger than {LIMIT} bytes".encode() in reply.body
+    assert served.gate.post(review(pod("web", str(served.signed)))).response["allowed"] is True
+
+
+def test_only_json_is_read(served: Served) -> None:
+    reply = served.gate.post(review(pod("x", "a")), content_type="text/plain")
+    assert reply.status == 415
+    assert served.gate.get("/validate").status == 405
+
+
+def test_health_readiness_and_metrics(served: Served) -> None:
+    assert served.gate.get("/healthz").body == b"ok\n"
+    assert served.gate.get("/readyz").status == 200
+    served.gate.post(review(pod("web", str(served.signed))))
+    served.gate.post(review(pod("web", str(served.signed))))
+    metrics = served.gate.get("/metrics")
+    assert metrics.status == 200
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    text = metrics.body.decode()
+
+    def value(name: str) -> float:
+        match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
+        assert match is not None, name
+        return float(match.group(1))
+
+    assert value('opkey_admission_requests_total{decision="allowed"}') >= 2
+    assert value('opkey_admission_images_total{outcome="passed",source="cache"}') >= 1
+    assert value("opkey_admission_cache_entries") >= 1
+    assert value("opkey_admission_request_seconds_count") >= 2
+    assert "opkey_admission_jwks_refresh_total{" in text
+    assert "opkey_admission_jwks_last_refresh_timestamp_seconds{" in text
+
+
+def test_every_admission_is_logged_as_one_json_line(served: Served) -> None:
+    uid = f"log-{uuid.uuid4()}"
+    served.gate.post(review(pod("logged", str(served.unsigned)), uid=uid))
+    for _ in range(50):
+        entries = [e for e in served.gate.logs() if e.get("uid") == uid]
+        if entries:
+            break
+        time.sleep(0.1)
+    (entry,) = entries
+    assert entry["event"] == "admission"
+    assert entry["level"] == "info"
+    assert entry["decision"] == "denied"
+    assert (entry["operation"], entry["kind"], entry["name"]) == ("CREATE", "v1 Pod", "logged")
+    (image,) = entry["images"]
+    assert image["path"] == "spec.containers[0].image"
+    assert image["digest"] == served.unsigned.digest
+    assert image["source"] in ("verified", "cache")
+    assert "has no signatures" in image["reason"]
+    assert isinstance(entry["ms"], float)
+
+
+def test_audit_mode_and_a_rule_file(
+    registry_server: LocalRegistry, dev_idp: DevIdP, kube_pki: ClusterPKI, tmp_path: Path
+) -> None:
+    client = make_registry_client()
+    signed = seed_image(client, image_in(registry_server.host, "ruled"))
+    sign(client, signed, dev_idp)
+    unsigned = seed_image(client, image_in(registry_server.host, "ruled-unsigned"))
+    policy_file(tmp_path / "release.toml", dev_idp)
+    (tmp_path / "gate.toml").write_text(
+        """version = 1
+
+[[rules]]
+name = "prod"
+namespaces = ["prod-*"]
+images = ["127.0.0.1:*/**"]
+policy = "release.toml"
+"""
+    )
+    args = ["--config", str(tmp_path / "gate.toml")]
+    gate = GateProcess(args, kube_pki.webhook, kube_pki.ca_file, tmp_path / "a.log").start()
+    try:
+        assert gate.post(review(pod("a", str(signed), namespace="prod-eu"))).response["allowed"]
+        refused = gate.post(review(pod("b", str(unsigned), namespace="prod-eu"))).response
+        assert refused["allowed"] is False
+        elsewhere = gate.post(review(pod("c", str(signed), namespace="dev"))).response
+        assert elsewhere["allowed"] is False
+        assert "no rule of the gate covers" in elsewhere["status"]["message"]
+    finally:
+        gate.stop()
+    audit = GateProcess([*args, "--mode", "warn"], kube_pki.webhook, kube_pki.ca_file,
+                        tmp_path / "b.log").start()  # fmt: skip
+    try:
+        response = audit.post(review(pod("b", str(unsigned), namespace="prod-eu"))).response
+        assert response["allowed"] is True
+        (warning,) = response["warnings"]
+        assert warning.startswith("opkey (warn, rule prod): spec.containers[0].image")
+        assert "has no signatures" in warning
+    finally:
+        audit.stop()
+
+
+def test_a_gate_that_cannot_read_its_policy_does_not_start(
+    kube_pki: ClusterPKI, tmp_path: Path
+) -> None:
+    (tmp_path / "bad.toml").write_text("version = 1\n[[signers]]\nname = 3\n")
+    gate = GateProcess(["--policy", str(tmp_path / "bad.toml")], kube_pki.webhook,
+                       kube_pki.ca_file, tmp_path / "g.log")  # fmt: skip
+    with pytest.raises(RuntimeError, match="exited 2"):
+        gate.start(timeout=20)
+    assert "opkey: error: policy file" in gate.output()
+    assert "signers[0].name" in gate.output()
+    assert "Traceback" not in gate.output()
+
+
+def test_sigterm_stops_the_gate_cleanly(
+    dev_idp: DevIdP, kube_pki: ClusterPKI, tmp_path: Path
+) -> None:
+    policy = policy_file(tmp_path / "policy.toml", dev_idp)
+    gate = GateProcess(["--policy", str(policy)], kube_pki.webhook, kube_pki.ca_file,
+                       tmp_path / "g.log").start()  # fmt: skip
+    assert gate.stop() == 0
+    events = [entry.get("event") for entry in gate.logs()]
+    assert events[:1] == ["listening"]
+    assert "shutdown" in events
+
+
+def test_the_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    from opkey.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["admission", "serve", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--config", "--policy", "--listen", "--tls-cert", "--tls-key", "--mode",
+                   "--deadline", "--cache-ttl", "--jwks-archive", "--offline"):  # fmt: skip
+        assert option in text
