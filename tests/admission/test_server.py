@@ -6,6 +6,7 @@ against the real registry and the real dev IdP, and is sent real AdmissionReview
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -231,3 +232,69 @@ def test_the_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None
     for option in ("--config", "--policy", "--listen", "--tls-cert", "--tls-key", "--mode",
                    "--deadline", "--cache-ttl", "--jwks-archive", "--offline"):  # fmt: skip
         assert option in text
+
+
+def test_a_rotated_certificate_is_served_without_a_restart(tmp_path: Path) -> None:
+    import asyncio
+    import shutil
+    import socket
+    import ssl
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from opkey.admission.server import AdmissionServer, ServerSettings
+    from opkey.admission.service import ServeOptions, build_gate
+    from opkey.keys import PublicJWK
+    from opkey.verification.trust import KeyOptions
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(
+        json.dumps({"keys": [PublicJWK.from_key(key.public_key(), alg="RS256", kid="k").to_dict()]})
+    )
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        'version = 1\n[[issuers]]\nissuer = "https://issuer.example"\ncommitment = "aud"\n'
+        '[[signers]]\nname = "s"\nissuer = "https://issuer.example"\n'
+    )
+    first, second = ClusterPKI(tmp_path / "one"), ClusterPKI(tmp_path / "two")
+    cert, cert_key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    shutil.copy(first.webhook.cert, cert)
+    shutil.copy(first.webhook.key, cert_key)
+    options = ServeOptions(
+        listen="127.0.0.1:0", tls_cert=cert, tls_key=cert_key, policy=policy,
+        keys=KeyOptions(jwks_file=jwks, offline=True),
+    )  # fmt: skip
+    server = AdmissionServer(build_gate(options), ServerSettings("127.0.0.1", 0, cert, cert_key))
+
+    def served_ca(port: int) -> str:
+        for pki in (first, second):
+            context = ssl.create_default_context(cafile=str(pki.ca_file))
+            try:
+                with (
+                    socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                    context.wrap_socket(raw, server_hostname="127.0.0.1"),
+                ):
+                    return str(pki.root)
+            except ssl.SSLError:
+                continue
+        return "neither"
+
+    async def scenario() -> list[object]:
+        await server.start()
+        loop = asyncio.get_running_loop()
+        assert server.port is not None
+        seen: list[object] = [await loop.run_in_executor(None, served_ca, server.port)]
+        seen.append(server.reload_certificate())  # nothing changed
+        cert.write_bytes(b"not a certificate")
+        seen.append(server.reload_certificate())  # unreadable: the old one stays
+        seen.append(await loop.run_in_executor(None, served_ca, server.port))
+        shutil.copy(second.webhook.cert, cert)
+        shutil.copy(second.webhook.key, cert_key)
+        seen.append(server.reload_certificate())
+        seen.append(await loop.run_in_executor(None, served_ca, server.port))
+        await server.stop()
+        return seen
+
+    one, two = str(first.root), str(second.root)
+    assert asyncio.run(scenario()) == [one, False, False, one, True, two]
