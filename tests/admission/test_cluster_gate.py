@@ -55,7 +55,9 @@ class ClusterGate:
 def _registered(kubectl: Kubectl, gate: GateProcess, ca_bundle: str) -> None:
     configuration = webhook_configuration(f"https://127.0.0.1:{gate.port}/validate", ca_bundle)
     configuration["metadata"] = {"name": CONFIGURATION}
-    (hook,) = configuration["webhooks"]  # type: ignore[misc]
+    hooks = configuration["webhooks"]
+    assert isinstance(hooks, list)
+    hook: dict[str, object] = hooks[0]
     hook["name"] = HOOK
     hook["namespaceSelector"] = {"matchExpressions": [{"key": LABEL, "operator": "Exists"}]}
     kubectl.run("create", "-f", "-", stdin=json.dumps(configuration))
