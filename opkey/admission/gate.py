@@ -232,14 +232,14 @@ class Gate:
     def _late(self, check: ImageCheck, deadline: Deadline) -> ImageJudgement:
         reason = f"not verified within the gate's {deadline.budget:g}s deadline"
         if self.metrics is not None:
-            self.metrics.image(Source.DEADLINE, passed=False)
+            self.metrics.image(Source.DEADLINE.value, passed=False)
         return ImageJudgement(check.failed(reason), Source.DEADLINE, check.reference.digest)
 
     def _internal(self, check: ImageCheck, error: BaseException | None) -> ImageJudgement:
         _log.error("internal error verifying %s", check.image.image, exc_info=error)
         name = type(error).__name__
         if self.metrics is not None:
-            self.metrics.image(Source.ERROR, passed=False)
+            self.metrics.image(Source.ERROR.value, passed=False)
         return ImageJudgement(check.failed(f"internal error ({name})"), Source.ERROR)
 
     # -- one image -----------------------------------------------------------------------------
@@ -258,7 +258,7 @@ class Gate:
         if verdict is None:
             return None
         if self.metrics is not None:
-            self.metrics.image(Source.CACHE, passed=verdict.passed)
+            self.metrics.image(Source.CACHE.value, passed=verdict.passed)
         outcome = check.passed() if verdict.passed else check.failed(verdict.reason)
         return ImageJudgement(outcome, Source.CACHE, key.digest)
 
@@ -310,7 +310,7 @@ class Gate:
 
     def _judged(self, check: ImageCheck, digest: str | None, result: _Result) -> ImageJudgement:
         if self.metrics is not None:
-            self.metrics.image(result.source, passed=result.passed)
+            self.metrics.image(result.source.value, passed=result.passed)
         outcome = check.passed() if result.passed else check.failed(result.reason)
         return ImageJudgement(outcome, result.source, digest)
 

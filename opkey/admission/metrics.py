@@ -28,7 +28,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
     from opkey.admission.cache import VerdictCache
-    from opkey.admission.gate import Source
 
 __all__ = ["CONTENT_TYPE", "AdmissionMetrics"]
 
@@ -99,9 +98,9 @@ class AdmissionMetrics:
         self.requests.labels(decision).inc()
         self.request_seconds.observe(seconds)
 
-    def image(self, source: Source, *, passed: bool) -> None:
-        """One image's outcome."""
-        self.images.labels(source.value, "passed" if passed else "failed").inc()
+    def image(self, source: str, *, passed: bool) -> None:
+        """One image's outcome (``source``: a :class:`~opkey.admission.gate.Source` value)."""
+        self.images.labels(source, "passed" if passed else "failed").inc()
 
     def verification(self, seconds: float) -> None:
         """One image verified (or attempted)."""
