@@ -230,7 +230,7 @@ class Gate:
         return judged
 
     def _late(self, check: ImageCheck, deadline: Deadline) -> ImageJudgement:
-        reason = f"not verified within the gate's {deadline.budget:g}s deadline"
+        reason = f"not verified within the gate's {round(deadline.budget, 1):g}s deadline"
         if self.metrics is not None:
             self.metrics.image(Source.DEADLINE.value, passed=False)
         return ImageJudgement(check.failed(reason), Source.DEADLINE, check.reference.digest)
