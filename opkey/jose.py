@@ -32,9 +32,12 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_TOKEN_LENGTH",
     "CompactJWS",
+    "b64std_decode",
+    "b64std_encode",
     "b64url_decode",
     "b64url_encode",
     "check_protected_header",
+    "check_size",
     "freeze_json",
     "go_json",
     "parse_compact",
@@ -50,6 +53,7 @@ MAX_TOKEN_LENGTH = 256 * 1024
 MAX_JSON_DEPTH = 16
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_B64STD = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 # Members that carry or point to keys, or change how the signature is computed.
@@ -69,6 +73,43 @@ def b64url_encode(data: bytes) -> str:
     return (
         binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
     )
+
+
+def check_size(
+    size: int,
+    limit: int,
+    what: str,
+    *,
+    unit: str = "bytes",
+    error: type[FormatError] = FormatError,
+) -> None:
+    """Refuse ``size`` above ``limit``: every bounded input says so in the same words."""
+    if size > limit:
+        raise error(
+            f"{what}: {size} {unit} is more than the {limit} allowed", expected=limit, found=size
+        )
+
+
+def b64std_encode(data: bytes) -> str:
+    """Padded standard base64 (RFC 4648 §4), the spelling of logs, cosign and bundles."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def b64std_decode(text: object, *, what: str, max_length: int) -> bytes:
+    """Decode canonical padded standard base64 of at most ``max_length`` characters.
+
+    One spelling only (padding present, no spare bits set), for the reason base64url has
+    one: what was verified must be what is stored.
+    """
+    if not isinstance(text, str):
+        raise FormatError(f"{what}: expected a base64 string, found {type(text).__name__}")
+    check_size(len(text), max_length, what, unit="characters")
+    if _B64STD.fullmatch(text) is None:
+        raise FormatError(f"{what}: not padded standard base64")
+    raw = binascii.a2b_base64(text)
+    if binascii.b2a_base64(raw, newline=False).decode("ascii") != text:
+        raise FormatError(f"{what}: non-canonical base64 (non-zero trailing bits)")
+    return raw
 
 
 def b64url_decode(text: str, *, what: str = "value") -> bytes:
@@ -207,12 +248,7 @@ def parse_json(
     """
     if not isinstance(data, (bytes, str)):
         raise FormatError(f"{what}: expected JSON text, found {type(data).__name__}")
-    if len(data) > max_length:
-        raise FormatError(
-            f"{what}: {len(data)} bytes is more than the {max_length} allowed",
-            expected=max_length,
-            found=len(data),
-        )
+    check_size(len(data), max_length, what)
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
