@@ -46,6 +46,7 @@ from opkey.jwks.sources import MAX_JWKS_FILE_BYTES, KeySource, LiveKeys
 from opkey.keys import PublicJWK
 from opkey.policy.file import PolicyFile, parse_policy_file
 from opkey.policy.signoff import Requirement
+from opkey.tables import read_config_file
 from opkey.verification.trust import KeyOptions, Trust, TrustedIssuer
 from opkey.verification.verifier import Verifier
 
@@ -59,8 +60,6 @@ __all__ = [
     "single_policy_config",
 ]
 
-#: Largest policy file read (as :func:`opkey.policy.file.load_policy_file` reads).
-_MAX_POLICY_BYTES = 1024 * 1024
 #: Largest time-stamping authority chain hashed (as :class:`~opkey.verification.trust.Trust`
 #: reads them).
 _MAX_CHAIN_BYTES = 256 * 1024
@@ -176,7 +175,7 @@ def _archives(policy: PolicyFile, options: KeyOptions) -> Iterator[Path | None]:
 def load_gate_policy(path: str | os.PathLike[str], options: KeyOptions) -> GatePolicy:
     """Read ``path`` as a policy file and build its verifier under ``options``."""
     file = Path(path)
-    data = read_regular_file(file, limit=_MAX_POLICY_BYTES, what="policy file", error=ConfigError)
+    data = read_config_file(file, what="policy file")
     policy = parse_policy_file(data, base_dir=file.parent, source=str(file))
     if not policy.issuers:
         raise ConfigError(f"{file}: list the trusted issuers in [[issuers]]")

@@ -1,10 +1,11 @@
-"""``opkey admission serve``: the Kubernetes validating admission webhook.
+"""Run the Kubernetes admission gate.
 
-A thin shell: the flags become an :class:`opkey.admission.service.ServeOptions`, the library
-builds the server (every configuration error is reported before anything listens) and serves
-until SIGTERM or SIGINT (exit status 0). Logs are JSON lines on standard error. The server
-needs the ``admission`` extra (``pip install 'opkey[admission]'``: aiohttp and
-prometheus-client).
+The deploy-time gate: a validating admission webhook (``opkey admission serve``) that serves
+admission.k8s.io/v1 AdmissionReviews on POST /validate, with /healthz, /readyz and /metrics,
+until SIGTERM. Every container image of a Pod or pod template is verified against the policy its
+rule chooses; any error denies (fail closed). Logs are JSON lines on standard error. The server
+needs the admission extra: pip install 'opkey[admission]'. Rules, responses and the cache:
+https://github.com/opkey-dev/opkey/blob/main/spec/admission.md
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["register", "run"]
+__all__ = ["configure", "run"]
 
 _SPEC = "https://github.com/opkey-dev/opkey/blob/main/spec/admission.md"
 
@@ -54,14 +55,8 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``admission`` subcommand and its ``serve`` action."""
-    parser = subparsers.add_parser(
-        "admission",
-        help="run the Kubernetes admission gate",
-        description="The deploy-time gate: a validating admission webhook that admits a "
-        f"workload only if its images are signed as a policy requires ({_SPEC}).",
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``admission`` action ``serve`` and its options."""
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     serve = actions.add_parser(
         "serve",
@@ -202,7 +197,6 @@ def register(subparsers: Any) -> None:
         default="info",
         help="JSON logs on standard error from this level (default: %(default)s)",
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
