@@ -41,7 +41,7 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -77,6 +77,18 @@ def parse_api_timeout(text: str | None) -> float | None:
     if match is None:
         return None
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+async def _within(awaitable: Coroutine[Any, Any, bytes], seconds: float) -> bytes:
+    """``await awaitable`` bounded by ``seconds`` (:class:`asyncio.TimeoutError` after).
+
+    ``asyncio.timeout`` (Python 3.11) bounds the await in place; ``wait_for`` runs it as a task
+    of its own, which costs a loop iteration or two on every request.
+    """
+    if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
+        return await asyncio.wait_for(awaitable, timeout=seconds)
+    async with asyncio.timeout(seconds):
+        return await awaitable
 
 
 def serving_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -191,7 +203,7 @@ class AdmissionServer:
                 f"{sanitize(request.content_type, 80)!r}",
             )
         try:
-            body = await asyncio.wait_for(request.read(), timeout=budget)
+            body = await _within(request.read(), budget)
         except web.HTTPRequestEntityTooLarge:
             return self._refuse(
                 started, 413, f"request body larger than {self.settings.max_request_bytes} bytes"

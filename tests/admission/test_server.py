@@ -298,3 +298,32 @@ def test_a_rotated_certificate_is_served_without_a_restart(tmp_path: Path) -> No
 
     one, two = str(first.root), str(second.root)
     assert asyncio.run(scenario()) == [one, False, False, one, True, two]
+
+
+def test_a_body_that_does_not_arrive_in_time_is_answered_408(
+    dev_idp: DevIdP, kube_pki: ClusterPKI, tmp_path: Path
+) -> None:
+    import socket
+    import ssl
+
+    policy = policy_file(tmp_path / "policy.toml", dev_idp)
+    gate = GateProcess(["--policy", str(policy), "--deadline", "1"], kube_pki.webhook,
+                       kube_pki.ca_file, tmp_path / "g.log").start()  # fmt: skip
+    try:
+        context = ssl.create_default_context(cafile=str(kube_pki.ca_file))
+        with (
+            socket.create_connection(("127.0.0.1", gate.port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(
+                b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n{"
+            )
+            started = time.monotonic()
+            answer = tls.recv(4096)
+            assert time.monotonic() - started < 3
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b"request body not received within 1s" in answer
+        assert gate.get("/healthz").status == 200
+    finally:
+        gate.stop()
