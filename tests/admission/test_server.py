@@ -327,3 +327,27 @@ def test_a_body_that_does_not_arrive_in_time_is_answered_408(
         assert gate.get("/healthz").status == 200
     finally:
         gate.stop()
+
+
+def test_serve_options_are_checked_before_anything_listens(tmp_path: Path) -> None:
+    from opkey.admission.service import ServeOptions, build_gate, parse_listen
+    from opkey.cli import main
+    from opkey.errors import ConfigError
+
+    assert parse_listen("0.0.0.0:8443") == ("0.0.0.0", 8443)
+    assert parse_listen("[::]:8443") == ("::", 8443)
+    for bad in ("8443", ":8443", "host:", "host:99999", "host:https"):
+        with pytest.raises(ConfigError, match="--listen"):
+            parse_listen(bad)
+    config = tmp_path / "gate.toml"
+    config.write_text('version = 1\n[[rules]]\nname = "r"\nnamespaces = ["*"]\n'
+                      'images = ["**"]\npolicy = "missing.toml"\n')  # fmt: skip
+    base = {"listen": "127.0.0.1:0", "tls_cert": tmp_path / "c", "tls_key": tmp_path / "k"}
+    with pytest.raises(ConfigError, match="exactly one of --config FILE and --policy FILE"):
+        build_gate(ServeOptions(**base))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="--allow-tags applies to --policy"):
+        build_gate(ServeOptions(**base, config=config, allow_tags=True))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"policy file .*missing.toml \(rule r\)"):
+        build_gate(ServeOptions(**base, config=config))  # type: ignore[arg-type]
+    assert main(["admission", "serve", "--config", str(config), "--listen", "127.0.0.1:0",
+                 "--tls-cert", "c", "--tls-key", "k"]) == 2  # fmt: skip
