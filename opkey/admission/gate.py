@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_DEADLINE",
     "DEFAULT_WORKERS",
     "Gate",
+    "GateState",
     "ImageJudgement",
     "Judgement",
     "Source",
@@ -109,6 +110,28 @@ class Judgement:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class GateState:
+    """The rules and the loaded policies they name: what one request is judged under.
+
+    A request takes the state once, at its start, and keeps it to its end, so a reload
+    (:meth:`Gate.replace`) never judges half a request under one policy and half under another.
+    """
+
+    config: AdmissionConfig
+    policies: GatePolicies
+
+    def __post_init__(self) -> None:
+        missing = [p for p in self.config.policy_paths() if p not in self.policies.by_path]
+        if missing:
+            raise ValueError(f"no loaded policy for {missing[0]}")
+
+    def key(self, check: ImageCheck, reference: ImageReference) -> CacheKey:
+        """The cache key of ``check``'s image at ``reference`` (pinned by digest)."""
+        policy = self.policies[check.rule.policy]
+        return CacheKey(reference.name, reference.require_digest(), policy.fingerprint)
+
+
 @dataclass(frozen=True, slots=True)
 class _Result:
     """A verification's result: passed or why not, and whether it may be cached."""
@@ -143,11 +166,7 @@ class Gate:
     ) -> None:
         if not deadline > 0:
             raise ValueError("the deadline must be positive")
-        missing = [p for p in config.policy_paths() if p not in policies.by_path]
-        if missing:
-            raise ValueError(f"no loaded policy for {missing[0]}")
-        self.config = config
-        self.policies = policies
+        self._state = GateState(config, policies)
         self.registry = registry
         self.cache = cache if cache is not None else VerdictCache()
         self.deadline = float(deadline)
@@ -159,6 +178,27 @@ class Gate:
         )
         self._inflight: dict[CacheKey, concurrent.futures.Future[_Result]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def state(self) -> GateState:
+        """The rules and policies new requests are judged under."""
+        return self._state
+
+    @property
+    def config(self) -> AdmissionConfig:
+        """The rules new requests are judged under."""
+        return self._state.config
+
+    @property
+    def policies(self) -> GatePolicies:
+        """The loaded policies new requests are judged under."""
+        return self._state.policies
+
+    def replace(self, config: AdmissionConfig, policies: GatePolicies) -> None:
+        """Judge new requests under ``config`` and ``policies`` (requests under way keep
+        theirs). Verdicts reached under the old policies stay in the cache under their old
+        fingerprints, unused by the new ones, until they age out."""
+        self._state = GateState(config, policies)
 
     def close(self) -> None:
         """Stop the workers (running verifications end at their deadlines)."""
@@ -179,23 +219,24 @@ class Gate:
         at all when not even its ``uid`` could be read (see :class:`Judgement`).
         """
         started = self._clock()
+        state = self._state
         budget = self.deadline if seconds is None else max(min(seconds, self.deadline), 1e-3)
         deadline = Deadline.after(budget, clock=self._clock)
         try:
             request = parse_admission_review(body)
-            plan = plan_admission(request, self.config)
+            plan = plan_admission(request, state.config)
         except AdmissionReviewError as exc:
             return Judgement(review_error_response(exc), error=exc, seconds=self._clock() - started)
         judged = [ImageJudgement(outcome, Source.RULE) for outcome in plan.settled]
         pending: list[ImageCheck] = []
         for check in plan.checks:
-            cached = self._cached(check)
+            cached = self._cached(check, state)
             if cached is None:
                 pending.append(check)
             else:
                 judged.append(cached)
         if pending:
-            judged.extend(await self._verify_all(pending, deadline))
+            judged.extend(await self._verify_all(pending, deadline, state))
         response = self._decide(plan, judged)
         return Judgement(response, request, tuple(judged), seconds=self._clock() - started)
 
@@ -211,11 +252,12 @@ class Gate:
         return forced.decide([dataclasses.replace(o, mode=self.mode) for o in outcomes])
 
     async def _verify_all(
-        self, checks: Sequence[ImageCheck], deadline: Deadline
+        self, checks: Sequence[ImageCheck], deadline: Deadline, state: GateState
     ) -> list[ImageJudgement]:
         loop = asyncio.get_running_loop()
         futures = [
-            loop.run_in_executor(self._pool, self.verify, check, deadline) for check in checks
+            loop.run_in_executor(self._pool, self.verify, check, deadline, state)
+            for check in checks
         ]
         await asyncio.wait(futures, timeout=max(deadline.remaining(), 0))
         judged = []
@@ -244,14 +286,10 @@ class Gate:
 
     # -- one image -----------------------------------------------------------------------------
 
-    def _key(self, check: ImageCheck, reference: ImageReference) -> CacheKey:
-        policy = self.policies[check.rule.policy]
-        return CacheKey(reference.name, reference.require_digest(), policy.fingerprint)
-
-    def _cached(self, check: ImageCheck) -> ImageJudgement | None:
+    def _cached(self, check: ImageCheck, state: GateState) -> ImageJudgement | None:
         if check.reference.digest is None:
             return None  # a tag must be resolved first: never cached by tag
-        return self._from_cache(check, self._key(check, check.reference))
+        return self._from_cache(check, state.key(check, check.reference))
 
     def _from_cache(self, check: ImageCheck, key: CacheKey) -> ImageJudgement | None:
         verdict = self.cache.get(key)
@@ -262,9 +300,13 @@ class Gate:
         outcome = check.passed() if verdict.passed else check.failed(verdict.reason)
         return ImageJudgement(outcome, Source.CACHE, key.digest)
 
-    def verify(self, check: ImageCheck, deadline: Deadline) -> ImageJudgement:
-        """Verify one image now (a worker thread's job; blocking, bounded by ``deadline``)."""
-        policy = self.policies[check.rule.policy]
+    def verify(
+        self, check: ImageCheck, deadline: Deadline, state: GateState | None = None
+    ) -> ImageJudgement:
+        """Verify one image now (a worker thread's job; blocking, bounded by ``deadline``),
+        under ``state`` (default: the current one)."""
+        state = state or self._state
+        policy = state.policies[check.rule.policy]
         reference = check.reference
         if reference.digest is None:
             try:
@@ -273,12 +315,12 @@ class Gate:
                 return self._judged(
                     check, None, _Result(False, _cannot(exc), _source(exc), cacheable=False)
                 )
-            key = self._key(check, reference)
+            key = state.key(check, reference)
             cached = self._from_cache(check, key)
             if cached is not None:
                 return cached
         else:
-            key = self._key(check, reference)
+            key = state.key(check, reference)
         with self._lock:
             shared = self._inflight.get(key)
             if shared is None:

@@ -16,6 +16,7 @@ tests) never share counters. The names, all prefixed ``opkey_admission_``:
 ``cache_evictions_total``                   verdicts dropped to keep the cache within its bound
 ``jwks_refresh_total{issuer,outcome}``      background key refreshes: ``ok`` or ``failed``
 ``jwks_last_refresh_timestamp_seconds``     when each issuer's keys were last fetched
+``config_reloads_total{outcome}``           rule and policy files reloaded: ``ok``, ``failed``
 ==========================================  ======================================================
 """
 
@@ -86,6 +87,12 @@ class AdmissionMetrics:
             ["issuer"],
             registry=self.registry,
         )
+        self.reloads = Counter(
+            f"{prefix}_config_reloads",
+            "Reloads of the rule and policy files after they changed",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._cache: VerdictCache | None = None
         self._evictions_seen = 0
 
@@ -111,6 +118,10 @@ class AdmissionMetrics:
         self.jwks_refresh.labels(issuer, "ok" if ok else "failed").inc()
         if ok and at is not None:
             self.jwks_last_refresh.labels(issuer).set(at)
+
+    def reloaded(self, *, ok: bool) -> None:
+        """The rule and policy files changed and were reloaded (or could not be)."""
+        self.reloads.labels("ok" if ok else "failed").inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -66,9 +66,6 @@ class KeyRefresher:
 
     def start(self) -> KeyRefresher:
         """Start refreshing (the first round at once)."""
-        if not self.clients:
-            self.first_round.set()
-            return self
         self._thread.start()
         return self
 
@@ -78,10 +75,15 @@ class KeyRefresher:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
-    def refresh_all(self) -> bool:
-        """One round over every issuer; whether every fetch worked."""
+    def use(self, clients: Sequence[JwksClient]) -> None:
+        """Refresh ``clients`` from now on (the policies were reloaded)."""
+        self.clients = tuple(clients)
+
+    def refresh_all(self, clients: Sequence[JwksClient] | None = None) -> bool:
+        """One round over every issuer of ``clients`` (default: this refresher's); whether every
+        fetch worked."""
         ok = True
-        for client in self.clients:
+        for client in self.clients if clients is None else clients:
             for issuer in client.allowed_issuers:
                 if self._stop.is_set():
                     return ok

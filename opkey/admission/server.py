@@ -19,10 +19,11 @@ key refreshes has ended (its outcome does not matter: the archive may hold the k
 shutdown starts, 503 otherwise; ``GET /metrics`` is the Prometheus exposition
 (:mod:`opkey.admission.metrics`).
 
-The certificate and key files are read again when they change (checked every
-``cert_check_interval`` seconds): new connections get the new certificate, so cert-manager can
-rotate it without a restart. A certificate that cannot be read keeps the old one in use and
-says why in the log.
+Every ``watch_interval`` seconds (10) the certificate and key files are checked, and read again
+when they changed: new connections get the new certificate, so cert-manager can rotate it
+without a restart. A certificate that cannot be read keeps the old one in use and says why in
+the log. The same tick calls ``reload`` (in a worker thread), with which
+:class:`opkey.admission.service.ConfigWatcher` reloads the rules and policies.
 
 Every request is logged as one JSON object (``event: admission``): the request's identity, the
 decision, and per image its path, digest, where its outcome came from and why it failed.
@@ -60,6 +61,7 @@ __all__ = [
     "JsonLogFormatter",
     "ServerSettings",
     "configure_logging",
+    "file_state",
     "parse_api_timeout",
     "serving_context",
 ]
@@ -119,7 +121,7 @@ class ServerSettings:
     tls_cert: Path
     tls_key: Path
     max_request_bytes: int = MAX_REVIEW_BYTES
-    cert_check_interval: float = 30.0
+    watch_interval: float = 10.0
     shutdown_grace: float = 5.0
     #: Seconds a thread may hold the interpreter lock while others wait (Python's default is
     #: 5 ms). A verification in a worker thread then delays the event loop, which answers
@@ -127,7 +129,11 @@ class ServerSettings:
     switch_interval: float = 0.001
 
 
-def _file_state(path: Path) -> tuple[int, int, int] | None:
+def file_state(path: Path) -> tuple[int, int, int] | None:
+    """What tells that a file changed: inode, size, modification time (``None`` if absent).
+
+    ``os.stat`` follows links, so a Secret or ConfigMap volume's update (a new ``..data``
+    directory swapped in under the same names) shows as a new inode."""
     try:
         info = os.stat(path)
     except OSError:
@@ -145,11 +151,13 @@ class AdmissionServer:
         *,
         metrics: AdmissionMetrics | None = None,
         refresher: KeyRefresher | None = None,
+        reload: Callable[[], object] | None = None,
     ) -> None:
         self.gate = gate
         self.settings = settings
         self.metrics = metrics
         self.refresher = refresher
+        self.reload = reload
         self.context = serving_context(settings.tls_cert, settings.tls_key)
         self._cert_state = self._certificate_state()
         self._runner: web.AppRunner | None = None
@@ -280,7 +288,7 @@ class AdmissionServer:
     # -- certificates --------------------------------------------------------------------------
 
     def _certificate_state(self) -> tuple[object, object]:
-        return (_file_state(self.settings.tls_cert), _file_state(self.settings.tls_key))
+        return (file_state(self.settings.tls_cert), file_state(self.settings.tls_key))
 
     def reload_certificate(self) -> bool:
         """Load the certificate files again if they changed; whether a new one is in use."""
@@ -304,10 +312,16 @@ class AdmissionServer:
         )
         return True
 
-    async def _watch_certificate(self) -> None:
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.settings.cert_check_interval)
+            await asyncio.sleep(self.settings.watch_interval)
             self.reload_certificate()
+            if self.reload is not None:
+                try:
+                    await loop.run_in_executor(None, self.reload)
+                except Exception:  # a reload must never stop the watch
+                    _log.exception("reloading the configuration failed")
 
     # -- running -------------------------------------------------------------------------------
 
@@ -332,7 +346,7 @@ class AdmissionServer:
         self._runner = runner
         addresses = runner.addresses
         self.port = int(addresses[0][1]) if addresses else self.settings.port
-        self._tasks.append(asyncio.create_task(self._watch_certificate()))
+        self._tasks.append(asyncio.create_task(self._watch()))
         _log.info(
             "serving admission reviews on https://%s:%s/validate",
             self.settings.host,

@@ -9,6 +9,7 @@ the configuration is raised here, before anything listens.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +27,16 @@ from opkey.admission.metrics import AdmissionMetrics
 from opkey.admission.policies import load_gate_policies, single_policy_config
 from opkey.admission.refresh import DEFAULT_REFRESH_INTERVAL, KeyRefresher
 from opkey.admission.review import MAX_REVIEW_BYTES
-from opkey.admission.server import AdmissionServer, ServerSettings
+from opkey.admission.server import AdmissionServer, ServerSettings, file_state
 from opkey.errors import ConfigError
 from opkey.verification.trust import KeyOptions
 
 if TYPE_CHECKING:
     from opkey.registry.client import RegistryClient
 
-__all__ = ["ServeOptions", "build_gate", "build_server", "parse_listen"]
+_log = logging.getLogger("opkey.admission")
+
+__all__ = ["ConfigWatcher", "ServeOptions", "build_gate", "build_server", "parse_listen"]
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -66,6 +69,8 @@ class ServeOptions:
     max_request_bytes: int = MAX_REVIEW_BYTES
     keys: KeyOptions = field(default_factory=KeyOptions)
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+    #: Seconds between checks of the certificate, rule and policy files (0: never reload).
+    reload_interval: float = 10.0
     insecure_registries: Sequence[str] = ()
     registry_ca_file: str | None = None
     registry_private: bool = False
@@ -129,6 +134,87 @@ def build_gate(options: ServeOptions, metrics: AdmissionMetrics | None = None) -
     )
 
 
+class ConfigWatcher:
+    """Reloads the rules and policies when one of their files changes.
+
+    Watched: the rule file (``--config``), every policy file the rules name, the JWKS files and
+    time-stamping authority chains they or the flags pin. :meth:`check` compares each file's
+    inode, size and modification time with the last look (a ConfigMap volume's update swaps in
+    new files under the same names); on a change it reads and loads everything again as at
+    start-up, fetches the new policies' provider keys, and only then has the gate judge new
+    requests under them. Verdicts reached under the old policies are not reused for the new
+    ones (their fingerprints differ), unless a policy and its trust material are byte for byte
+    the same. A configuration that does not load leaves the running one in use and says why in
+    the log; it is tried again when its files change again.
+    """
+
+    def __init__(
+        self,
+        options: ServeOptions,
+        gate: Gate,
+        *,
+        refresher: KeyRefresher | None = None,
+        metrics: AdmissionMetrics | None = None,
+    ) -> None:
+        self.options = options
+        self.gate = gate
+        self.refresher = refresher
+        self.metrics = metrics
+        self._files = self._watched(gate)
+        self._seen = self._states()
+
+    def _watched(self, gate: Gate) -> tuple[Path, ...]:
+        files: list[Path] = []
+        if self.options.config is not None:
+            files.append(self.options.config)
+        keys = self.options.keys
+        if keys.jwks_file is not None:
+            files.append(keys.jwks_file)
+        files.extend(keys.timestamp_certs)
+        for path, loaded in gate.policies.by_path.items():
+            files.append(path)
+            files.extend(e.jwks_file for e in loaded.policy.issuers if e.jwks_file is not None)
+            files.extend(loaded.policy.timestamps.authorities)
+        return tuple(dict.fromkeys(files))
+
+    def _states(self) -> tuple[object, ...]:
+        return tuple(file_state(path) for path in self._files)
+
+    def check(self) -> bool:
+        """Reload if a watched file changed; whether new requests now use a new configuration."""
+        seen = self._states()
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        try:
+            config = self.options.admission_config()
+            policies = load_gate_policies(config, self.options.keys)
+        except ConfigError as exc:
+            _log.error(
+                "configuration not reloaded, the running one stays in use: %s",
+                exc,
+                extra={"fields": {"event": "reload", "ok": False}},
+            )
+            if self.metrics is not None:
+                self.metrics.reloaded(ok=False)
+            return False
+        if self.refresher is not None:
+            self.refresher.refresh_all(policies.jwks_clients())
+            self.refresher.use(policies.jwks_clients())
+        self.gate.replace(config, policies)
+        self._files = self._watched(self.gate)
+        self._seen = self._states()
+        _log.info(
+            "configuration reloaded (%d rules, %d policy files)",
+            len(config.rules),
+            len(policies.by_path),
+            extra={"fields": {"event": "reload", "ok": True}},
+        )
+        if self.metrics is not None:
+            self.metrics.reloaded(ok=True)
+        return True
+
+
 def build_server(options: ServeOptions) -> AdmissionServer:
     """The whole server, ready to :meth:`~AdmissionServer.serve` (nothing listens yet)."""
     host, port = parse_listen(options.listen)
@@ -143,9 +229,21 @@ def build_server(options: ServeOptions) -> AdmissionServer:
         tls_cert=options.tls_cert,
         tls_key=options.tls_key,
         max_request_bytes=options.max_request_bytes,
+        watch_interval=options.reload_interval or 10.0,
+    )
+    watcher = (
+        ConfigWatcher(options, gate, refresher=refresher, metrics=metrics)
+        if options.reload_interval > 0
+        else None
     )
     try:
-        return AdmissionServer(gate, settings, metrics=metrics, refresher=refresher)
+        return AdmissionServer(
+            gate,
+            settings,
+            metrics=metrics,
+            refresher=refresher,
+            reload=watcher.check if watcher is not None else None,
+        )
     except BaseException:
         gate.close()
         raise

@@ -174,6 +174,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often provider keys are fetched in the background (default: %(default)g)",
     )
+    serve.add_argument(
+        "--reload-interval",
+        type=_non_negative,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often the certificate, rule and policy files are checked and reloaded when "
+        "they changed; 0: the rules and policies only at start (default: %(default)g)",
+    )
     registry = serve.add_argument_group("registries")
     registry.add_argument(
         "--insecure-registry",
@@ -239,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
             require_timestamp=args.require_timestamp,
         ),
         refresh_interval=args.refresh_interval,
+        reload_interval=args.reload_interval,
         insecure_registries=tuple(args.insecure_registry),
         registry_ca_file=args.registry_ca_file,
         registry_private=args.registry_private_addresses,

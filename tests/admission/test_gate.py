@@ -356,7 +356,7 @@ def test_with_the_provider_down_archived_keys_keep_verifying(
     refused = judge(bare, str(image))
     assert refused.response is not None
     assert not refused.response.allowed
-    assert bare.cache.get(bare._key(_check(bare, image), image)) is None
+    assert bare.cache.get(bare.state.key(_check(bare, image), image)) is None
 
 
 def test_keys_refreshed_in_the_background_outlive_an_outage_until_they_expire(

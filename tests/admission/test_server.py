@@ -351,3 +351,55 @@ def test_serve_options_are_checked_before_anything_listens(tmp_path: Path) -> No
         build_gate(ServeOptions(**base, config=config))  # type: ignore[arg-type]
     assert main(["admission", "serve", "--config", str(config), "--listen", "127.0.0.1:0",
                  "--tls-cert", "c", "--tls-key", "k"]) == 2  # fmt: skip
+
+
+def test_a_changed_policy_file_is_reloaded_and_never_reuses_an_old_verdict(
+    registry_server: LocalRegistry, dev_idp: DevIdP, kube_pki: ClusterPKI, tmp_path: Path
+) -> None:
+    from tests.admission.serving import OTHER_REPO_ID, REPO_ID
+
+    client = make_registry_client()
+    image = seed_image(client, image_in(registry_server.host, "reloaded"))
+    sign(client, image, dev_idp)
+    policy = policy_file(tmp_path / "policy.toml", dev_idp, REPO_ID)
+    gate = GateProcess(["--policy", str(policy), "--reload-interval", "0.2"], kube_pki.webhook,
+                       kube_pki.ca_file, tmp_path / "g.log").start()  # fmt: skip
+
+    def reloads(ok: bool) -> int:
+        return sum(1 for e in gate.logs() if e.get("event") == "reload" and e.get("ok") is ok)
+
+    def wait_for(ok: bool, count: int) -> None:
+        for _ in range(100):
+            if reloads(ok) >= count:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"no reload (ok={ok}) logged:\n{gate.output()}")
+
+    def judged() -> dict[str, object]:
+        uid = str(uuid.uuid4())
+        response = gate.post(review(pod("web", str(image)), uid=uid)).response
+        for _ in range(50):
+            entries = [e for e in gate.logs() if e.get("uid") == uid]
+            if entries:
+                return {"allowed": response["allowed"], "source": entries[0]["images"][0]["source"]}
+            time.sleep(0.05)
+        raise AssertionError("no log line")
+
+    try:
+        assert judged() == {"allowed": True, "source": "verified"}
+        assert judged() == {"allowed": True, "source": "cache"}
+        policy_file(policy, dev_idp, OTHER_REPO_ID)
+        wait_for(True, 1)
+        assert judged() == {"allowed": False, "source": "verified"}, "the old pass is not reused"
+        policy.write_text("version = 1\n[[signers]]\n")
+        wait_for(False, 1)
+        assert judged() == {"allowed": False, "source": "cache"}, "the running policy stays"
+        policy_file(policy, dev_idp, REPO_ID)
+        wait_for(True, 2)
+        # The same policy and keys, byte for byte: the same fingerprint, the first verdict.
+        assert judged() == {"allowed": True, "source": "cache"}
+        metrics = gate.get("/metrics").body.decode()
+        assert 'opkey_admission_config_reloads_total{outcome="ok"} 2.0' in metrics
+        assert 'opkey_admission_config_reloads_total{outcome="failed"} 1.0' in metrics
+    finally:
+        gate.stop()
