@@ -64,7 +64,7 @@ _MAX_BUNDLE_BYTES = MAX_ENVELOPE_BYTES + 512 * 1024
 
 def split_detached(osm: str, *, what: str) -> tuple[str, str]:
     """The protected header and signature of a detached JWS ``header..signature``."""
-    parts = osm.split(".") if isinstance(osm, str) else []
+    parts = osm.split(".")
     if len(parts) != 3 or parts[1] or not parts[0] or not parts[2]:
         raise FormatError(f"{what} must be a detached JWS 'header..signature'")
     return parts[0], parts[2]

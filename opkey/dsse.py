@@ -88,7 +88,7 @@ class Envelope:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "signatures", tuple(self.signatures))
-        if not isinstance(self.payload_type, str) or not self.payload_type:
+        if not self.payload_type:
             raise FormatError("DSSE envelope: payloadType must be a non-empty string")
         if not isinstance(self.payload, bytes):
             raise TypeError("DSSE envelope payload must be bytes")

@@ -80,7 +80,7 @@ _MAX_DEPTH = 32
 def predicate_type_uri(name: str) -> str:
     """The predicate type ``name`` stands for: a short name of :data:`PREDICATE_TYPES`, or an
     absolute URI (``scheme:…``) used as it is."""
-    if not isinstance(name, str) or not name:
+    if not name:
         raise ConfigError("a predicate type must be a non-empty string")
     if name in PREDICATE_TYPES:
         return PREDICATE_TYPES[name]

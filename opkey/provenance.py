@@ -239,9 +239,8 @@ def _server(claims: Mapping[str, Any], repository_url: Any, repository: str) -> 
     issuer = claims.get("iss")
     if isinstance(issuer, str) and (
         issuer == GITHUB_ACTIONS_ISSUER or issuer.startswith(GITHUB_ACTIONS_ISSUER + "/")
-    ):
-        if server != GITHUB_SERVER:
-            raise _disagree("server", server, GITHUB_SERVER)
+    ) and server != GITHUB_SERVER:
+        raise _disagree("server", server, GITHUB_SERVER)
     return server
 
 
@@ -267,9 +266,7 @@ def check_provenance(predicate: Mapping[str, Any], claims: Mapping[str, Any]) ->
         source = f"git+{server}/{repository}@{c['ref']}"
         commit = str(c["sha"])
         builder = f"{server}/{c['job_workflow_ref']}"
-        invocation = (
-            f"{server}/{repository}/actions/runs/{c['run_id']}/attempts/{c['run_attempt']}"
-        )
+        invocation = f"{server}/{repository}/actions/runs/{c['run_id']}/attempts/{c['run_attempt']}"
     elif is_gitlab_workload(claims):
         c = {n: claims.get(n) for n in _GITLAB_NEEDS}
         if not all(isinstance(v, str) for v in c.values()):

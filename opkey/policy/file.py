@@ -66,7 +66,7 @@ from opkey.policy.claims import (
     accepts_any_signer,
     pinned_issuers,
 )
-from opkey.policy.predicates import PredicateCondition
+from opkey.policy.predicates import Matcher, PredicateCondition
 from opkey.policy.signoff import Requirement, SignerRequirement
 from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 
@@ -427,7 +427,9 @@ def _parse_conditions(value: Any, path: str) -> tuple[PredicateCondition, ...]:
         if len(matchers) != 1:
             found = " and ".join(matchers) if matchers else "none"
             raise ConfigError(f"{where}: needs exactly one of equals, glob, regex; found {found}")
-        matcher = matchers[0]
+        matcher: Matcher = (
+            "equals" if matchers[0] == "equals" else ("glob" if matchers[0] == "glob" else "regex")
+        )
         allowed = ["pointer", matcher] + (["allow_non_ascii"] if matcher != "equals" else [])
         tables.reject_unknown(item, tuple(allowed), where)
         if "pointer" not in item:

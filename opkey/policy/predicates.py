@@ -21,7 +21,7 @@ from typing import Any, Literal
 from opkey.errors import ConfigError, PolicyError
 from opkey.policy.claims import ClaimEquals, ClaimGlob, ClaimRegex, ClaimValue
 
-__all__ = ["PredicateCondition", "resolve_pointer"]
+__all__ = ["Matcher", "PredicateCondition", "resolve_pointer"]
 
 Matcher = Literal["equals", "glob", "regex"]
 _MISSING: Any = object()
@@ -58,7 +58,7 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
                 return _MISSING
             node = node[token]
         elif isinstance(node, (list, tuple)):
-            if not token.isdigit() or (token != "0" and token.startswith("0")):
+            if not token.isdigit() or (token != "0" and token.startswith("0")):  # noqa: S105
                 return _MISSING
             index = int(token)
             if index >= len(node):

@@ -44,8 +44,8 @@ from opkey.remote_text import printable
 
 __all__ = [
     "IDENTITY_HEX",
-    "MAX_LAYER_BYTES",
     "MAX_LAYERS",
+    "MAX_LAYER_BYTES",
     "MAX_PAYLOAD_BYTES",
     "Collection",
     "CollectionState",
@@ -137,10 +137,15 @@ class CollectionState:
 class Collection(Protocol):
     """One kind of tag that accumulates entries from concurrent writers."""
 
-    #: What an entry is, for messages: ``signature``, ``attestation``, ``referrer``.
-    kind: str
-    #: Entries a writer may leave in the collection.
-    max_entries: int
+    @property
+    def kind(self) -> str:
+        """What an entry is, for messages: ``signature``, ``attestation``, ``referrer``."""
+        ...
+
+    @property
+    def max_entries(self) -> int:
+        """Entries a writer may leave in the collection."""
+        ...
 
     def tag(self, digest: str) -> str:
         """The collection tag of the image ``digest``."""
@@ -250,9 +255,7 @@ class LayerCollection:
             return None
         raw, content_type = found
         try:
-            manifest = Manifest.from_bytes(
-                raw, content_type=content_type, what=f"manifest {ref}"
-            )
+            manifest = Manifest.from_bytes(raw, content_type=content_type, what=f"manifest {ref}")
         except FormatError as exc:
             raise garbage(ref, self.kind, self.holds, str(exc)) from None
         image = self._image(manifest, ref)
