@@ -237,9 +237,11 @@ def _server(claims: Mapping[str, Any], repository_url: Any, repository: str) -> 
     if parts.scheme != "https" or not parts.netloc or parts.path or parts.query:
         raise _disagree("server", server, "an https origin")
     issuer = claims.get("iss")
-    if isinstance(issuer, str) and (
-        issuer == GITHUB_ACTIONS_ISSUER or issuer.startswith(GITHUB_ACTIONS_ISSUER + "/")
-    ) and server != GITHUB_SERVER:
+    if (
+        isinstance(issuer, str)
+        and (issuer == GITHUB_ACTIONS_ISSUER or issuer.startswith(GITHUB_ACTIONS_ISSUER + "/"))
+        and server != GITHUB_SERVER
+    ):
         raise _disagree("server", server, GITHUB_SERVER)
     return server
 

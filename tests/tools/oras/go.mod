@@ -1,6 +1,6 @@
 module opkey.test/tools/oras
 
-go 1.26
+go 1.26.7
 
 tool oras.land/oras/cmd/oras
 
