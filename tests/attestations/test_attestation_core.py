@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -109,16 +110,18 @@ def test_statement_bytes_and_strict_reading() -> None:
     assert b'"predicateType":"https://cosign.sigstore.dev/attestation/vuln/v1"' in data
     assert data.endswith(b'"predicate":{"a":{"y":null,"z":true},"b":1}}')
     assert Statement.from_json(data) == statement
-    assert statement.names(DIGEST) and not statement.names(OTHER)
+    assert statement.names(DIGEST)
+    assert not statement.names(OTHER)
     document = json.loads(data)
-    for mutate, message in [
+    mutations: list[tuple[Callable[[dict[str, Any]], None], str]] = [
         (lambda d: d.update(_type="https://in-toto.io/Statement/v0.1"), "Statement v1"),
         (lambda d: d.update(subject=[]), "non-empty"),
         (lambda d: d["subject"][0]["digest"].update(sha256="AB" * 32), "lowercase hex"),
         (lambda d: d.update(predicateType="not a uri"), "absolute URI"),
         (lambda d: d.update(predicate=[1]), "object"),
         (lambda d: d.update(extra=1), "members"),
-    ]:
+    ]
+    for mutate, message in mutations:
         changed = json.loads(data)
         mutate(changed)
         with pytest.raises(FormatError, match=message):
@@ -318,7 +321,8 @@ def test_policy_files_name_predicate_types_and_conditions() -> None:
     policy = parse_policy_file(POLICY)
     build, scan, staging = policy.signers
     assert build.predicate_type == SLSA_PROVENANCE_V1
-    assert scan.predicate_type == VULN and len(scan.predicate) == 2
+    assert scan.predicate_type == VULN
+    assert len(scan.predicate) == 2
     assert staging.predicate_type is None
     assert parse_policy_file(policy.to_toml()) == policy
     for text, message in [
@@ -401,8 +405,8 @@ def test_github_provenance_is_githubs_shape() -> None:
 
 
 def _lie(predicate: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    changed = json.loads(json.dumps(predicate))
-    node = changed
+    changed: dict[str, Any] = json.loads(json.dumps(predicate))
+    node: Any = changed
     keys = path.split(".")
     for key in keys[:-1]:
         node = node[int(key)] if isinstance(node, list) else node[key]
@@ -483,10 +487,11 @@ def test_attestation_bundles_keep_their_timestamps_strictly(op: MiniOP) -> None:
     assert (
         base64.b64decode(document["dsseEnvelope"]["signatures"][0]["sig"]) == attestation.signature
     )
-    for change, message in [
+    changes: list[tuple[dict[str, Any], str]] = [
         ({"timestamps": []}, "non-empty"),
         ({"extra": 1}, "unexpected"),
         ({"signature": attestation.attached_osm}, "detached"),
-    ]:
+    ]
+    for change, message in changes:
         with pytest.raises(FormatError, match=message):
             SignedAttestation.from_dict({**document, **change})

@@ -89,12 +89,13 @@ def test_att_tag_round_trip(
     result = verify_image(registry_client, tagged, verifier_for(idp), scan_requirement(idp))
     (outcome,) = result.verdict.signatures
     assert outcome.label == "attestation layer 0"
-    assert outcome.identity is not None and outcome.identity.statement is not None
+    assert outcome.identity is not None
+    assert outcome.identity.statement is not None
     assert outcome.identity.statement.predicate == PASSED
     # The predicate as asked, and only that type.
     with pytest.raises(PolicyError, match="FAILED"):
         verify_image(registry_client, tagged, verifier_for(idp), scan_requirement(idp, "FAILED"))
-    with pytest.raises(PolicyError, match="not https://slsa.dev/provenance/v1"):
+    with pytest.raises(PolicyError, match=r"not https://slsa\.dev/provenance/v1"):
         verify_image(
             registry_client,
             tagged,
@@ -128,7 +129,8 @@ def test_referrers_round_trip(
         assert fallback is None, "with the referrers API no referrers tag is written"
     else:
         assert referrers.source == "tag"
-        assert fallback is not None and fallback.media_type == OCI_INDEX
+        assert fallback is not None
+        assert fallback.media_type == OCI_INDEX
         types = {m["artifactType"] for m in fallback.document["manifests"]}
         assert types == {INTOTO_ARTIFACT, "application/vnd.dev.cosign.artifact.sig.v1+json"}
     assert (
