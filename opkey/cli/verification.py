@@ -366,18 +366,21 @@ def plan(request: VerificationRequest, *, key_transport: Transport | None = None
 
 
 def _attesting(requirement: Requirement, predicate_type: str, source: str) -> Requirement:
-    """``verify-attestation --type T --policy P``: P's signers that name no predicate type
-    need an attestation of T; those that name one keep theirs. At least one must ask for T."""
-    signers = tuple(
-        s if s.predicate_type is not None else replace(s, predicate_type=predicate_type)
-        for s in requirement.signers
-    )
-    if all(s.predicate_type != predicate_type for s in signers):
+    """``verify-attestation --type T --policy P``: the signers of P that ask for attestations of
+    T; when none does, every signer that names no predicate type, asking for T."""
+    named = tuple(s for s in requirement.signers if s.predicate_type == predicate_type)
+    if not named:
+        named = tuple(
+            replace(s, predicate_type=predicate_type)
+            for s in requirement.signers
+            if s.predicate_type is None
+        )
+    if not named:
         raise ConfigError(
             f"{source}: every signer names another predicate type, so none asks for an "
             f"attestation of {predicate_type}"
         )
-    return replace(requirement, signers=signers)
+    return replace(requirement, signers=named)
 
 
 def read_evidence(path: str) -> BundleEvidence | AttestationEvidence:

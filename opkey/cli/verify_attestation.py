@@ -1,9 +1,10 @@
 """``opkey verify-attestation``: check who attested what about a file, a digest or an image.
 
-Like ``opkey verify``, with ``--type``: every requirement (the identity flags, or the policy
-file's signers that name no predicate type) is met only by an attestation of that predicate
-type whose envelope signature, PK token and identity verify as a signature's do and whose
-statement is about the target's digest (``spec/attestations.md``). A file is checked against
+Like ``opkey verify``, with ``--type``: the requirements are the identity flags, or the
+policy file's signers that ask for attestations of that type (when none does: its signers that
+name no predicate type), and each is met only by an attestation of that predicate type whose
+envelope signature, PK token and identity verify as a signature's do and whose statement is
+about the target's digest (``spec/attestations.md``). A file is checked against
 its attestation bundle, ``PATH.att.opkey.json`` unless ``--bundle`` names others; an image
 against the attestations in its registry (cosign's ``.att`` tag and the OCI 1.1 referrers).
 
