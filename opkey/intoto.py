@@ -142,7 +142,9 @@ class Statement:
         _check_uri(self.predicate_type, what="in-toto predicateType", error=FormatError)
         if not isinstance(self.predicate, Mapping):
             raise FormatError("in-toto statement: predicate must be a JSON object")
-        object.__setattr__(self, "predicate", freeze_json(thaw_json(self.predicate)))
+        if not isinstance(self.predicate, MappingProxyType):
+            # A caller's mapping is copied; a parsed document arrives frozen already.
+            object.__setattr__(self, "predicate", freeze_json(thaw_json(self.predicate)))
 
     @classmethod
     def about(
@@ -198,7 +200,7 @@ class Statement:
         predicate = document.get("predicate", {})
         if not isinstance(predicate, dict):
             raise FormatError("in-toto statement: predicate must be a JSON object")
-        return cls(subjects, predicate_type, predicate)
+        return cls(subjects, predicate_type, freeze_json(predicate))
 
 
 def _subject(item: Any, index: int) -> Subject:

@@ -207,13 +207,14 @@ def provenance_for(claims: Mapping[str, Any], *, server_url: str | None) -> dict
 def _at(predicate: Any, *path: str) -> Any:
     node = predicate
     for key in path:
-        if not isinstance(node, dict) or key not in node:
+        if not isinstance(node, Mapping) or key not in node:
             return None
         node = node[key]
     return node
 
 
 def _disagree(field: str, found: Any, expected: str) -> PolicyError:
+    found = thaw_json(found)
     shown = str(found)[:200] if found is not None else "nothing"
     return PolicyError(
         f"provenance {field} is {shown!r}, but the signer's token says {expected!r}",
@@ -249,7 +250,7 @@ def _server(claims: Mapping[str, Any], repository_url: Any, repository: str) -> 
 def check_provenance(predicate: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
     """Raise :class:`PolicyError` unless SLSA provenance ``predicate`` agrees with the verified
     ``claims`` of the token that signed it (see the module documentation)."""
-    document = thaw_json(predicate)
+    document = predicate  # read as it is (frozen or plain), never copied
     if is_github_workload(claims):
         c = {n: claims.get(n) for n in _GITHUB_NEEDS}
         if not all(isinstance(v, str) for v in c.values()):
@@ -295,11 +296,12 @@ def check_provenance(predicate: Mapping[str, Any], claims: Mapping[str, Any]) ->
     _require(document, ("runDetails", "builder", "id"), builder)
     _require(document, ("runDetails", "metadata", "invocationId"), invocation)
     dependencies = _at(document, "buildDefinition", "resolvedDependencies")
-    if not isinstance(dependencies, list) or not any(
-        isinstance(d, dict)
+    if not isinstance(dependencies, (list, tuple)) or not any(
+        isinstance(d, Mapping)
         and d.get("uri") == source
-        and isinstance(d.get("digest"), dict)
+        and isinstance(d.get("digest"), Mapping)
         and d["digest"].get("gitCommit") == commit
         for d in dependencies
     ):
-        raise _disagree("resolvedDependencies", dependencies, f"{source} at {commit}")
+        shown = thaw_json(dependencies)
+        raise _disagree("resolvedDependencies", shown, f"{source} at {commit}")

@@ -15,7 +15,7 @@ beside it (an annotation, an index entry).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opkey.errors import ConfigError, PolicyError
@@ -77,10 +77,14 @@ class PredicateCondition:
     matcher: Matcher
     value: ClaimValue
     allow_non_ascii: bool = False
+    _matcher: ClaimEquals | ClaimGlob | ClaimRegex = field(
+        init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         _tokens(self.pointer)
-        self._leaf()  # patterns are checked when the policy is made, not when it is used
+        # Patterns are checked (and compiled) when the policy is made, not when it is used.
+        object.__setattr__(self, "_matcher", self._leaf())
 
     def _leaf(self) -> ClaimEquals | ClaimGlob | ClaimRegex:
         name = self.pointer or "/"
@@ -98,7 +102,7 @@ class PredicateCondition:
 
     def check(self, predicate: Mapping[str, Any]) -> None:
         """Raise :class:`PolicyError` unless the predicate field matches."""
-        leaf = self._leaf()
+        leaf = self._matcher
         found = resolve_pointer(predicate, self.pointer)
         fields = {} if found is _MISSING else {leaf.name: found}
         try:
@@ -110,4 +114,4 @@ class PredicateCondition:
 
     def describe(self) -> str:
         """``predicate <pointer> == "PASSED"`` and the like."""
-        return "predicate " + self._leaf().describe()
+        return "predicate " + self._matcher.describe()
