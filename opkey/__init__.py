@@ -59,8 +59,8 @@ if TYPE_CHECKING:
     from opkey.images import image_tree as image_tree
     from opkey.images import sign_image as sign_image
     from opkey.images import verify_image as verify_image
-    from opkey.issuers import CommitmentType as CommitmentType
     from opkey.intoto import Statement as Statement
+    from opkey.issuers import CommitmentType as CommitmentType
     from opkey.issuers import IssuerConfig as IssuerConfig
     from opkey.jwks.archive import JwksArchive as JwksArchive
     from opkey.jwks.client import JwksClient as JwksClient
@@ -83,9 +83,9 @@ if TYPE_CHECKING:
     from opkey.policy.claims import Subject as Subject
     from opkey.policy.claims import UnsafeNoPolicy as UnsafeNoPolicy
     from opkey.policy.file import IssuerEntry as IssuerEntry
-    from opkey.policy.predicates import PredicateCondition as PredicateCondition
     from opkey.policy.file import PolicyFile as PolicyFile
     from opkey.policy.file import load_policy_file as load_policy_file
+    from opkey.policy.predicates import PredicateCondition as PredicateCondition
     from opkey.policy.signoff import Requirement as Requirement
     from opkey.policy.signoff import SignerRequirement as SignerRequirement
     from opkey.policy.signoff import evaluate_signers as evaluate_signers

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from opkey.cli import main
 from opkey.images import attest_image, sign_image
 from opkey.jwks.client import JwksClient
 from opkey.keys import generate_signing_key
@@ -64,6 +65,7 @@ def test_cosign_verifies_opkeys_att_attestations(
     registry_server: RunningRegistry,
     registry_client: RegistryClient,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     image = seed_image(
         registry_client,
@@ -75,8 +77,11 @@ def test_cosign_verifies_opkeys_att_attestations(
     provenance = provenance_for(signer.pktoken.claims, server_url=None)
     attest_image(registry_client, image, signer, "slsaprovenance1", provenance)
     attest_image(registry_client, image, signer, "vuln", {"scanner": {"result": "PASSED"}})
+    # The ephemeral key, exported as a user would: opkey inspect IMAGE --attestation N.
     key = tmp_path / "ephemeral.pem"
-    key.write_bytes(signer.pktoken.cic_claims.upk.to_pem())
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    assert main(["inspect", str(image), "--attestation", "1", "--public-key", str(key)]) == 0
+    assert key.read_bytes() == signer.pktoken.cic_claims.upk.to_pem()
 
     for short, uri in (("slsaprovenance1", "https://slsa.dev/provenance/v1"), ("vuln", VULN)):
         result = _verify_attestation(cosign, key, str(image), short)
