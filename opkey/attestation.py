@@ -174,9 +174,12 @@ class SignedAttestation:
         signature = document["signature"]
         if not isinstance(signature, str):
             raise FormatError("attestation bundle: 'signature' must be a detached JWS string")
+        envelope = document["dsseEnvelope"]
+        if not isinstance(envelope, Mapping):
+            raise FormatError("attestation bundle: 'dsseEnvelope' must be a DSSE envelope object")
         stamps = read_timestamps(document["timestamps"]) if "timestamps" in document else ()
         return cls(
-            Envelope.from_dict(dict(document["dsseEnvelope"])),
+            Envelope.from_dict(dict(envelope)),
             PKToken.from_json(pktoken),
             signature,
             stamps,

@@ -89,7 +89,10 @@ def predicate_type_uri(name: str) -> str:
 
 
 def _check_uri(text: str, *, what: str, error: type[FormatError] | type[ConfigError]) -> None:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text[: _MAX_URI + 1])
+    except ValueError:  # an unbalanced "[" in the host, for one
+        parts = urlsplit("")
     if (
         len(text) > _MAX_URI
         or not parts.scheme

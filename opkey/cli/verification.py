@@ -395,7 +395,7 @@ def read_evidence(path: str) -> BundleEvidence | AttestationEvidence:
     if path == "-":
         data = read_stream(sys.stdin.buffer, limit=limit, what="standard input")
     else:
-        data = read_regular_file(path, limit=limit, what="bundle")
+        data = read_regular_file(path, limit=limit, what="input")
     document = parse_json_object(data, what=f"bundle {path}", max_length=limit)
     if is_attestation_document(document):
         return AttestationEvidence.from_bundle(SignedAttestation.from_dict(document), label=path)

@@ -315,19 +315,23 @@ class Referrers:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def layers(self, *, max_bytes: int) -> Iterator[tuple[Referrer, str, ReferrerLayer]]:
-        """``(referrer, artifact type, layer)`` for each of opkey's kinds, fetched one at a
-        time: the manifest by digest (bytes checked), its subject must be the image, one layer
-        whose blob is downloaded (digest and size checked). Other artifacts are skipped."""
+    def layers(
+        self, *, max_bytes: int, artifact_types: frozenset[str] = frozenset(_OURS)
+    ) -> Iterator[tuple[Referrer, str, ReferrerLayer]]:
+        """``(referrer, artifact type, layer)`` for each referrer of ``artifact_types`` (opkey's
+        kinds), fetched one at a time: the manifest by digest (bytes checked), its subject must
+        be the image, one layer whose blob is downloaded (digest and size checked). Other
+        artifacts are skipped (an entry without an artifact type is fetched to find out)."""
         digest = self.image.require_digest()
         for referrer in self.entries:
-            if not referrer.ours:
+            listed = referrer.artifact_type
+            if listed is not None and listed not in artifact_types:
                 continue
             ref = self.image.with_digest(referrer.digest)
             manifest = self.client.get_manifest(ref)
             document = thaw_json(manifest.document)
             artifact_type = document.get("artifactType")
-            if manifest.media_type != OCI_MANIFEST or artifact_type not in _OURS:
+            if manifest.media_type != OCI_MANIFEST or artifact_type not in artifact_types:
                 continue
             subject = document.get("subject")
             if not isinstance(subject, dict) or subject.get("digest") != digest:

@@ -118,6 +118,8 @@ def test_statement_bytes_and_strict_reading() -> None:
         (lambda d: d.update(subject=[]), "non-empty"),
         (lambda d: d["subject"][0]["digest"].update(sha256="AB" * 32), "lowercase hex"),
         (lambda d: d.update(predicateType="not a uri"), "absolute URI"),
+        # found by the fuzz target `attestation`: urlsplit's ValueError escaped
+        (lambda d: d.update(predicateType="https://[x/"), "absolute URI"),
         (lambda d: d.update(predicate=[1]), "object"),
         (lambda d: d.update(extra=1), "members"),
     ]
@@ -491,6 +493,8 @@ def test_attestation_bundles_keep_their_timestamps_strictly(op: MiniOP) -> None:
         ({"timestamps": []}, "non-empty"),
         ({"extra": 1}, "unexpected"),
         ({"signature": attestation.attached_osm}, "detached"),
+        # found by the fuzz target `attestation`: a list here was a ValueError
+        ({"dsseEnvelope": [["payloadType", "x"]]}, "must be a DSSE envelope object"),
     ]
     for change, message in changes:
         with pytest.raises(FormatError, match=message):
