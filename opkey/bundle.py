@@ -30,7 +30,7 @@ from opkey.errors import FormatError
 from opkey.jose import CompactJWS, b64std_decode, b64std_encode, parse_compact, parse_json_object
 from opkey.pktoken import PKToken
 
-__all__ = ["BUNDLE_MEDIA_TYPE", "MAX_BUNDLE_TIMESTAMPS", "Bundle"]
+__all__ = ["BUNDLE_MEDIA_TYPE", "MAX_BUNDLE_TIMESTAMPS", "Bundle", "read_timestamps"]
 
 BUNDLE_MEDIA_TYPE = "application/vnd.opkey.bundle.v1+json"
 #: Timestamps one bundle may carry (one per authority the signer asked).
@@ -96,7 +96,7 @@ class Bundle:
         signature = document.get("signature")
         if not isinstance(signature, str):
             raise FormatError("bundle: 'signature' must be a compact JWS string")
-        timestamps = _read_timestamps(document["timestamps"]) if "timestamps" in document else ()
+        timestamps = read_timestamps(document["timestamps"]) if "timestamps" in document else ()
         return cls(pktoken=PKToken.from_json(pktoken), signature=signature, timestamps=timestamps)
 
     def with_timestamps(self, timestamps: Sequence[bytes]) -> Bundle:
@@ -119,8 +119,9 @@ class Bundle:
         return (json.dumps(self.to_dict(), indent=2) + "\n").encode()
 
 
-def _read_timestamps(value: Any) -> tuple[bytes, ...]:
-    """The ``timestamps`` member: a non-empty array of canonical standard base64 strings."""
+def read_timestamps(value: Any) -> tuple[bytes, ...]:
+    """The ``timestamps`` member: a non-empty array of canonical standard base64 strings
+    (the same member in attestation bundles, :mod:`opkey.attestation`)."""
     if not isinstance(value, list) or not value:
         raise FormatError(
             "bundle: 'timestamps' must be a non-empty array of base64 strings (leave the member "

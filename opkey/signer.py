@@ -24,6 +24,8 @@ from opkey.message import sign_message
 from opkey.pktoken import PKToken
 
 if TYPE_CHECKING:
+    from opkey.attestation import SignedAttestation
+    from opkey.intoto import Statement
     from opkey.timestamp import TimestampClient, TimestampToken
 
 __all__ = ["PKTokenSource", "Signer"]
@@ -86,3 +88,22 @@ class Signer:
             return bundle
         tokens = self.stamp(bundle.signature_jws.signature)
         return bundle.with_timestamps([token.der for token in tokens])
+
+    def attest(self, statement: Statement) -> SignedAttestation:
+        """An attestation of ``statement``: a DSSE envelope signed by the ephemeral key over its
+        PAE (DER for ECDSA, as cosign verifies), the detached OSM over the same PAE that binds
+        it to the PK token, and a timestamp over the DSSE signature from every authority of
+        :attr:`timestamp_clients` (``spec/attestations.md``)."""
+        from opkey.attestation import SignedAttestation
+        from opkey.dsse import Envelope, EnvelopeSignature, pae
+        from opkey.intoto import INTOTO_PAYLOAD_TYPE
+
+        payload = statement.to_json()
+        signed = pae(INTOTO_PAYLOAD_TYPE, payload)
+        signature = self.signing_key.sign_der(signed)
+        header, _, osm = self.sign(signed).split(".")
+        envelope = Envelope(INTOTO_PAYLOAD_TYPE, payload, (EnvelopeSignature(signature),))
+        tokens = self.stamp(signature)
+        return SignedAttestation(
+            envelope, self.pktoken, f"{header}..{osm}", tuple(t.der for t in tokens)
+        )

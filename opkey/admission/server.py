@@ -52,9 +52,9 @@ from aiohttp import web
 from opkey.admission.gate import Gate, Judgement
 from opkey.admission.metrics import CONTENT_TYPE, AdmissionMetrics
 from opkey.admission.refresh import KeyRefresher
-from opkey.admission.response import sanitize
 from opkey.admission.review import MAX_REVIEW_BYTES
 from opkey.errors import ConfigError
+from opkey.remote_text import printable
 
 __all__ = [
     "AdmissionServer",
@@ -208,7 +208,7 @@ class AdmissionServer:
                 started,
                 415,
                 f"expected Content-Type application/json, found "
-                f"{sanitize(request.content_type, 80)!r}",
+                f"{printable(request.content_type, limit=80)!r}",
             )
         try:
             body = await _within(request.read(), budget)
@@ -237,7 +237,7 @@ class AdmissionServer:
                 "fields": {"event": "admission", "status": status, "ms": round(seconds * 1000, 3)}
             },
         )
-        return web.Response(status=status, text=sanitize(message, 3000) + "\n")
+        return web.Response(status=status, text=printable(message, limit=3000) + "\n")
 
     def _record(self, judgement: Judgement, started: float) -> None:
         response = judgement.response

@@ -20,12 +20,21 @@ from opkey.admission import ImageCheck, Mode, parse_admission_review, plan_admis
 from opkey.admission.gate import Gate, Judgement, Source
 from opkey.admission.policies import load_gate_policy
 from opkey.admission.service import ServeOptions, build_gate
+from opkey.images import attest_image
 from opkey.jwks.archive import JwksArchive
 from opkey.registry.reference import ImageReference
 from opkey.sandbox.devidp import DevIdP
 from opkey.sandbox.registry import LocalRegistry, seed_image
 from opkey.verification.trust import KeyOptions
-from tests.admission.serving import OTHER_REPO_ID, image_in, pod, policy_file, review, sign
+from tests.admission.serving import (
+    OTHER_REPO_ID,
+    image_in,
+    pod,
+    policy_file,
+    review,
+    sign,
+    signer,
+)
 from tests.conftest import make_registry_client
 from tests.registry.faultproxy import FaultProxy
 
@@ -251,6 +260,50 @@ def test_audit_mode_admits_and_warns_about_what_it_would_refuse(
     assert "has no signatures" in warnings[0]
     assert warnings[1].startswith('opkey (warn, rule policy): spec.containers[1].image "')
     assert "not pinned by digest" in warnings[1]
+
+
+VULN = "https://cosign.sigstore.dev/attestation/vuln/v1"
+
+
+def test_a_policy_asking_for_an_attestation_admits_only_what_was_attested_so(
+    registry: Registry, idp: DevIdP, tmp_path: Path, make_gate: Callable[..., Gate]
+) -> None:
+    """A rule's policy file may ask for attestations (``predicate_type`` and conditions): the
+    gate decides them as ``opkey verify`` does, in the ``.att`` tag and among OCI 1.1
+    referrers, and a plain signature does not count for them."""
+    policy = tmp_path / "scan-policy.toml"
+    policy.write_text(
+        policy_file(tmp_path / "base.toml", idp).read_text()
+        + f'predicate_type = "{VULN}"\n'
+        + 'predicate = [{ pointer = "/scanner/result", equals = "PASSED" }]\n'
+    )
+    signed = registry.push("scan-signed")
+    sign(registry.client, signed, idp)
+    failed = registry.push("scan-failed")
+    attest_image(registry.client, failed, signer(idp), VULN, {"scanner": {"result": "FAILED"}})
+    passed_tag = registry.push("scan-passed-tag")
+    attest_image(registry.client, passed_tag, signer(idp), VULN, {"scanner": {"result": "PASSED"}})
+    passed_referrer = registry.push("scan-passed-referrer")
+    attest_image(
+        registry.client,
+        passed_referrer,
+        signer(idp),
+        VULN,
+        {"scanner": {"result": "PASSED"}},
+        storage="referrers",
+    )
+    gate = make_gate(policy)
+    result = judge(gate, str(signed), str(failed), str(passed_tag), str(passed_referrer))
+    assert result.response is not None
+    assert not result.response.allowed
+    message = result.response.message or ""
+    assert message.startswith("opkey refused 2 of 4 images: "), message
+    assert f'spec.containers[0].image "{signed}": the image has no attestations' in message
+    assert f'spec.containers[1].image "{failed}": ' in message
+    assert "/scanner/result" in message
+    assert "containers[2]" not in message
+    assert "containers[3]" not in message
+    assert [j.outcome.allowed for j in result.images] == [False, False, True, True]
 
 
 # -- faults ------------------------------------------------------------------------------------
