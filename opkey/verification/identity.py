@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from opkey.tlog.entry import VerifiedLogEntry
     from opkey.verification.signing_time import SigningTime
 
 __all__ = ["VerifiedIdentity", "VerifiedMessage"]
@@ -34,6 +35,7 @@ class VerifiedIdentity:
     issued_at: datetime
     expires_at: datetime
     signed_at: SigningTime | None = None
+    log_entries: tuple[VerifiedLogEntry, ...] = ()
 
     def describe(self) -> str:
         """A one-line human summary."""
