@@ -88,7 +88,7 @@ def _json(response: HttpResponse, what: str) -> Any:
 def _check(response: HttpResponse, what: str, method: str = "GET") -> None:
     from opkey._httpjson import check_status
 
-    check_status(response, what=what, method=method)
+    check_status(response, what=what, method=method, accept=(201,) if method == "POST" else (200,))
 
 
 @dataclass
@@ -172,8 +172,6 @@ class RekorClient:
         if 400 <= response.status < 500:
             raise self._refused(response, "Rekor v1")
         _check(response, "transparency log", "POST")
-        if response.status != 201:
-            raise self._refused(response, "Rekor v1")
         return self._entry_v1(_json(response, "transparency log entry"))
 
     def _existing_v1(self, response: HttpResponse) -> LogEntry:
@@ -213,8 +211,6 @@ class RekorClient:
         if 400 <= response.status < 500:
             raise self._refused(response, "Rekor v2")
         _check(response, "transparency log", "POST")
-        if response.status != 201:
-            raise self._refused(response, "Rekor v2")
         try:
             return entry_from_transparency_log_entry(_json(response, "transparency log entry"))
         except FormatError as exc:
@@ -303,7 +299,9 @@ class RekorV1Reader:
                 timeout=self.timeout,
                 max_bytes=_MAX_ANSWER * _RETRIEVE_BATCH,
             )
-            _check(response, "transparency log entries", "POST")
+            from opkey._httpjson import check_status
+
+            check_status(response, what="transparency log entries", method="POST")
             answer = _json(response, "transparency log entries")
             if not isinstance(answer, list) or len(answer) != len(wanted):
                 count = len(answer) if isinstance(answer, list) else 0

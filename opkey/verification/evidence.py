@@ -51,8 +51,7 @@ if TYPE_CHECKING:
     from opkey.tlog.entry import LogEntry
     from opkey.tlog.signature_entry import ExpectedSignature
     from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
-    from opkey.verification.signing_time import SigningTime
-    from opkey.verification.verifier import SignatureProof
+    from opkey.verification.signing_time import SignatureProof, SigningTime
 
 __all__ = [
     "BundleEvidence",

@@ -39,7 +39,13 @@ if TYPE_CHECKING:
     from opkey.timestamp import VerifiedTimestamp
     from opkey.tlog.entry import VerifiedLogEntry
 
-__all__ = ["SigningTime", "check_signing_time", "earliest_proof", "latest_second"]
+__all__ = [
+    "SignatureProof",
+    "SigningTime",
+    "check_signing_time",
+    "earliest_proof",
+    "latest_second",
+]
 
 
 def _iso(moment: datetime) -> str:
@@ -118,6 +124,15 @@ class SigningTime:
             "authority": self.authority,
             "authority_id": self.authority_id,
         }
+
+
+@dataclass(frozen=True)
+class SignatureProof:
+    """What a signature's timestamps and log entries prove: the signing time the time rule
+    uses (the earliest proven, or ``None``) and the log entries that verified."""
+
+    signed_at: SigningTime | None
+    log_entries: tuple[VerifiedLogEntry, ...] = ()
 
 
 def earliest_proof(proofs: Sequence[SigningTime]) -> SigningTime | None:

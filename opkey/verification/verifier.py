@@ -66,6 +66,7 @@ from opkey.pktoken import PKToken
 from opkey.policy.signoff import Requirement
 from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
 from opkey.verification.signing_time import (
+    SignatureProof,
     SigningTime,
     check_signing_time,
     earliest_proof,
@@ -84,16 +85,7 @@ if TYPE_CHECKING:
     from opkey.tlog.signature_entry import ExpectedSignature
     from opkey.verification.evidence import Evidence
 
-__all__ = ["ClaimsPolicy", "SignatureProof", "Verifier"]
-
-
-@dataclass(frozen=True)
-class SignatureProof:
-    """What a signature's timestamps and log entries prove: the signing time the time rule
-    uses (the earliest proven, or ``None``) and the log entries that verified."""
-
-    signed_at: SigningTime | None
-    log_entries: tuple[VerifiedLogEntry, ...] = ()
+__all__ = ["ClaimsPolicy", "Verifier"]
 
 
 class ClaimsPolicy(Protocol):
