@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from opkey import Bundle, ConfigError, Digest, ExpiredError, TransparencyLogError, Verifier
-from opkey.errors import FormatError, LogServiceError, TimestampError
+from opkey.errors import LogServiceError, TimestampError
 from opkey.policy.claims import UnsafeNoPolicy
 from opkey.tlog import LogEntry, SignedCheckpoint, TrustedLog, entry_from_rekor_v1
 from opkey.tlog.certificate import read_certificate
