@@ -51,6 +51,7 @@ EXIT_OUTPUT_CLOSED = 141
 COMMANDS: tuple[str, ...] = (
     "sign",
     "verify",
+    "monitor",
     "inspect",
     "login",
     "jwks",

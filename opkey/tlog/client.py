@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LOG_TIMEOUT",
+    "ReadEntry",
     "RekorClient",
     "RekorV1Reader",
     "TileReader",
@@ -242,6 +243,17 @@ class RekorClient:
 
 
 @dataclass(frozen=True)
+class ReadEntry:
+    """One entry as a log serves it to a monitor: its index and body, and from Rekor v1 the
+    integrated time with the SET that signs it (not yet verified)."""
+
+    index: int
+    body: bytes = field(repr=False)
+    integrated_time: int | None = None
+    signed_entry_timestamp: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class RekorV1Reader:
     """Reads a Rekor v1 log for a monitor: checkpoints, consistency proofs, entries by index."""
 
@@ -284,8 +296,8 @@ class RekorV1Reader:
         except ValueError:
             raise LogServiceError("the transparency log's consistency proof is not hex") from None
 
-    def entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-        """``(index, body)`` for every entry in ``start .. end - 1``, in order."""
+    def entries(self, start: int, end: int) -> Iterator[ReadEntry]:
+        """Every entry in ``start .. end - 1``, in order."""
         import json
 
         transport = _transport(self.transport)
@@ -309,22 +321,22 @@ class RekorV1Reader:
                     f"the transparency log answered {count} entries for indexes "
                     f"{wanted[0]}..{wanted[-1]}"
                 )
-            found: dict[int, bytes] = {}
+            found: dict[int, ReadEntry] = {}
             for item in answer:
                 try:
-                    entry = _index_and_body(item)
+                    entry = _read_entry(item)
                 except FormatError as exc:
                     raise LogServiceError(f"the transparency log answered {exc.message}") from None
-                found[entry[0]] = entry[1]
+                found[entry.index] = entry
             for index in wanted:
                 if index not in found:
                     raise LogServiceError(f"the transparency log did not return entry {index}")
-                yield index, found[index]
+                yield found[index]
 
 
-def _index_and_body(item: object) -> tuple[int, bytes]:
-    """One ``{uuid: entry}`` of ``/entries/retrieve``: its index and body (the UUID must end
-    with the body's leaf hash)."""
+def _read_entry(item: object) -> ReadEntry:
+    """One ``{uuid: entry}`` of ``/entries/retrieve`` (the UUID must end with the body's leaf
+    hash)."""
     from opkey.tlog._encoding import b64std_decode, json_uint
     from opkey.tlog.entry import MAX_BODY_LENGTH
     from opkey.tlog.merkle import leaf_hash
@@ -339,7 +351,16 @@ def _index_and_body(item: object) -> tuple[int, bytes]:
     )
     if not str(uuid).endswith(leaf_hash(body).hex()):
         raise FormatError(f"entry {str(uuid)[:90]!r} whose UUID does not name its body")
-    return json_uint(value.get("logIndex"), what="entry logIndex"), body
+    verification = value.get("verification")
+    signed = verification.get("signedEntryTimestamp") if isinstance(verification, dict) else None
+    return ReadEntry(
+        index=json_uint(value.get("logIndex"), what="entry logIndex"),
+        body=body,
+        integrated_time=json_uint(value.get("integratedTime"), what="entry integratedTime"),
+        signed_entry_timestamp=None
+        if signed is None
+        else b64std_decode(signed, what="entry signedEntryTimestamp", max_length=1024),
+    )
 
 
 def _tile_path(index: int) -> str:
@@ -388,9 +409,9 @@ class TileReader:
         compact range), from the entries it reads anyway."""
         return None
 
-    def entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-        """``(index, entry)`` for ``start .. end - 1``, from the entry bundles (``end`` is a
-        published tree size, so the last bundle may be partial)."""
+    def entries(self, start: int, end: int) -> Iterator[ReadEntry]:
+        """The entries ``start .. end - 1``, from the entry bundles (``end`` is a published
+        tree size, so the last bundle may be partial)."""
         index = start
         while index < end:
             tile = index // 256
@@ -399,7 +420,7 @@ class TileReader:
             data = self._fetch(path, _MAX_TILE)
             bundle = _entry_bundle(data, width)
             for position in range(index - tile * 256, width):
-                yield tile * 256 + position, bundle[position]
+                yield ReadEntry(tile * 256 + position, bundle[position])
             index = tile * 256 + width
 
 
