@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from opkey import CommitmentType, Signer, Trust, Verifier
 from opkey.jwks.sources import PinnedKeys
@@ -29,7 +30,7 @@ def fresh_signer(
     issued_ago: int = 30,
     gq: bool = True,
     log: TrustedLog | None = None,
-    **claims: object,
+    **claims: Any,
 ) -> Signer:
     """A signer with a fresh GQ256 PK token (valid ``lifetime`` seconds from ``issued_ago``
     seconds ago), logging to ``url`` when given."""

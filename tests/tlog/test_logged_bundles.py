@@ -46,7 +46,7 @@ def network_gone() -> Iterator[None]:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("verification opened a network connection")
 
-    socket.socket.connect = refuse  # type: ignore[method-assign,assignment]
+    socket.socket.connect = refuse  # type: ignore[method-assign]
     socket.create_connection = refuse  # type: ignore[assignment]
     try:
         yield
