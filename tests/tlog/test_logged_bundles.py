@@ -342,3 +342,46 @@ def test_a_verifier_of_another_identity_still_checks_the_log(
 ) -> None:
     verifier: Verifier = log_verifier([rekor_v1.trusted_log])
     assert verifier.verify_bundle(v1_bundle, DIGEST, policy=ANYONE).log_entries
+
+
+# -- attestations: DSSE envelopes -----------------------------------------------------------------
+
+
+def _envelope(signer: Any) -> tuple[bytes, str, bytes, bytes]:
+    from opkey.tlog.signature_entry import dsse_pae
+
+    payload_type = "application/vnd.in-toto+json"
+    payload = json.dumps({"_type": "https://in-toto.io/Statement/v1", "subject": []}).encode()
+    signature = signer.signing_key.sign_der(dsse_pae(payload_type, payload))
+    envelope = json.dumps(
+        {
+            "payload": base64.b64encode(payload).decode(),
+            "payloadType": payload_type,
+            "signatures": [{"keyid": "", "sig": base64.b64encode(signature).decode()}],
+        }
+    ).encode()
+    return envelope, payload_type, payload, signature
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_envelope_is_logged_the_same_way(
+    version: int, rekor_v1: RekorV1, rekor_v2: RekorV2
+) -> None:
+    """Rekor v1 takes a dsse entry (it checks the envelope's signature over the PAE), Rekor v2
+    a hashedrekord over the PAE; either records this envelope's signature, by this PK token."""
+    from opkey.tlog.signature_entry import ExpectedSignature, check_entry_for, dsse_pae
+
+    rekor = rekor_v1 if version == 1 else rekor_v2
+    signer = fresh_signer(rekor.url)
+    envelope, payload_type, payload, signature = _envelope(signer)
+    entry = signer.log_signature(
+        "dsse", b"", signature, envelope=envelope, payload_type=payload_type, payload=payload
+    )
+    logged = read_entry_body(entry.body)
+    assert logged.kind == ("dsse" if version == 1 else "hashedrekord")
+    expected = ExpectedSignature(
+        dsse_pae(payload_type, payload), signature, signer.pktoken, payload=payload
+    )
+    assert check_entry_for(entry.body, expected).signature == signature
+    with pytest.raises(TransparencyLogError):
+        check_entry_for(entry.body, dataclasses.replace(expected, payload=b"{}", signed=b"x"))
