@@ -185,15 +185,22 @@ def _spki(jwk: PublicJWK) -> bytes:
     )
 
 
-def read_certificate(der: bytes, *, what: str = "log entry certificate") -> PKTokenCertificate:
+def read_certificate(
+    der: bytes,
+    *,
+    what: str = "log entry certificate",
+    parsed: x509.Certificate | None = None,
+    parse_pktoken: bool = True,
+) -> PKTokenCertificate:
     """Parse a certificate from a log entry strictly (DER, bounded); the PK token it carries
-    is parsed but not verified. Raises :class:`FormatError`."""
+    is parsed (unless ``parse_pktoken`` is false: a verifier compares its bytes) but not
+    verified. ``parsed`` is the same certificate already loaded. Raises :class:`FormatError`."""
     if not der:
         raise FormatError(f"{what}: expected DER bytes")
     if len(der) > MAX_CERTIFICATE_BYTES:
         raise FormatError(f"{what}: {len(der)} bytes is more than {MAX_CERTIFICATE_BYTES}")
     try:
-        certificate = x509.load_der_x509_certificate(der)
+        certificate = parsed or x509.load_der_x509_certificate(der)
         public_key_der = certificate.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -210,10 +217,11 @@ def read_certificate(der: bytes, *, what: str = "log entry certificate") -> PKTo
         ski = None
     if ski is not None and ski.digest.startswith(b"{"):
         pktoken_json = ski.digest
-        try:
-            pktoken = PKToken.from_json(pktoken_json)
-        except FormatError:
-            pktoken = None
+        if parse_pktoken:
+            try:
+                pktoken = PKToken.from_json(pktoken_json)
+            except FormatError:
+                pktoken = None
     issuer = None
     try:
         raw = extensions.get_extension_for_oid(FULCIO_ISSUER_V1).value

@@ -187,10 +187,14 @@ class LoggedSignature:
     certificate: bytes | None = field(default=None, repr=False)
     public_key: bytes | None = field(default=None, repr=False)
     envelope_hash: bytes | None = None
+    #: The certificate as loaded while reading the body (so it is parsed once).
+    parsed: x509.Certificate | None = field(default=None, repr=False, compare=False)
 
-    def read_certificate(self) -> PKTokenCertificate | None:
+    def read_certificate(self, *, parse_pktoken: bool = True) -> PKTokenCertificate | None:
         """The verifier certificate, parsed (:func:`~opkey.tlog.certificate.read_certificate`)."""
-        return None if self.certificate is None else read_certificate(self.certificate)
+        if self.certificate is None:
+            return None
+        return read_certificate(self.certificate, parsed=self.parsed, parse_pktoken=parse_pktoken)
 
 
 def _obj(value: object, what: str) -> dict[str, Any]:
@@ -205,19 +209,23 @@ def _get(obj: dict[str, Any], name: str, what: str) -> Any:
     return obj[name]
 
 
-def _pem_verifier(text: object, what: str) -> tuple[bytes | None, bytes | None]:
-    """``(certificate DER, None)`` or ``(None, SPKI DER)`` from base64 of a PEM."""
+def _pem_verifier(
+    text: object, what: str
+) -> tuple[bytes | None, bytes | None, x509.Certificate | None]:
+    """``(certificate DER, None, certificate)`` or ``(None, SPKI DER, None)`` from base64 of
+    a PEM."""
     pem = b64std_decode(text, what=what, max_length=_MAX_B64)
     try:
         if pem.lstrip().startswith(b"-----BEGIN CERTIFICATE-----"):
             certificate = x509.load_pem_x509_certificate(pem)
-            return certificate.public_bytes(serialization.Encoding.DER), None
+            return certificate.public_bytes(serialization.Encoding.DER), None, certificate
         key = serialization.load_pem_public_key(pem)
     except ValueError as exc:
         raise FormatError(f"{what}: not a PEM certificate or public key ({exc})") from None
-    return None, key.public_bytes(
+    spki = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    return None, spki, None
 
 
 def _hash_hex(obj: object, what: str) -> bytes:
@@ -238,7 +246,7 @@ def read_entry_body(body: bytes) -> LoggedSignature:
         digest = _hash_hex(_get(data, "hash", f"{what} data"), f"{what} data.hash")
         signature = _obj(_get(spec, "signature", what), f"{what} signature")
         key = _obj(_get(signature, "publicKey", f"{what} signature"), f"{what} publicKey")
-        certificate, public_key = _pem_verifier(
+        certificate, public_key, parsed = _pem_verifier(
             _get(key, "content", f"{what} publicKey"), f"{what} publicKey.content"
         )
         return LoggedSignature(
@@ -252,6 +260,7 @@ def read_entry_body(body: bytes) -> LoggedSignature:
             ),
             certificate,
             public_key,
+            parsed=parsed,
         )
     if (kind, version) == ("hashedrekord", "0.0.2"):
         what = "hashedrekord v0.0.2"
@@ -301,7 +310,7 @@ def read_entry_body(body: bytes) -> LoggedSignature:
         if not isinstance(signatures, list) or len(signatures) != 1:
             raise FormatError(f"{what}: opkey reads envelopes with exactly one signature")
         entry = _obj(signatures[0], f"{what} signatures[0]")
-        certificate, public_key = _pem_verifier(
+        certificate, public_key, parsed = _pem_verifier(
             _get(entry, "verifier", f"{what} signatures[0]"), f"{what} signatures[0].verifier"
         )
         return LoggedSignature(
@@ -316,6 +325,7 @@ def read_entry_body(body: bytes) -> LoggedSignature:
             certificate,
             public_key,
             envelope_hash,
+            parsed=parsed,
         )
     raise FormatError(
         f"log entry body: kind {kind!r:.40} version {version!r:.20} is not one opkey reads "
@@ -357,7 +367,7 @@ def check_entry_for(body: bytes, expected: ExpectedSignature) -> LoggedSignature
         )
     if logged.signature != expected.signature:
         raise TransparencyLogError("the log entry records another signature")
-    certificate = logged.read_certificate()
+    certificate = logged.read_certificate(parse_pktoken=False)
     if certificate is None:
         raise TransparencyLogError(
             "the log entry names a bare key, not a PK-token certificate: it proves no identity"
