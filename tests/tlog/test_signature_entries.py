@@ -6,6 +6,7 @@ and log pins."""
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import hashlib
 import json
@@ -19,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opkey import (
     Bundle,
@@ -54,6 +57,7 @@ from tests.tlog.reference_tree import ReferenceTree
 from tests.tlog.test_recorded_entries import V1, V2, v1_log
 
 OP = MiniOP()
+_BASE64_ISH = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n -_"
 
 
 def _token(**claims: Any) -> tuple[PKToken, SigningKey]:
@@ -322,3 +326,22 @@ required = true
     ]:
         with pytest.raises(ConfigError, match=message):
             parse_policy_file(text.split("[tlog]")[0] + broken)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=_BASE64_ISH, max_size=16))
+def test_base64_is_read_in_its_one_canonical_spelling(text: str) -> None:
+    """Whatever the decoding path (strict on 3.11+, round trip on 3.10), the text is accepted
+    exactly when it is the canonical padded encoding of its bytes."""
+    from opkey.tlog._encoding import b64std_decode
+
+    try:
+        canonical = binascii.b2a_base64(binascii.a2b_base64(text), newline=False).decode() == text
+    except (binascii.Error, ValueError):
+        canonical = False
+    try:
+        b64std_decode(text, what="x", max_length=64)
+    except FormatError:
+        assert not canonical
+    else:
+        assert canonical
