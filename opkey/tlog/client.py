@@ -119,7 +119,10 @@ class RekorClient:
         answer does not verify under)."""
         from opkey.http import check_url
 
-        check_url(self.url, what="transparency log URL")
+        # The signer names its log itself (a party's answer never does): a log of its own on
+        # a private network is the private mode (spec/transparency-log.md §13), so private
+        # addresses are allowed; plain http only on loopback, as everywhere.
+        check_url(self.url, what="transparency log URL", allow_private=True)
         if self.api != "v2":
             entry = self._upload_v1(request)
             if entry is None:

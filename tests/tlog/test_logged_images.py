@@ -19,12 +19,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from opkey import (
     CommitmentType,
     Digest,
+    ExpiredError,
     Requirement,
     Signer,
     TransparencyLogError,
@@ -46,7 +48,7 @@ from opkey.registry.reference import ImageReference
 from opkey.registry.signatures import attach_signature, list_signatures
 from opkey.tlog import TrustedLog, entry_from_transparency_log_entry
 from opkey.tlog.rekor import cosign_rekor_bundle, transparency_log_entry
-from tests.cosign import Cosign, cosign, session_tripwire
+from tests.cosign import Cosign, Tripwire, cosign, cosign_for, session_tripwire
 from tests.tlog.servers import RekorV1, RekorV2
 from tests.tlog.signing import LOG_OP, fresh_signer, log_verifier
 
@@ -205,3 +207,67 @@ def test_rekor_cli_verifies_the_entry_opkey_logged(
     )
     assert result.returncode == 0, result.stderr
     assert str(entry.log_index) in result.stdout
+
+
+def test_cosign_v2_takes_the_log_key_from_its_environment(
+    session_tripwire: Tripwire,
+    rekor_v1: RekorV1,
+    registry_client: RegistryClient,
+    registry_image: ImageReference,
+    tmp_path: Path,
+) -> None:
+    """SIGSTORE_REKOR_PUBLIC_KEY is cosign v2's way to name the log key (v3 reads a trusted
+    root, above)."""
+    before = session_tripwire.connections
+    cosign = cosign_for("cosign-v2", tmp_path / "cosign-v2", session_tripwire)
+    signer = fresh_signer(rekor_v1.url)
+    signed = sign_image(registry_client, registry_image, signer)
+    key = tmp_path / "rekor.pub"
+    key.write_bytes(rekor_v1.public_key_pem)
+    args = ["verify", "--key", str(_public_key(signer, tmp_path)), "--offline=true", str(signed)]
+    result = subprocess.run(
+        [str(cosign.binary), *args],
+        capture_output=True,
+        text=True,
+        env=cosign.environment({"SIGSTORE_REKOR_PUBLIC_KEY": str(key)}),
+        cwd=cosign.home,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert session_tripwire.connections == before, "cosign tried to reach the network"
+
+
+def test_a_log_time_after_exp_is_rejected_by_cosign_and_opkey(
+    cosign: Cosign,
+    rekor_v1: RekorV1,
+    registry_client: RegistryClient,
+    registry_image: ImageReference,
+    tmp_path: Path,
+) -> None:
+    """The SET re-signed by the log over a time after the token's exp (Trillian's stored time
+    moved): cosign's certificate check at the integrated time and opkey's time rule agree."""
+    from tests.tlog.test_logged_bundles import _moved_entry
+
+    signer = fresh_signer(rekor_v1.url)
+    digest = Digest(registry_image.require_digest())
+    payload = simple_signing_payload(registry_image.cosign_name, digest)
+    signature = signer.signing_key.sign_der(payload)
+    late = _moved_entry(rekor_v1, signer.log_signature("hashedrekord", payload, signature), 3600)
+    header, _, osm = signer.sign(payload).split(".")
+    certificate = x509.load_der_x509_certificate(signer.certificate())
+    annotations = {
+        COSIGN_SIGNATURE: base64.b64encode(signature).decode(),
+        OPKEY_PKTOKEN: signer.pktoken.to_compact(),
+        OPKEY_OSM: f"{header}..{osm}",
+        OPKEY_TLOG: json.dumps(transparency_log_entry(late)),
+        COSIGN_CERTIFICATE: certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        COSIGN_BUNDLE_ANNOTATION: cosign_rekor_bundle(late),
+    }
+    attach_signature(registry_client, registry_image, payload, annotations)
+    result = _cosign_verify(cosign, rekor_v1, _public_key(signer, tmp_path), str(registry_image))
+    assert result.returncode != 0
+    assert "expir" in result.stderr.lower(), result.stderr[-2000:]
+    verifier = log_verifier([rekor_v1.trusted_log])
+    with pytest.raises(ExpiredError, match="signed after the ID token expired"):
+        verify_image(registry_client, registry_image, verifier, REQUIREMENT)
