@@ -27,15 +27,13 @@ logs count is again the verifier's choice.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from opkey.errors import FormatError
-from opkey.jose import CompactJWS, parse_compact, parse_json_object
+from opkey.jose import CompactJWS, b64std_decode, b64std_encode, parse_compact, parse_json_object
 from opkey.pktoken import PKToken
 from opkey.tlog.entry import LogEntry
 from opkey.tlog.rekor import entry_from_transparency_log_entry, transparency_log_entry
@@ -148,9 +146,7 @@ class Bundle:
             "signature": self.signature,
         }
         if self.timestamps:
-            document["timestamps"] = [
-                base64.b64encode(der).decode("ascii") for der in self.timestamps
-            ]
+            document["timestamps"] = [b64std_encode(der) for der in self.timestamps]
         if self.tlog_entries:
             document["tlogEntries"] = [transparency_log_entry(e) for e in self.tlog_entries]
         return document
@@ -176,17 +172,9 @@ def _read_timestamps(value: Any) -> tuple[bytes, ...]:
     tokens: list[bytes] = []
     for index, text in enumerate(value):
         what = f"bundle: timestamps[{index}]"
-        if not isinstance(text, str):
-            raise FormatError(f"{what} must be a base64 string", found=type(text).__name__)
-        if len(text) > (_MAX_TIMESTAMP_BYTES * 4) // 3 + 4:
-            raise FormatError(f"{what} exceeds the {_MAX_TIMESTAMP_BYTES}-byte limit")
-        try:
-            der = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise FormatError(f"{what} is not standard base64") from None
-        if base64.b64encode(der).decode("ascii") != text:
-            raise FormatError(f"{what} is not canonical standard base64 (padded, no spare bits)")
-        tokens.append(der)
+        tokens.append(
+            b64std_decode(text, what=what, max_length=(_MAX_TIMESTAMP_BYTES * 4) // 3 + 4)
+        )
     return tuple(tokens)
 
 

@@ -32,6 +32,7 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -120,25 +121,13 @@ def read_regular_file(
     ``limit + 1`` bytes.
     """
     fd = _open_regular(path, what, error)
+    where = os.fspath(path)
     try:
         if os.fstat(fd).st_size > limit:
-            raise _too_large(what, os.fspath(path), limit, error)
-        chunks: list[bytes] = []
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, _CHUNK))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-    except OSError as exc:
-        raise error(f"cannot read {what} {os.fspath(path)}: {exc.strerror or exc}") from None
+            raise _too_large(what, where, limit, error)
+        return _read_bounded(lambda size: os.read(fd, size), limit, what, where, error)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > limit:
-        raise _too_large(what, os.fspath(path), limit, error)
-    return data
 
 
 def open_regular_file(
@@ -154,20 +143,28 @@ def read_stream(
     stream: BinaryIO, *, limit: int, what: str = "standard input", error: _ErrorType = FormatError
 ) -> bytes:
     """At most ``limit`` bytes of ``stream`` (standard input): ``error`` if there are more."""
+    return _read_bounded(stream.read, limit, what, "(-)", error)
+
+
+def _read_bounded(
+    read: Callable[[int], bytes], limit: int, what: str, where: str, error: _ErrorType
+) -> bytes:
+    """Read until the end, but never more than ``limit + 1`` bytes: more is ``error``."""
     chunks: list[bytes] = []
     remaining = limit + 1
     try:
         while remaining > 0:
-            chunk = stream.read(min(remaining, _CHUNK))
+            chunk = read(min(remaining, _CHUNK))
             if not chunk:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
     except OSError as exc:
-        raise error(f"cannot read {what}: {exc.strerror or exc}") from None
+        label = what if where == "(-)" else f"{what} {where}"
+        raise error(f"cannot read {label}: {exc.strerror or exc}") from None
     data = b"".join(chunks)
     if len(data) > limit:
-        raise _too_large(what, "(-)", limit, error)
+        raise _too_large(what, where, limit, error)
     return data
 
 

@@ -11,22 +11,74 @@ count from 0). All of them raise :class:`~opkey.errors.ConfigError`.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opkey.errors import ConfigError
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
 __all__ = [
+    "MAX_CONFIG_BYTES",
     "join",
     "json_type_name",
+    "parse_toml",
+    "read_config_file",
     "reject_unknown",
     "require_array",
     "require_bool",
     "require_int",
     "require_string",
     "require_table",
+    "require_version",
     "show",
 ]
+
+
+#: Largest configuration file read (policy files, gate configurations): they are hand-written.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def read_config_file(path: str | os.PathLike[str], *, what: str) -> bytes:
+    """A configuration file's bytes: a regular file of at most :data:`MAX_CONFIG_BYTES`."""
+    from opkey.files import read_regular_file
+
+    return read_regular_file(path, limit=MAX_CONFIG_BYTES, what=what, error=ConfigError)
+
+
+def parse_toml(text: str | bytes, *, source: str) -> Mapping[str, Any]:
+    """Decoded TOML of a configuration: UTF-8, at most :data:`MAX_CONFIG_BYTES`, a table."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES} bytes")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{source}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply") from None
+    return data
+
+
+def require_version(table: Mapping[str, Any], version: int) -> None:
+    """The table's ``version`` key is present and exactly ``version`` (an integer)."""
+    found = table.get("version")
+    if found is None:
+        raise ConfigError(f"version: required; this opkey reads version = {version}")
+    if type(found) is not int or found != version:
+        raise ConfigError(
+            f"version: expected {version}, found {show(found)}", expected=version, found=found
+        )
 
 
 def json_type_name(value: Any) -> str:

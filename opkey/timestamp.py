@@ -31,8 +31,6 @@ it states, and the rule takes the ID token's times as parameters. ASN.1 and CMS 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +52,7 @@ from opkey.errors import (
     TimestampError,
     UntrustedTimestampError,
 )
-from opkey.jose import parse_json_object
+from opkey.jose import b64std_decode, b64std_encode, check_size, parse_json_object
 
 if TYPE_CHECKING:
     from rfc3161_client import TimeStampResponse, Verifier
@@ -159,12 +157,7 @@ def _decode_response(der: bytes, *, what: str) -> TimeStampResponse:
 
     if not isinstance(der, bytes):
         raise TypeError(f"{what} must be bytes")
-    if len(der) > MAX_TOKEN_BYTES:
-        raise FormatError(
-            f"{what}: {len(der)} bytes exceeds the {MAX_TOKEN_BYTES}-byte limit",
-            expected=MAX_TOKEN_BYTES,
-            found=len(der),
-        )
+    check_size(len(der), MAX_TOKEN_BYTES, what)
     try:
         return decode_timestamp_response(der)
     except _PARSE_ERRORS as exc:
@@ -219,17 +212,7 @@ def _status_text(response: TimeStampResponse) -> str:
 
 
 def _b64_decode(text: str, *, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise FormatError(f"{what} must be a base64 string", found=type(text).__name__)
-    if len(text) > (MAX_TOKEN_BYTES * 4) // 3 + 4:
-        raise FormatError(f"{what} exceeds the {MAX_TOKEN_BYTES}-byte limit")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise FormatError(f"{what} is not standard base64") from None
-    if base64.b64encode(raw).decode("ascii") != text:
-        raise FormatError(f"{what} is not canonical standard base64 (padded, no spare bits)")
-    return raw
+    return b64std_decode(text, what=what, max_length=(MAX_TOKEN_BYTES * 4) // 3 + 4)
 
 
 def cosign_annotation_der(value: str) -> bytes:
@@ -296,7 +279,7 @@ class TimestampToken:
 
     def to_base64(self) -> str:
         """Standard base64 with padding (as Go and protobuf JSON encode bytes)."""
-        return base64.b64encode(self.der).decode("ascii")
+        return b64std_encode(self.der)
 
     def to_cosign_annotation(self) -> str:
         """The annotation value cosign writes and reads, byte for byte."""

@@ -30,19 +30,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from opkey import tables
 from opkey.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "CONFIG_VERSION",
@@ -59,7 +54,6 @@ __all__ = [
 
 #: The ``version`` this module reads.
 CONFIG_VERSION = 1
-_MAX_FILE_BYTES = 1024 * 1024
 _MAX_RULES = 1024
 _MAX_PATTERNS = 256
 _MAX_PATTERN_LENGTH = 512
@@ -236,11 +230,7 @@ class AdmissionConfig:
 def load_admission_config(path: str | os.PathLike[str]) -> AdmissionConfig:
     """Read and parse a gate configuration; relative policy paths resolve against its folder."""
     file = Path(path)
-    try:
-        with file.open("rb") as handle:
-            data = handle.read(_MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read admission config {file}: {exc.strerror or exc}") from None
+    data = tables.read_config_file(file, what="admission config")
     return parse_admission_config(data, base_dir=file.parent, source=str(file))
 
 
@@ -248,49 +238,11 @@ def parse_admission_config(
     text: str | bytes, *, base_dir: Path | None = None, source: str = "admission config"
 ) -> AdmissionConfig:
     """Parse gate-configuration TOML. ``base_dir`` resolves relative ``policy`` paths."""
-    if len(text) > _MAX_FILE_BYTES:
-        raise ConfigError(f"{source}: larger than {_MAX_FILE_BYTES} bytes")
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{source}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: nested too deeply") from None
-    return admission_config_from_dict(data, base_dir=base_dir)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, bool):
-        return f"boolean {'true' if value else 'false'}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    return f"{type(value).__name__} {value!r}"
-
-
-def _reject_unknown(table: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
-    for key in table:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else key
-            raise ConfigError(
-                f"{where}: unknown key; expected one of {', '.join(allowed)}", found=key
-            )
+    return admission_config_from_dict(tables.parse_toml(text, source=source), base_dir=base_dir)
 
 
 def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{path}: expected a string, found {_show(value)}", found=value)
-    if not value:
-        raise ConfigError(f"{path}: must not be empty")
-    return value
+    return tables.require_string(value, path)
 
 
 def _enum(value: Any, path: str, enum: type[Mode] | type[Unmatched]) -> Any:
@@ -299,12 +251,12 @@ def _enum(value: Any, path: str, enum: type[Mode] | type[Unmatched]) -> Any:
         return enum(name)
     except ValueError:
         names = ", ".join(member.value for member in enum)
-        raise ConfigError(f"{path}: expected one of {names}, found {_show(name)}") from None
+        raise ConfigError(f"{path}: expected one of {names}, found {tables.show(name)}") from None
 
 
 def _string_list(value: Any, path: str) -> list[str]:
     if not isinstance(value, list):
-        raise ConfigError(f"{path}: expected an array of strings, found {_show(value)}")
+        raise ConfigError(f"{path}: expected an array of strings, found {tables.show(value)}")
     if not value:
         raise ConfigError(f"{path}: empty; list at least one")
     if len(value) > _MAX_PATTERNS:
@@ -316,24 +268,15 @@ def admission_config_from_dict(
     data: Mapping[str, Any], *, base_dir: Path | None = None
 ) -> AdmissionConfig:
     """Validate decoded gate-configuration data (from TOML, or JSON of the same shape)."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"(top level): expected a table, found {_show(data)}")
-    _reject_unknown(data, _TOP_KEYS, "")
-    version = data.get("version")
-    if version is None:
-        raise ConfigError(f"version: required; this opkey reads version = {CONFIG_VERSION}")
-    if type(version) is not int or version != CONFIG_VERSION:
-        raise ConfigError(
-            f"version: expected {CONFIG_VERSION}, found {_show(version)}",
-            expected=CONFIG_VERSION,
-            found=version,
-        )
+    tables.require_table(data, "(top level)")
+    tables.reject_unknown(data, _TOP_KEYS, "")
+    tables.require_version(data, CONFIG_VERSION)
     unmatched = _enum(data.get("unmatched", "deny"), "unmatched", Unmatched)
     if "rules" not in data:
         raise ConfigError("rules: required; list at least one [[rules]] table")
     raw_rules = data["rules"]
     if not isinstance(raw_rules, list):
-        raise ConfigError(f"rules: expected an array of tables, found {_show(raw_rules)}")
+        raise ConfigError(f"rules: expected an array of tables, found {tables.show(raw_rules)}")
     if not raw_rules:
         raise ConfigError("rules: empty; list at least one [[rules]] table")
     if len(raw_rules) > _MAX_RULES:
@@ -349,8 +292,8 @@ def admission_config_from_dict(
 
 def _parse_rule(entry: Any, path: str, base_dir: Path | None) -> AdmissionRule:
     if not isinstance(entry, Mapping):
-        raise ConfigError(f"{path}: expected a table, found {_show(entry)}")
-    _reject_unknown(entry, _RULE_KEYS, path)
+        raise ConfigError(f"{path}: expected a table, found {tables.show(entry)}")
+    tables.reject_unknown(entry, _RULE_KEYS, path)
     for key in ("name", "namespaces", "images", "policy"):
         if key not in entry:
             raise ConfigError(f"{path}.{key}: required")
@@ -380,7 +323,7 @@ def _parse_rule(entry: Any, path: str, base_dir: Path | None) -> AdmissionRule:
     require_digest = entry.get("require_digest", True)
     if not isinstance(require_digest, bool):
         raise ConfigError(
-            f"{path}.require_digest: expected a boolean, found {_show(require_digest)}"
+            f"{path}.require_digest: expected a boolean, found {tables.show(require_digest)}"
         )
     return AdmissionRule(
         name=name,

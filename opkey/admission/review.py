@@ -33,7 +33,7 @@ from types import MappingProxyType
 from typing import Any
 
 from opkey.errors import AdmissionReviewError, FormatError
-from opkey.jose import freeze_json, parse_json_object
+from opkey.jose import check_size, freeze_json, parse_json_object
 
 __all__ = [
     "API_VERSION",
@@ -252,12 +252,7 @@ def parse_admission_review(
     """
     if not isinstance(body, (bytes, str)):
         raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
-    if len(body) > max_bytes:
-        raise AdmissionReviewError(
-            f"AdmissionReview: {len(body)} bytes is more than the {max_bytes} allowed",
-            expected=max_bytes,
-            found=len(body),
-        )
+    check_size(len(body), max_bytes, "AdmissionReview", error=AdmissionReviewError)
     try:
         data = parse_json_object(
             body, what="AdmissionReview", max_length=max_bytes, max_depth=max_depth

@@ -1,7 +1,8 @@
 """The ``opkey`` command line: a thin shell over the library.
 
-Each subcommand lives in its own module under :mod:`opkey.cli` and exposes
-``register(subparsers)`` (cheap: no heavy imports) and ``run(args) -> int``. This module only
+Each subcommand lives in its own module under :mod:`opkey.cli`: its docstring is its help (the
+first line) and description, ``configure(parser)`` adds its options (cheap: no heavy
+imports), and ``run(args) -> int`` runs it. This module only
 parses arguments, dispatches, and turns :class:`~opkey.errors.OpkeyError` into a one-line
 message and an exit code:
 
@@ -174,8 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"opkey.cli.{name}")
-        module.register(subparsers)
+        _add_command(subparsers, importlib.import_module(f"opkey.cli.{name}"))
     for path, sub in walk_parsers(parser):
         if path:
             # --debug after the subcommand too; SUPPRESS keeps the top-level value when the
@@ -184,6 +184,27 @@ def build_parser() -> argparse.ArgumentParser:
         if sub.description:
             sub.description = plain_text(sub.description)
     return parser
+
+
+def _add_command(subparsers: Any, module: Any) -> None:
+    """One subcommand from its module: the module's docstring is the help (its first line)
+    and the description (the whole); ``configure(parser)`` adds its options; ``run(args)``
+    runs it; an optional ``FORMATTER`` class formats its help."""
+    doc = module.__doc__ or ""
+    summary = doc.split("\n", 1)[0].rstrip(".")
+    options: dict[str, Any] = {}
+    if hasattr(module, "FORMATTER"):
+        options["formatter_class"] = module.FORMATTER
+    parser = subparsers.add_parser(
+        module.__name__.rsplit(".", 1)[1].replace("_", "-"),
+        help=summary[:1].lower() + summary[1:],
+        description=doc,
+        **options,
+    )
+    configure = getattr(module, "configure", None)
+    if configure is not None:
+        configure(parser)
+    parser.set_defaults(run=module.run)
 
 
 def plain_text(text: str) -> str:

@@ -1,42 +1,32 @@
-"""``opkey completion bash|zsh``: shell completion scripts, generated from the parsers.
+"""Print a shell completion script (bash or zsh).
 
-The script is written from the same argparse parsers the command runs with, so it always
-offers exactly the subcommands, options and choices this opkey accepts: nothing is kept by
-hand, and no completion library is needed (the two scripts are plain shell). Options whose
-value is a path (``FILE``, ``PATH``, ``DIR``, ``OUT`` in their metavar) complete file names,
-options with choices complete the choices, and other values (digests, URLs, ids) complete
-nothing rather than something wrong.
-
-Install::
+Print a completion script for SHELL on standard output. bash: save it as
+~/.local/share/bash-completion/completions/opkey (or source it from ~/.bashrc). zsh: save it as
+_opkey in a directory on $fpath, before compinit runs::
 
     opkey completion bash > ~/.local/share/bash-completion/completions/opkey
     opkey completion zsh > "${fpath[1]}/_opkey"      # a directory on $fpath; then compinit
+
+The script is written from the same argparse parsers the command runs with, so it always
+offers exactly the subcommands, options and choices this opkey accepts. Options whose value is
+a path (FILE, PATH, DIR, OUT in their metavar) complete file names, options with choices
+complete the choices, and other values (digests, URLs, ids) complete nothing rather than
+something wrong.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-__all__ = ["SHELLS", "register", "run"]
+__all__ = ["SHELLS", "configure", "run"]
 
 SHELLS = ("bash", "zsh")
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``completion`` subcommand."""
-    parser = subparsers.add_parser(
-        "completion",
-        help="print a shell completion script (bash or zsh)",
-        description=(
-            "Print a completion script for SHELL on standard output. bash: save it as "
-            "~/.local/share/bash-completion/completions/opkey (or source it from ~/.bashrc). "
-            "zsh: save it as _opkey in a directory on $fpath, before compinit runs."
-        ),
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``completion`` options."""
     parser.add_argument("shell", choices=SHELLS, help="the shell to complete for")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,26 +1,16 @@
-"""``opkey demo``: the keyless flow end to end on the embedded dev provider (see opkey.demo)."""
+"""Run the keyless signing demo on the embedded dev identity provider.
+
+Start the embedded dev OpenID provider on loopback, sign an image digest and a file from a
+simulated GitHub Actions job, verify them, and show forgeries being rejected. Nothing leaves
+this machine.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-__all__ = ["register", "run"]
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``demo`` subcommand."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="run the keyless signing demo on the embedded dev identity provider",
-        description=(
-            "Start the embedded dev OpenID provider on loopback, sign an image digest and a "
-            "file from a simulated GitHub Actions job, verify them, and show forgeries being "
-            "rejected. Nothing leaves this machine."
-        ),
-    )
-    parser.set_defaults(run=run)
+__all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
-"""``opkey dev-idp``: run the development OpenID provider until interrupted.
+"""Run the development OpenID provider on loopback.
 
-It binds 127.0.0.1 only. With ``--env-file`` it writes, once the server accepts connections,
-``NAME=value`` lines (written to a temporary file and renamed, so a reader never sees half a
-file) that point opkey's GitHub Actions and GitLab CI providers at it::
+Run opkey's development OpenID provider on 127.0.0.1 (only) until interrupted. With
+``--env-file`` it writes, once the server accepts connections, ``NAME=value`` lines (written to
+a temporary file and renamed, so a reader never sees half a file) that point opkey's GitHub
+Actions and GitLab CI providers at it::
 
     opkey dev-idp --port 0 --env-file dev.env &
     set -a; . ./dev.env; set +a
@@ -14,22 +15,17 @@ SIGINT or SIGTERM stops it cleanly (exit status 0).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import argparse
     from pathlib import Path
 
-__all__ = ["register", "run", "write_env_file"]
+__all__ = ["configure", "run", "write_env_file"]
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``dev-idp`` subcommand."""
-    parser = subparsers.add_parser(
-        "dev-idp",
-        help="run the development OpenID provider on loopback",
-        description="Run opkey's development OpenID provider on 127.0.0.1 until interrupted.",
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``dev-idp`` options."""
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     parser.add_argument(
         "--env-file", metavar="FILE", help="write NAME=value lines for the CI providers here"
@@ -43,7 +39,6 @@ def register(subparsers: Any) -> None:
         "--github-ref", default="refs/heads/main", help="ref of GitHub-style tokens"
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    parser.set_defaults(run=run)
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:

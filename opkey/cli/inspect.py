@@ -1,5 +1,8 @@
-"""``opkey inspect``: decode a bundle, a PK token or an image's signatures for people (nothing is
-verified), and export the ephemeral public key as PEM for tools such as ``cosign verify --key``.
+"""Decode a bundle, PK token or image signatures (no verification).
+
+Decode a bundle or a PK token (JSON or compact form), or list the signatures of a container
+image, and print what they contain. Nothing is verified: use `opkey verify` for that.
+--public-key writes the ephemeral public key as PEM, the form `cosign verify --key` reads.
 """
 
 from __future__ import annotations
@@ -18,21 +21,11 @@ if TYPE_CHECKING:
 
 from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
 
-__all__ = ["register", "run"]
+__all__ = ["configure", "run"]
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``inspect`` subcommand."""
-    parser = subparsers.add_parser(
-        "inspect",
-        help="decode a bundle, PK token or image signatures (no verification)",
-        description=(
-            "Decode a bundle or a PK token (JSON or compact form), or list the signatures of a "
-            "container image, and print what they contain. Nothing is verified: use "
-            "`opkey verify` for that. --public-key writes the ephemeral public key as PEM, "
-            "the form `cosign verify --key` reads."
-        ),
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``inspect`` options."""
     parser.add_argument(
         "target",
         metavar="FILE|IMAGE",
@@ -61,7 +54,6 @@ def register(subparsers: Any) -> None:
     )
     add_timeout_argument(parser, default=120.0)  # opkey.images.DEFAULT_VERIFY_TIMEOUT
     add_registry_arguments(parser)
-    parser.set_defaults(run=run)
 
 
 def _image_reference(target: str) -> ImageReference | None:

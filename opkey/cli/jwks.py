@@ -1,29 +1,24 @@
-"""``opkey jwks``: manage the JWKS archive (import snapshots, export, list keys)."""
+"""Manage the JWKS archive of provider keys.
+
+The JWKS archive keeps every provider key ever observed, so signatures stay verifiable after the
+provider rotates its keys.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from datetime import datetime, timezone
-from typing import Any
 
 from opkey.cli._common import time_argument
 
-__all__ = ["DEFAULT_ARCHIVE", "register", "run"]
+__all__ = ["DEFAULT_ARCHIVE", "configure", "run"]
 
 DEFAULT_ARCHIVE = "~/.local/share/opkey/jwks-archive.sqlite"
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``jwks`` subcommand and its actions."""
-    parser = subparsers.add_parser(
-        "jwks",
-        help="manage the JWKS archive of provider keys",
-        description=(
-            "The JWKS archive keeps every provider key ever observed, so signatures stay "
-            "verifiable after the provider rotates its keys."
-        ),
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``jwks`` options."""
     parser.add_argument(
         "--archive",
         metavar="PATH",
@@ -45,7 +40,6 @@ def register(subparsers: Any) -> None:
     lst = actions.add_parser("list", help="list archived keys")
     lst.add_argument("issuer", nargs="?", help="only this issuer's keys (exact URL)")
     lst.add_argument("--json", action="store_true", help="print the keys as JSON")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

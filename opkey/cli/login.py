@@ -1,4 +1,4 @@
-"""``opkey login``: sign in interactively and get a PK token for an ephemeral key.
+"""Sign in (browser or device flow) and obtain a PK token.
 
 By default nothing is written: the key lives only in this process, and `opkey sign --provider
 browser|device` signs in one step. With --save FILE the key and PK token are kept, in a 0600
@@ -28,21 +28,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from opkey.cli.providers import add_provider_arguments
 
-__all__ = ["register", "run"]
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+__all__ = ["configure", "run"]
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``login`` subcommand."""
-    parser = subparsers.add_parser(
-        "login",
-        help="sign in (browser or device flow) and obtain a PK token",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``login`` options."""
     add_provider_arguments(parser, interactive_only=True)
     parser.add_argument(
         "--save",
@@ -55,7 +50,6 @@ def register(subparsers: Any) -> None:
         default="ES256",
         help="ephemeral key algorithm (default: %(default)s)",
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

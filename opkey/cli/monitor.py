@@ -1,4 +1,4 @@
-"""``opkey monitor``: watch a transparency log for the signatures made under your identities.
+"""Watch a transparency log for the signatures made under your identities.
 
 One round per run, from the state the last run kept (``--state FILE``): verify the log's new
 checkpoint under the pinned key and origin and its consistency with the kept one, read every
@@ -35,20 +35,16 @@ if TYPE_CHECKING:
     from opkey.policy.file import IssuerEntry
     from opkey.tlog.monitor import MonitorReport
 
-__all__ = ["register", "run"]
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+__all__ = ["configure", "run"]
 
 #: The largest state file read (a checkpoint and at most 63 hashes).
 _MAX_STATE = 64 * 1024
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``monitor`` subcommand."""
-    parser = subparsers.add_parser(
-        "monitor",
-        help="watch a transparency log for signatures made under your identities",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``monitor`` options."""
     log = parser.add_argument_group("the log")
     log.add_argument(
         "--log", required=True, metavar="URL", help="Rekor v1 URL, or a Rekor v2 log's tiles"
@@ -106,7 +102,6 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_timeout_argument(parser, default=600.0)
-    parser.set_defaults(run=run)
 
 
 def _identities(args: argparse.Namespace) -> tuple[list[IssuerEntry], list[Policy]]:

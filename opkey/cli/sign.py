@@ -1,8 +1,10 @@
-"""``opkey sign``: sign files, digests and container images with one fresh ephemeral key.
+"""Sign files, digests or container images.
 
-Every target is checked first (files read, digests and image references parsed, bundle
-destinations writable); only then is an ID token requested, once, and every target signed
-with the same key and PK token: a release signs all its artifacts with one login.
+Generate an ephemeral key, obtain a PK token for it from the identity provider, and sign every
+target with it: one ID token for all of them. Files get a bundle next to them
+(PATH.opkey.json); a digest's bundle is printed unless --bundle names a file; images get a
+signature in their registry. Every target is checked first (files read, digests and image
+references parsed, bundle destinations writable), before the ID token is requested.
 """
 
 from __future__ import annotations
@@ -23,22 +25,11 @@ if TYPE_CHECKING:
     from opkey.signer import Signer
     from opkey.tlog.client import RekorClient
 
-__all__ = ["register", "run"]
+__all__ = ["configure", "run"]
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``sign`` subcommand."""
-    parser = subparsers.add_parser(
-        "sign",
-        help="sign files, digests or container images",
-        description=(
-            "Generate an ephemeral key, obtain a PK token for it from the identity provider, "
-            "and sign every target with it: one ID token for all of them. Files get a bundle "
-            "next to them (PATH.opkey.json); a digest's bundle is printed unless --bundle names "
-            "a file; images get a signature in their registry. Every target is checked before "
-            "the ID token is requested."
-        ),
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``sign`` options."""
     target = parser.add_argument_group("targets (any number, at least one)")
     target.add_argument(
         "--digest",
@@ -100,7 +91,6 @@ def register(subparsers: Any) -> None:
     add_timeout_argument(parser, default=300.0)  # opkey.images.DEFAULT_SIGN_TIMEOUT
     add_registry_arguments(parser)
     add_provider_arguments(parser)
-    parser.set_defaults(run=run)
 
 
 def _timestamp_clients(args: argparse.Namespace) -> list[Any]:

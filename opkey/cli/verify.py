@@ -1,4 +1,7 @@
-"""``opkey verify``: check who signed a file, a digest or an image, against a policy.
+"""Verify signatures on a file, digest or image against an identity policy.
+
+Verify that a file, digest or container image was signed by the identity a policy names. A
+policy is required: --policy FILE, or --issuer with identity flags.
 
 Exit status: 0 every target verified, 1 at least one rejected (each reason is printed), 2 usage
 or input error. Several targets (``--file`` repeated, several images) are verified against the
@@ -21,19 +24,11 @@ if TYPE_CHECKING:
     from opkey.verification.identity import VerifiedIdentity
     from opkey.verification.verdict import SignatureOutcome
 
-__all__ = ["register", "run"]
+__all__ = ["configure", "run"]
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``verify`` subcommand."""
-    parser = subparsers.add_parser(
-        "verify",
-        help="verify signatures on a file, digest or image against an identity policy",
-        description=(
-            "Verify that a file, digest or container image was signed by the identity a "
-            "policy names. A policy is required: --policy FILE, or --issuer with identity flags."
-        ),
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``verify`` options."""
     target = parser.add_argument_group("targets")
     target.add_argument(
         "--digest",
@@ -194,7 +189,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_timeout_argument(parser, default=120.0)  # opkey.images.DEFAULT_VERIFY_TIMEOUT
     add_registry_arguments(parser)
-    parser.set_defaults(run=run)
 
 
 def _signature_json(outcome: SignatureOutcome) -> dict[str, Any]:

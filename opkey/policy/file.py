@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,11 +72,6 @@ from opkey.policy.claims import (
 from opkey.policy.signoff import Requirement, SignerRequirement
 from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 __all__ = [
     "FORMAT_VERSION",
     "IssuerEntry",
@@ -95,7 +89,6 @@ __all__ = [
 
 #: The ``version`` this module reads and writes.
 FORMAT_VERSION = 1
-_MAX_FILE_BYTES = 1024 * 1024
 _MAX_RULE_DEPTH = 16
 _MAX_SIGNERS = 64
 _RULE_KINDS = (
@@ -267,10 +260,8 @@ class PolicyFile:
 
 def load_policy_file(path: str | os.PathLike[str]) -> PolicyFile:
     """Read and parse a policy file; relative key paths resolve against its directory."""
-    from opkey.files import read_regular_file
-
     file = Path(path)
-    data = read_regular_file(file, limit=_MAX_FILE_BYTES, what="policy file", error=ConfigError)
+    data = tables.read_config_file(file, what="policy file")
     return parse_policy_file(data, base_dir=file.parent, source=str(file))
 
 
@@ -278,35 +269,14 @@ def parse_policy_file(
     text: str | bytes, *, base_dir: Path | None = None, source: str = "policy file"
 ) -> PolicyFile:
     """Parse policy-file TOML. ``base_dir`` resolves relative ``jwks_file``/``archive`` paths."""
-    if len(text) > _MAX_FILE_BYTES:
-        raise ConfigError(f"{source}: larger than {_MAX_FILE_BYTES} bytes")
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{source}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: nested too deeply") from None
-    return policy_file_from_dict(data, base_dir=base_dir)
+    return policy_file_from_dict(tables.parse_toml(text, source=source), base_dir=base_dir)
 
 
 def policy_file_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -> PolicyFile:
     """Validate decoded policy-file data (from TOML, or JSON with the same structure)."""
     tables.require_table(data, "(top level)")
     tables.reject_unknown(data, _TOP_KEYS, "")
-    version = data.get("version")
-    if version is None:
-        raise ConfigError(f"version: required; this opkey reads version = {FORMAT_VERSION}")
-    if type(version) is not int or version != FORMAT_VERSION:
-        raise ConfigError(
-            f"version: expected {FORMAT_VERSION}, found {tables.show(version)}",
-            expected=FORMAT_VERSION,
-            found=version,
-        )
+    tables.require_version(data, FORMAT_VERSION)
     distinct = data.get("distinct_signers", True)
     if not isinstance(distinct, bool):
         raise ConfigError(f"distinct_signers: expected a boolean, found {tables.show(distinct)}")

@@ -8,61 +8,15 @@ for base64url: what was verified must be what is stored.
 
 from __future__ import annotations
 
-import binascii
 import re
-import sys
 
 from opkey.errors import FormatError
+from opkey.jose import b64std_decode, b64std_encode
 
 __all__ = ["b64std_decode", "b64std_encode", "check_bytes", "check_uint", "hex_decode", "json_uint"]
 
-_STRICT = sys.version_info >= (3, 11)
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_B64STD = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
-
-
-def b64std_encode(data: bytes) -> str:
-    """Padded standard base64."""
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
-
-
-def b64std_decode(text: object, *, what: str, max_length: int) -> bytes:
-    """Decode canonical padded standard base64 of at most ``max_length`` characters."""
-    if not isinstance(text, str):
-        raise FormatError(f"{what}: expected a base64 string, found {type(text).__name__}")
-    if len(text) > max_length:
-        raise FormatError(
-            f"{what}: {len(text)} characters is more than the {max_length} allowed",
-            expected=max_length,
-            found=len(text),
-        )
-    if _STRICT:
-        # Python 3.11+: the alphabet, the padding and its place are checked while decoding;
-        # what is left is the spare bits before the padding, which must be zero.
-        try:
-            raw = binascii.a2b_base64(text, strict_mode=True)
-        except (binascii.Error, ValueError):
-            raise FormatError(f"{what}: not padded standard base64") from None
-        if len(text) % 4:  # strict mode lets some short groups with padding through
-            raise FormatError(f"{what}: not padded standard base64")
-        if text.endswith("=") and _ALPHABET.index(text[-3 if text.endswith("==") else -2]) & (
-            0x0F if text.endswith("==") else 0x03
-        ):
-            raise FormatError(f"{what}: non-canonical base64 (non-zero trailing bits)")
-        return raw
-    # Python 3.10: decoding leniently and requiring the canonical encoding of the result to be
-    # the text accepts exactly the canonical padded spellings.
-    try:
-        raw = binascii.a2b_base64(text)
-    except (binascii.Error, ValueError):
-        raise FormatError(f"{what}: not padded standard base64") from None
-    if binascii.b2a_base64(raw, newline=False).decode("ascii") != text:
-        if _B64STD.fullmatch(text) is None:
-            raise FormatError(f"{what}: not padded standard base64")
-        raise FormatError(f"{what}: non-canonical base64 (non-zero trailing bits)")
-    return raw
 
 
 def hex_decode(text: object, *, what: str, length: int | None = None) -> bytes:

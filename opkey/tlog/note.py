@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from opkey.errors import FormatError, TransparencyLogError
+from opkey.jose import check_size
 from opkey.tlog._encoding import b64std_decode, b64std_encode, check_bytes
 
 __all__ = [
@@ -224,12 +225,7 @@ class SignedNote:
             raw = data
         else:
             raise FormatError(f"{what}: expected text, found {type(data).__name__}")
-        if len(raw) > MAX_NOTE_LENGTH:
-            raise FormatError(
-                f"{what}: {len(raw)} bytes is more than the {MAX_NOTE_LENGTH} allowed",
-                expected=MAX_NOTE_LENGTH,
-                found=len(raw),
-            )
+        check_size(len(raw), MAX_NOTE_LENGTH, what)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -243,12 +239,7 @@ class SignedNote:
         if not block.endswith("\n"):
             raise FormatError(f"{what}: the signature block must end with a newline")
         lines = block[:-1].split("\n")
-        if len(lines) > MAX_NOTE_SIGNATURES:
-            raise FormatError(
-                f"{what}: {len(lines)} signatures is more than the {MAX_NOTE_SIGNATURES} allowed",
-                expected=MAX_NOTE_SIGNATURES,
-                found=len(lines),
-            )
+        check_size(len(lines), MAX_NOTE_SIGNATURES, what, unit="signatures")
         signatures = tuple(_parse_signature_line(line, what) for line in lines)
         return cls(body, signatures)
 

@@ -127,11 +127,11 @@ def _config(rule: str, top: str = "version = 1") -> str:
     ("text", "message"),
     [
         ("", "^version: required; this opkey reads version = 1$"),
-        ("version = 2\n", "^version: expected 1, found int 2$"),
-        ('version = "1"\n', "^version: expected 1, found string '1'$"),
+        ("version = 2\n", "^version: expected 1, found integer 2$"),
+        ('version = "1"\n', '^version: expected 1, found string "1"$'),
         ("version = 1\n", r"^rules: required; list at least one \[\[rules\]\] table$"),
         ("version = 1\nrules = []\n", "^rules: empty"),
-        ("version = 1\nrules = 3\n", "^rules: expected an array of tables, found int 3$"),
+        ("version = 1\nrules = 3\n", "^rules: expected an array of tables, found integer 3$"),
         (
             "version = 1\nrule = []\n",
             "^rule: unknown key; expected one of version, unmatched, rules$",
@@ -144,7 +144,7 @@ def _config(rule: str, top: str = "version = 1") -> str:
         (_config("require_digest = 1"), r"^rules\[0\]\.require_digest: expected a boolean"),
         (_config("polcy = 1"), r"^rules\[0\]\.polcy: unknown key; expected one of name, names"),
         ("version = 1\n[[rules]]\nname = 'r'\n", r"^rules\[0\]\.namespaces: required$"),
-        ("version = 1\nrules = [1]\n", r"^rules\[0\]: expected a table, found int 1$"),
+        ("version = 1\nrules = [1]\n", r"^rules\[0\]: expected a table, found integer 1$"),
         ("version = 1\n[[rules]\n", "invalid TOML"),
     ],
 )
@@ -171,7 +171,7 @@ def test_invalid_configs_name_the_key(text: str, message: str) -> None:
         ("images", '["ghcr.io/acme//app"]', r"invalid repository component ''"),
         ("images", '["bad_host.io/app"]', r"invalid registry host 'bad_host.io'"),
         ("policy", '""', r"^rules\[0\]\.policy: must not be empty$"),
-        ("policy", "3", r"^rules\[0\]\.policy: expected a string, found int 3$"),
+        ("policy", "3", r"^rules\[0\]\.policy: expected a string, found integer 3$"),
     ],
 )
 def test_invalid_rule_fields(field: str, value: str, message: str) -> None:

@@ -8,6 +8,7 @@ The signatures are then checked with ``opkey verify`` as a verifier would.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -265,3 +266,50 @@ def test_install_step_uses_only_the_lock() -> None:
 def test_github_output_parsing() -> None:
     text = "a=1\nlist<<EOF_X\nx\ny=z\nEOF_X\nb=\n"
     assert parse_outputs(text) == {"a": "1", "list": "x\ny=z", "b": ""}
+
+
+@pytest.mark.slow
+def test_action_stamps_every_signature_with_one_id_token(
+    dev_idp: DevIdP,
+    runner_temp: Path,
+    dependency_wheels: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`timestamp-url` reaches `opkey sign`: the bundles carry tokens from a real authority
+    (OpenSSL's `ts -reply`), and verification with its chain proves the signing time."""
+    from tests.timestamps.authorities import OpenSslBackend, TsaFront, make_pki
+    from tests.toolchain import system_tool
+
+    openssl = system_tool("openssl", "openssl")
+    pki = make_pki(tmp_path / "pki", name="opkey action test TSA")
+    front = TsaFront(OpenSslBackend(openssl, pki, tmp_path / "tsa"), openssl=openssl, work=tmp_path)
+    chain = tmp_path / "tsa-chain.pem"
+    chain.write_bytes(pki.chain_pem)
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "a.tar.gz").write_bytes(b"a")
+    (workspace / "b.tar.gz").write_bytes(b"b")
+    try:
+        run = use_action(
+            dev_idp,
+            runner_temp,
+            dependency_wheels,
+            workspace,
+            files="a.tar.gz\nb.tar.gz",
+            timestamp_url=front.url,
+        )
+    finally:
+        front.close()
+    assert run.ok, run.log
+    assert "timestamped by 1 authority" in run.steps[2].stderr
+    pktokens = set()
+    for name in ("a.tar.gz", "b.tar.gz"):
+        path = str(workspace / name)
+        argv = ["--file", path, "--timestamp-certs", str(chain), "--require-timestamp"]
+        assert verify(*argv, issuer=dev_idp.issuer) == 0, name
+        pktokens.add(
+            json.dumps(json.loads((workspace / f"{name}.opkey.json").read_text())["pktoken"])
+        )
+    assert len(pktokens) == 1  # one ID token for every target
+    capsys.readouterr()

@@ -340,10 +340,10 @@ def test_the_timestamps_member_round_trips_byte_exactly(tsa: RunningTsa) -> None
     [
         ([], "non-empty array"),
         ("MIIB", "non-empty array"),
-        ([1], "must be a base64 string"),
-        (["MIIB!A=="], "not standard base64"),
-        (["MIIBAB=="], "not canonical"),
-        (["TWE"], "not standard base64"),
+        ([1], "expected a base64 string"),
+        (["MIIB!A=="], "not padded standard base64"),
+        (["MIIBAB=="], "non-canonical"),
+        (["TWE"], "not padded standard base64"),
         (["TWE="] * 9, "more than 8"),
     ],
 )
