@@ -345,3 +345,22 @@ def test_base64_is_read_in_its_one_canonical_spelling(text: str) -> None:
         assert not canonical
     else:
         assert canonical
+
+
+def test_pem_certificates_are_read_in_the_form_logs_write() -> None:
+    pktoken, key = _token()
+    cert = pktoken_certificate(pktoken, key)
+    request = EntryRequest.hashedrekord(b"s", key.sign_der(b"s"), cert)
+    document = request.rekor_v1()
+    pem = base64.b64decode(document["spec"]["signature"]["publicKey"]["content"])
+    body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    assert read_entry_body(body).certificate == cert
+    for broken in (
+        pem.replace(b"\n", b"\r\n"),
+        pem.replace(b"-----END CERTIFICATE-----", b"-----END CERTIFICATE----"),
+        pem.replace(b"CERTIFICATE-----\n", b"CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\n", 1),
+        pem[:40] + pem[41:],
+    ):
+        document["spec"]["signature"]["publicKey"]["content"] = base64.b64encode(broken).decode()
+        with pytest.raises(FormatError):
+            read_entry_body(json.dumps(document, sort_keys=True).encode())
