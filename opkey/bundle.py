@@ -89,9 +89,16 @@ class Bundle:
                 expected=MAX_BUNDLE_TLOG_ENTRIES,
                 found=len(entries),
             )
+        seen: set[tuple[bytes, int]] = set()
         for index, entry in enumerate(entries):
             if not isinstance(entry, LogEntry):
                 raise TypeError(f"bundle tlog_entries[{index}] must be a LogEntry")
+            if (entry.log_id, entry.log_index) in seen:
+                raise FormatError(
+                    f"bundle: tlogEntries[{index}] repeats an entry (log {entry.log_id.hex()}, "
+                    f"index {entry.log_index})"
+                )
+            seen.add((entry.log_id, entry.log_index))
         object.__setattr__(self, "tlog_entries", entries)
 
     @classmethod

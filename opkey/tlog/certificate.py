@@ -204,11 +204,11 @@ def read_certificate(
         public_key_der = certificate.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise FormatError(f"{what}: not a DER X.509 certificate ({exc})") from None
     try:
         extensions = certificate.extensions
-    except ValueError as exc:
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
         raise FormatError(f"{what}: unreadable extensions ({exc})") from None
     pktoken_json = pktoken = None
     try:

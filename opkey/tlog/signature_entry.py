@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
@@ -219,11 +220,11 @@ def _pem_verifier(
         der = _pem_der(pem, what)
         try:
             return der, None, x509.load_der_x509_certificate(der)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise FormatError(f"{what}: not a DER X.509 certificate ({exc})") from None
     try:
         key = serialization.load_pem_public_key(pem)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise FormatError(f"{what}: not a PEM certificate or public key ({exc})") from None
     spki = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -266,8 +266,14 @@ def test_bundles_carry_log_entries_strictly() -> None:
     assert list(document) == ["mediaType", "pktoken", "signature", "tlogEntries"]
     assert Bundle.from_json(logged.to_json()).tlog_entries == (entry,)
     broken: Any
-    for broken in ([], "x", [{}], [document["tlogEntries"][0]] * 5):
-        with pytest.raises(FormatError, match=r"tlogEntries|log entries"):
+    for broken in (
+        [],
+        "x",
+        [{}],
+        [document["tlogEntries"][0]] * 5,
+        [document["tlogEntries"][0]] * 2,
+    ):
+        with pytest.raises(FormatError, match=r"tlogEntries|log entries|repeats"):
             Bundle.from_dict({**document, "tlogEntries": broken})
     assert "tlogEntries" not in json.loads(bundle.to_json())
 
@@ -364,3 +370,14 @@ def test_pem_certificates_are_read_in_the_form_logs_write() -> None:
         document["spec"]["signature"]["publicKey"]["content"] = base64.b64encode(broken).decode()
         with pytest.raises(FormatError):
             read_entry_body(json.dumps(document, sort_keys=True).encode())
+
+
+@pytest.mark.parametrize("name", ["invalid-version.json", "duplicate-extension.json"])
+def test_malformed_certificates_found_by_the_fuzzer_are_format_errors(name: str) -> None:
+    body = (Path(__file__).parents[1] / "data" / "tlog" / "findings" / name).read_bytes()
+
+    def read() -> object:
+        return read_entry_body(body).read_certificate()
+
+    with pytest.raises(FormatError):
+        read()
