@@ -597,7 +597,9 @@ def _tlog_monitor() -> tuple[Callable[[bytes], str], list[bytes]]:
         # signature): genuine is what it records.
         if isinstance(found, WatchedEntry) and recorded(body) not in genuine:
             raise Finding("accepted", "mutated entry judged genuine", body[:4000].decode("latin-1"))
-        return "none" if found is None else type(found).__name__
+        if isinstance(found, WatchedEntry):
+            return "accepted"
+        return "claims no watched identity" if found is None else "spoofed"
 
     return check, seeds
 
