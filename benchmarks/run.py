@@ -10,7 +10,8 @@ side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first), ``open
 (OpenPubkey Go's in-process verification of the same PK tokens and messages), ``admission``
 (the admission core on captured AdmissionReviews against a JSON round trip), ``tlog`` (the
 offline check of one Rekor entry against its primitives and an ES256 verify, and a log
-monitor's checks per second) and, with
+monitor's checks per second), ``attestations`` (one attestation layer, DSSE envelope to
+decision, against its primitive floor, cold and cached) and, with
 ``--registry``, ``registry`` (needs the CNCF distribution registry, ``docker-registry``) and,
 with ``--cosign``, ``cosign`` (``cosign verify --key`` against ``opkey verify IMAGE`` as
 processes; needs docker-registry and cosign built by ``python tests/tools/build.py``).
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (
     bench_admission,
+    bench_attestations,
     bench_core,
     bench_cosign,
     bench_openpubkey,
@@ -54,6 +56,7 @@ SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
     "cosign": bench_cosign.run,
     "admission": bench_admission.run,
     "tlog": bench_tlog.run,
+    "attestations": bench_attestations.run,
 }
 DEFAULT_SECTIONS = (
     "core",
@@ -64,6 +67,7 @@ DEFAULT_SECTIONS = (
     "openpubkey",
     "admission",
     "tlog",
+    "attestations",
 )
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -6,8 +6,8 @@ when the input exposed a defect:
 
 * an exception that is not an :class:`~opkey.errors.OpkeyError` escaped (``crash``);
 * a parse → serialize → parse round trip changed the value (``roundtrip``);
-* ``verifier``: a mutant was accepted whose signed content differs from every valid seed
-  (``accepted``);
+* ``verifier``, ``attestation``: a mutant was accepted whose signed content differs from every
+  valid seed (``accepted``);
 * ``discovery``: accepted metadata names a ``jwks_uri`` opkey should never fetch (``ssrf``);
 * ``tlog-entry``, ``tlog-checkpoint``: a mutant of real Rekor evidence passes the offline log
   checks although what they vouch for (body, index, tree head, and the signed time unless it
@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from fuzz.world import DIGEST, World
+from opkey.attestation import SignedAttestation
 from opkey.bundle import Bundle
 from opkey.errors import OpkeyError, PolicyError
 from opkey.http import check_url, is_loopback_host
@@ -67,6 +68,7 @@ from opkey.tlog import (
     load_log_public_key,
     verify_log_entry,
 )
+from opkey.verification.evidence import AttestationEvidence
 
 __all__ = ["TARGETS", "Finding", "Target", "make_targets"]
 
@@ -396,6 +398,39 @@ def _verifier(world: World) -> Callable[[bytes], str]:
     return check
 
 
+def _attestation(world: World) -> Callable[[bytes], str]:
+    """An attestation bundle: parse, round trip, verify; accepted only as a seed's content."""
+    accepted = {
+        (a.pktoken.to_json(), a.osm, a.envelope.payload_type, a.envelope.payload, a.signature)
+        for a in world.attestations
+    }
+
+    def check(data: bytes) -> str:
+        attestation = SignedAttestation.from_json(data)
+        again = _again("attestation", SignedAttestation.from_json, attestation.to_json())
+        _roundtrip("attestation", again, attestation)
+        evidence = AttestationEvidence.from_bundle(attestation)
+        identity = evidence.verify(world.verifier, DIGEST, at=None)
+        world.policy.check(identity.claims)
+        envelope = attestation.envelope
+        content = (
+            attestation.pktoken.to_json(),
+            attestation.osm,
+            envelope.payload_type,
+            envelope.payload,
+            attestation.signature,
+        )
+        if content not in accepted:
+            raise Finding(
+                "accepted",
+                "mutated attestation accepted",
+                f"signed content differs from every seed:\n{content!r}",
+            )
+        return "accepted"
+
+    return check
+
+
 _TLOG_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "tlog"
 
 
@@ -627,6 +662,12 @@ def make_targets(world: World) -> dict[str, Target]:
             "PKToken.from_compact + round trips",
         ),
         "bundle": Target("bundle", _bundle, bundles, "Bundle.from_json + round trip"),
+        "attestation": Target(
+            "attestation",
+            _attestation(world),
+            [a.to_json() for a in world.attestations],
+            "SignedAttestation.from_json + round trip + AttestationEvidence.verify",
+        ),
         "policy-file": Target(
             "policy-file", _policy_file, world.policy_files, "parse_policy_file + TOML round trip"
         ),
@@ -689,6 +730,7 @@ TARGETS = (
     "pktoken-json",
     "pktoken-compact",
     "bundle",
+    "attestation",
     "policy-file",
     "verifier",
     "jwks",

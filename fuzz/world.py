@@ -22,10 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from opkey import gq, issuers
+from opkey.attestation import SignedAttestation
 from opkey.bundle import Bundle
 from opkey.cic import ClientInstanceClaims
 from opkey.digest import Digest
 from opkey.expiry import ExpiryPolicy
+from opkey.intoto import Statement, Subject
 from opkey.issuers import CommitmentType, IssuerConfig
 from opkey.jose import b64url_decode, b64url_encode, go_json
 from opkey.jwks.keyset import KeySet
@@ -162,6 +164,8 @@ class World:
     policy_files: list[bytes] = field(default_factory=list)
     #: seeds of the registry targets, by target name
     registry: dict[str, list[bytes]] = field(default_factory=dict)
+    #: attestation bundles (an in-toto statement about ``DIGEST`` in a DSSE envelope)
+    attestations: list[SignedAttestation] = field(default_factory=list)
 
     def accepted_content(self) -> set[tuple[bytes, str]]:
         """The signed content of every valid seed bundle: all a mutant may be accepted as."""
@@ -256,6 +260,11 @@ def build_world(keys_dir: Path | None = None) -> World:
     for pkt, key in made:
         world.pktokens.append(pkt)
         world.bundles.append(Signer(pkt, key).sign_digest(DIGEST))
+    statement = Statement.about(
+        [Subject.of("app.tar.gz", DIGEST)], "vuln", {"scanner": {"result": "PASSED"}}
+    )
+    for pkt, key in made[:3]:
+        world.attestations.append(Signer(pkt, key).attest(statement))
     # Decoys: genuine signatures that must still be refused.
     pkt, key = made[0]
     world.decoys.append(Signer(pkt, key).sign_digest(OTHER_DIGEST))

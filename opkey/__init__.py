@@ -28,6 +28,7 @@ from opkey._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from opkey import issuers as issuers
+    from opkey.attestation import SignedAttestation as SignedAttestation
     from opkey.bundle import Bundle as Bundle
     from opkey.digest import Digest as Digest
     from opkey.errors import AdmissionReviewError as AdmissionReviewError
@@ -53,9 +54,13 @@ if TYPE_CHECKING:
     from opkey.errors import VerificationError as VerificationError
     from opkey.expiry import ExpiryPolicy as ExpiryPolicy
     from opkey.http import Deadline as Deadline
+    from opkey.images import ImageTree as ImageTree
     from opkey.images import ImageVerdict as ImageVerdict
+    from opkey.images import attest_image as attest_image
+    from opkey.images import image_tree as image_tree
     from opkey.images import sign_image as sign_image
     from opkey.images import verify_image as verify_image
+    from opkey.intoto import Statement as Statement
     from opkey.issuers import CommitmentType as CommitmentType
     from opkey.issuers import IssuerConfig as IssuerConfig
     from opkey.jwks.archive import JwksArchive as JwksArchive
@@ -81,6 +86,7 @@ if TYPE_CHECKING:
     from opkey.policy.file import IssuerEntry as IssuerEntry
     from opkey.policy.file import PolicyFile as PolicyFile
     from opkey.policy.file import load_policy_file as load_policy_file
+    from opkey.policy.predicates import PredicateCondition as PredicateCondition
     from opkey.policy.signoff import Requirement as Requirement
     from opkey.policy.signoff import SignerRequirement as SignerRequirement
     from opkey.policy.signoff import evaluate_signers as evaluate_signers
@@ -101,6 +107,7 @@ if TYPE_CHECKING:
     from opkey.timestamp import VerifiedTimestamp as VerifiedTimestamp
     from opkey.timestamp import check_signed_while_valid as check_signed_while_valid
     from opkey.timestamp import verify_timestamp as verify_timestamp
+    from opkey.verification.evidence import AttestationEvidence as AttestationEvidence
     from opkey.verification.evidence import BundleEvidence as BundleEvidence
     from opkey.verification.evidence import CosignLayerEvidence as CosignLayerEvidence
     from opkey.verification.evidence import Evidence as Evidence
@@ -117,6 +124,7 @@ if TYPE_CHECKING:
 
 #: Where each public name lives, module by module (imported on first attribute access).
 _EXPORTS = {
+    "opkey.attestation": "SignedAttestation",
     "opkey.bundle": "Bundle",
     "opkey.digest": "Digest",
     "opkey.errors": (
@@ -129,7 +137,8 @@ _EXPORTS = {
     ),
     "opkey.expiry": "ExpiryPolicy",
     "opkey.http": "Deadline",
-    "opkey.images": "ImageVerdict sign_image verify_image",
+    "opkey.images": "ImageTree ImageVerdict attest_image image_tree sign_image verify_image",
+    "opkey.intoto": "Statement",
     "opkey.issuers": "CommitmentType IssuerConfig issuers",
     "opkey.jwks.archive": "JwksArchive",
     "opkey.jwks.client": "JwksClient",
@@ -142,6 +151,7 @@ _EXPORTS = {
         "UnsafeNoPolicy"
     ),
     "opkey.policy.file": "IssuerEntry PolicyFile load_policy_file",
+    "opkey.policy.predicates": "PredicateCondition",
     "opkey.policy.signoff": "Requirement SignerRequirement evaluate_signers",
     "opkey.policy.workloads": "GitHubWorkflow GitLabPipeline",
     "opkey.providers": (
@@ -153,7 +163,9 @@ _EXPORTS = {
         "TimestampAuthority TimestampClient TimestampToken VerifiedTimestamp "
         "check_signed_while_valid verify_timestamp"
     ),
-    "opkey.verification.evidence": "BundleEvidence CosignLayerEvidence Evidence",
+    "opkey.verification.evidence": (
+        "AttestationEvidence BundleEvidence CosignLayerEvidence Evidence"
+    ),
     "opkey.verification.identity": "VerifiedIdentity VerifiedMessage",
     "opkey.verification.signing_time": "SigningTime",
     "opkey.verification.trust": "KeyOptions Trust TrustedIssuer",

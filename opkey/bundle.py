@@ -38,7 +38,14 @@ from opkey.pktoken import PKToken
 from opkey.tlog.entry import LogEntry
 from opkey.tlog.rekor import entry_from_transparency_log_entry, transparency_log_entry
 
-__all__ = ["BUNDLE_MEDIA_TYPE", "MAX_BUNDLE_TIMESTAMPS", "MAX_BUNDLE_TLOG_ENTRIES", "Bundle"]
+__all__ = [
+    "BUNDLE_MEDIA_TYPE",
+    "MAX_BUNDLE_TIMESTAMPS",
+    "MAX_BUNDLE_TLOG_ENTRIES",
+    "Bundle",
+    "read_timestamps",
+    "read_tlog_entries",
+]
 
 BUNDLE_MEDIA_TYPE = "application/vnd.opkey.bundle.v1+json"
 #: Timestamps one bundle may carry (one per authority the signer asked).
@@ -126,8 +133,8 @@ class Bundle:
         signature = document.get("signature")
         if not isinstance(signature, str):
             raise FormatError("bundle: 'signature' must be a compact JWS string")
-        timestamps = _read_timestamps(document["timestamps"]) if "timestamps" in document else ()
-        entries = _read_entries(document["tlogEntries"]) if "tlogEntries" in document else ()
+        timestamps = read_timestamps(document["timestamps"]) if "timestamps" in document else ()
+        entries = read_tlog_entries(document["tlogEntries"]) if "tlogEntries" in document else ()
         return cls(
             pktoken=PKToken.from_json(pktoken),
             signature=signature,
@@ -163,8 +170,9 @@ class Bundle:
         return (json.dumps(self.to_dict(), indent=2) + "\n").encode()
 
 
-def _read_timestamps(value: Any) -> tuple[bytes, ...]:
-    """The ``timestamps`` member: a non-empty array of canonical standard base64 strings."""
+def read_timestamps(value: Any) -> tuple[bytes, ...]:
+    """The ``timestamps`` member: a non-empty array of canonical standard base64 strings
+    (the same member in attestation bundles, :mod:`opkey.attestation`)."""
     if not isinstance(value, list) or not value:
         raise FormatError(
             "bundle: 'timestamps' must be a non-empty array of base64 strings (leave the member "
@@ -185,7 +193,7 @@ def _read_timestamps(value: Any) -> tuple[bytes, ...]:
     return tuple(tokens)
 
 
-def _read_entries(value: Any) -> tuple[LogEntry, ...]:
+def read_tlog_entries(value: Any) -> tuple[LogEntry, ...]:
     """The ``tlogEntries`` member: a non-empty array of Sigstore ``TransparencyLogEntry``."""
     if not isinstance(value, list) or not value:
         raise FormatError(

@@ -31,6 +31,8 @@ from opkey.message import sign_message
 from opkey.pktoken import PKToken
 
 if TYPE_CHECKING:
+    from opkey.attestation import SignedAttestation
+    from opkey.intoto import Statement
     from opkey.timestamp import TimestampClient, TimestampToken
     from opkey.tlog.client import RekorClient
     from opkey.tlog.entry import LogEntry
@@ -161,6 +163,42 @@ class Signer:
             )
             bundle = bundle.with_tlog_entries([entry])
         return bundle
+
+    def attest(self, statement: Statement) -> SignedAttestation:
+        """An attestation of ``statement``: a DSSE envelope signed by the ephemeral key over its
+        PAE (DER for ECDSA, as cosign verifies), the detached OSM over the same PAE that binds
+        it to the PK token, and a timestamp over the DSSE signature from every authority of
+        :attr:`timestamp_clients` (``spec/attestations.md``)."""
+        from opkey.attestation import SignedAttestation
+        from opkey.dsse import Envelope, EnvelopeSignature, pae
+        from opkey.intoto import INTOTO_PAYLOAD_TYPE
+
+        payload = statement.to_json()
+        signed = pae(INTOTO_PAYLOAD_TYPE, payload)
+        signature = self.signing_key.sign_der(signed)
+        header, _, osm = self.sign(signed).split(".")
+        envelope = Envelope(INTOTO_PAYLOAD_TYPE, payload, (EnvelopeSignature(signature),))
+        tokens = self.stamp(signature)
+        entries: tuple[LogEntry, ...] = ()
+        if self.tlog is not None:
+            # Rekor v1: a dsse entry (the log checks the envelope); Rekor v2: a hashedrekord
+            # over the PAE. Either records this signature with the PK-token certificate.
+            entry = self.log_signature(
+                "dsse",
+                signed,
+                signature,
+                envelope=envelope.to_json(),
+                payload_type=INTOTO_PAYLOAD_TYPE,
+                payload=payload,
+            )
+            entries = (entry,)
+        return SignedAttestation(
+            envelope,
+            self.pktoken,
+            f"{header}..{osm}",
+            tuple(t.der for t in tokens),
+            tlog_entries=entries,
+        )
 
 
 def _check_integrated_time(entry: LogEntry, pktoken: PKToken) -> None:

@@ -52,6 +52,9 @@ EXIT_OUTPUT_CLOSED = 141
 COMMANDS: tuple[str, ...] = (
     "sign",
     "verify",
+    "attest",
+    "verify_attestation",
+    "tree",
     "monitor",
     "inspect",
     "login",

@@ -52,6 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="for an image: which signature layer of its .sig manifest (see the report); "
         "needed when it has more than one opkey signature",
     )
+    parser.add_argument(
+        "--attestation",
+        type=int,
+        metavar="INDEX",
+        help="for an image: with --public-key or --pktoken, use this layer of its .att "
+        "manifest (an attestation, listed by `opkey tree IMAGE`) instead of a signature",
+    )
     add_timeout_argument(parser, default=120.0)  # opkey.images.DEFAULT_VERIFY_TIMEOUT
     add_registry_arguments(parser)
 
@@ -177,6 +184,25 @@ def _select(reports: list[dict[str, Any]], tokens: dict[int, PKToken], index: in
     )
 
 
+def _attestation_pktoken(client: Any, image: ImageReference, index: int) -> PKToken:
+    """The PK token of layer ``index`` of the image's ``.att`` manifest (unverified)."""
+    from opkey.cosign import OPKEY_PKTOKEN
+    from opkey.errors import ConfigError
+    from opkey.pktoken import PKToken
+    from opkey.registry.attestations import attestation_layers
+
+    layers = attestation_layers(client, image).descriptors
+    if not 0 <= index < len(layers):
+        raise ConfigError(
+            f"the image's .att manifest has {len(layers)} layers; --attestation {index} is not "
+            "one of them (see `opkey tree IMAGE`)"
+        )
+    compact = layers[index].annotations.get(OPKEY_PKTOKEN)
+    if compact is None:
+        raise ConfigError(f"attestation layer {index} carries no PK token (not opkey's)")
+    return PKToken.from_compact(compact)
+
+
 def _inspect_image(args: argparse.Namespace, reference: ImageReference) -> int:
     from opkey.cli._common import emit_json
     from opkey.cli.registry_options import RegistryOptions
@@ -186,6 +212,12 @@ def _inspect_image(args: argparse.Namespace, reference: ImageReference) -> int:
     args.image = [str(reference)]  # for the registry options: credentials are the image's
     client = RegistryOptions.from_args(args).client(str(reference), Deadline.after(args.timeout))
     image = client.resolve(reference)
+    if args.attestation is not None:
+        chosen = _attestation_pktoken(client, image, args.attestation)
+        if args.public_key is not None:
+            return _write_public_key(chosen, args.public_key)
+        print(json.dumps(json.loads(chosen.to_json()), indent=2))
+        return 0
     reports: list[dict[str, Any]] = []
     tokens: dict[int, PKToken] = {}
     for index, layer in enumerate(signature_layers(client, image)):
@@ -219,8 +251,8 @@ def run(args: argparse.Namespace) -> int:
     reference = _image_reference(args.target)
     if reference is not None:
         return _inspect_image(args, reference)
-    if args.signature is not None:
-        raise ConfigError("--signature picks a signature of an image, not of a file")
+    if args.signature is not None or args.attestation is not None:
+        raise ConfigError("--signature and --attestation pick a layer of an image, not of a file")
     pktoken, signature = _decoded(read_input(args.target))
     if args.public_key is not None:
         return _write_public_key(pktoken, args.public_key)

@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from opkey.signer import Signer
     from opkey.tlog.client import RekorClient
 
-__all__ = ["configure", "run"]
+__all__ = [
+    "add_storage_argument",
+    "configure",
+    "run",
+    "signer_from_args",
+    "timestamp_clients_from_args",
+]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -88,12 +94,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="time allowed for each authority to answer (default: %(default)s)",
     )
     add_tlog_sign_arguments(parser)
+    add_storage_argument(parser, what="signature")
     add_timeout_argument(parser, default=300.0)  # opkey.images.DEFAULT_SIGN_TIMEOUT
     add_registry_arguments(parser)
     add_provider_arguments(parser)
 
 
-def _timestamp_clients(args: argparse.Namespace) -> list[Any]:
+def add_storage_argument(parser: Any, *, what: str) -> None:
+    """``--storage tag|referrers|auto`` (``sign`` and ``attest``)."""
+    tag = ".sig" if what == "signature" else ".att"
+    parser.add_argument(
+        "--storage",
+        choices=["tag", "referrers", "auto"],
+        default="tag",
+        help=f"where an image's {what} goes: tag, cosign's sha256-HEX{tag} tag (default); "
+        "referrers, an OCI 1.1 referrer (the registry's referrers API, else the referrers tag "
+        "schema); auto, a referrer when the registry serves the referrers API, else the tag",
+    )
+
+
+def timestamp_clients_from_args(args: argparse.Namespace) -> list[Any]:
     """One client per ``--timestamp-url``, checked before any key or token is made."""
     from opkey.errors import ConfigError
 
@@ -106,17 +126,19 @@ def _timestamp_clients(args: argparse.Namespace) -> list[Any]:
     return [TimestampClient(url, timeout=args.timestamp_timeout) for url in args.timestamp_url]
 
 
-def _signer(
+def signer_from_args(
     args: argparse.Namespace,
     progress: Progress,
     deadline: Deadline,
     clients: list[Any],
-    tlog: RekorClient | None,
+    tlog: RekorClient | None = None,
 ) -> Signer:
+    """The signer the arguments describe: a session or a provider's fresh PK token, the
+    time-stamping ``clients``, and ``tlog`` (refused here, before anything is signed, for a PK
+    token that must not be published)."""
     signer = _base_signer(args, progress, deadline, clients)
     if tlog is None:
         return signer
-    # Refused here, before anything is signed, for a PK token that must not be published.
     return signer.with_tlog(replace(tlog, transport=deadline.bound(_transport())))
 
 
@@ -167,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     )
     jobs = sign_jobs(targets, args.bundle)
     registry = RegistryOptions.from_args(args)
-    clients = _timestamp_clients(args)
+    clients = timestamp_clients_from_args(args)
     from opkey.cli.tlog_options import tlog_client
 
     tlog = tlog_client(args)
@@ -181,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     # One deadline for all network work: the token request, registry uploads, retries, waits.
     deadline = Deadline.after(args.timeout)
     progress = Progress()
-    signer = _signer(args, progress, deadline, clients, tlog)
+    signer = signer_from_args(args, progress, deadline, clients, tlog)
     subject = signer.pktoken.claims.get("sub")
     as_whom = f"as {subject} (issuer {signer.pktoken.issuer})"
     for job in jobs:
@@ -191,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
 
             progress.step(f"signing {target.image} in its registry")
             client = registry.client(str(target.image), deadline)
-            reference = sign_image(client, target.image, signer, deadline=deadline)
+            reference = sign_image(
+                client, target.image, signer, deadline=deadline, storage=args.storage
+            )
             stamped = _stamped(len(signer.timestamp_clients))
             logged = f", logged in {tlog.url}" if tlog is not None else ""
             print(f"opkey: signed {reference} {as_whom}{stamped}{logged}", file=sys.stderr)

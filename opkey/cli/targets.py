@@ -114,8 +114,13 @@ def _check_destination(out: str) -> None:
         raise ConfigError(f"cannot write {out}: directory {parent} is not writable")
 
 
-def sign_jobs(targets: tuple[Target, ...], bundles: list[str]) -> tuple[SignJob, ...]:
-    """Where each target's signature goes (see ``--bundle``); destinations are checked."""
+def sign_jobs(
+    targets: tuple[Target, ...], bundles: list[str], *, suffix: str = ".opkey.json"
+) -> tuple[SignJob, ...]:
+    """Where each target's signature goes (see ``--bundle``); destinations are checked.
+
+    A file's bundle is ``PATH`` + ``suffix`` (``opkey attest`` writes ``PATH.att.opkey.json``).
+    """
     digests = [t for t in targets if t.kind == "digest"]
     files = [t for t in targets if t.kind == "file"]
     if bundles and not digests and not files:
@@ -124,7 +129,7 @@ def sign_jobs(targets: tuple[Target, ...], bundles: list[str]) -> tuple[SignJob,
     if len(targets) == 1 and len(bundles) <= 1:
         only = targets[0]
         if only.kind == "file":
-            outs[0] = bundles[0] if bundles else f"{only.text}.opkey.json"
+            outs[0] = bundles[0] if bundles else f"{only.text}{suffix}"
         elif only.kind == "digest":
             outs[0] = bundles[0] if bundles else "-"
     else:
@@ -132,12 +137,12 @@ def sign_jobs(targets: tuple[Target, ...], bundles: list[str]) -> tuple[SignJob,
             raise ConfigError(
                 f"{len(digests)} --digest and {len(bundles)} --bundle: with several targets, "
                 "give each --digest its --bundle OUT, in order (a file's bundle is "
-                "PATH.opkey.json)"
+                f"PATH{suffix})"
             )
         pending = iter(bundles or ["-"])
         for index, target in enumerate(targets):
             if target.kind == "file":
-                outs[index] = f"{target.text}.opkey.json"
+                outs[index] = f"{target.text}{suffix}"
             elif target.kind == "digest":
                 outs[index] = next(pending)
     written = [out for out in outs.values() if out is not None]

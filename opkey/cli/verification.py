@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opkey.bundle import Bundle
-from opkey.cli._common import archive_path, read_input
+from opkey.cli._common import MAX_INPUT, archive_path
 from opkey.cli.registry_options import RegistryOptions
 from opkey.cli.targets import image_reference
 from opkey.digest import Digest
@@ -42,7 +42,7 @@ from opkey.policy.file import (
 )
 from opkey.policy.signoff import Requirement
 from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
-from opkey.verification.evidence import BundleEvidence
+from opkey.verification.evidence import AttestationEvidence, BundleEvidence
 from opkey.verification.trust import KeyOptions, Trust
 from opkey.verification.verdict import Verdict
 from opkey.verification.verifier import Verifier
@@ -50,13 +50,18 @@ from opkey.verification.verifier import Verifier
 if TYPE_CHECKING:
     from opkey.http import Deadline, HttpResponse, Transport
 
+#: What a file's attestation bundle is called by default: ``PATH.att.opkey.json``.
+ATTESTATION_SUFFIX = ".att.opkey.json"
+
 __all__ = [
+    "ATTESTATION_SUFFIX",
     "KeyFetchWatch",
     "Outcome",
     "Plan",
     "VerificationRequest",
     "issuer_config_for",
     "plan",
+    "read_evidence",
     "verify_all",
     "verify_request",
 ]
@@ -76,6 +81,15 @@ _GITLAB_FLAGS = {
     "gitlab_project_id": "project_id",
     "gitlab_ref": "ref",
 }
+
+
+def _predicate_type(args: argparse.Namespace) -> str | None:
+    value = getattr(args, "type", None)
+    if value is None:
+        return None
+    from opkey.intoto import predicate_type_uri
+
+    return predicate_type_uri(value)
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,8 @@ class VerificationRequest:
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     #: Seconds for all network work of the verification (``--timeout``).
     timeout: float = 120.0
+    #: ``verify-attestation --type``: the predicate type attestations must have (a URI).
+    predicate_type: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> VerificationRequest:
@@ -168,6 +184,7 @@ class VerificationRequest:
             require_tlog=args.require_tlog,
             registry=registry,
             timeout=args.timeout,
+            predicate_type=_predicate_type(args),
         )
         digests, files, images = list(args.digest), list(args.file), list(args.image)
         if len(digests) > 1:
@@ -351,16 +368,57 @@ def plan(request: VerificationRequest, *, key_transport: Transport | None = None
         policy_file = load_policy_file(request.policy_file)
         if not policy_file.issuers:
             raise ConfigError(f"{request.policy_file}: list the trusted issuers in [[issuers]]")
+        requirement = policy_file.requirement
+        if request.predicate_type is not None:
+            requirement = _attesting(requirement, request.predicate_type, request.policy_file)
         return Plan(
-            policy_file.issuers,
-            policy_file.requirement,
-            keys,
-            policy_file.timestamps,
-            policy_file.tlog,
+            policy_file.issuers, requirement, keys, policy_file.timestamps, policy_file.tlog
         )
     issuer = request.issuer or (GITLAB_ISSUER if request.gitlab else GITHUB_ACTIONS_ISSUER)
     entry = IssuerEntry(issuer_config_for(request, issuer))
-    return Plan((entry,), Requirement.of(_flag_policy(request, issuer)), keys)
+    requirement = Requirement.of(
+        _flag_policy(request, issuer), predicate_type=request.predicate_type
+    )
+    return Plan((entry,), requirement, keys)
+
+
+def _attesting(requirement: Requirement, predicate_type: str, source: str) -> Requirement:
+    """``verify-attestation --type T --policy P``: the signers of P that ask for attestations of
+    T; when none does, every signer that names no predicate type, asking for T."""
+    named = tuple(s for s in requirement.signers if s.predicate_type == predicate_type)
+    if not named:
+        named = tuple(
+            replace(s, predicate_type=predicate_type)
+            for s in requirement.signers
+            if s.predicate_type is None
+        )
+    if not named:
+        raise ConfigError(
+            f"{source}: every signer names another predicate type, so none asks for an "
+            f"attestation of {predicate_type}"
+        )
+    return replace(requirement, signers=named)
+
+
+def read_evidence(path: str) -> BundleEvidence | AttestationEvidence:
+    """The bundle at ``path`` (``-``: standard input): a signature bundle, or an attestation
+    bundle (by its ``mediaType``), parsed strictly."""
+    from opkey.attestation import SignedAttestation, is_attestation_document
+    from opkey.dsse import MAX_ENVELOPE_BYTES
+    from opkey.files import read_regular_file, read_stream
+    from opkey.jose import parse_json_object
+
+    limit = MAX_ENVELOPE_BYTES + 512 * 1024
+    if path == "-":
+        data = read_stream(sys.stdin.buffer, limit=limit, what="standard input")
+    else:
+        data = read_regular_file(path, limit=limit, what="input")
+    document = parse_json_object(data, what=f"bundle {path}", max_length=limit)
+    if is_attestation_document(document):
+        return AttestationEvidence.from_bundle(SignedAttestation.from_dict(document), label=path)
+    if len(data) > MAX_INPUT:
+        raise ConfigError(f"{path}: a signature bundle is at most {MAX_INPUT} bytes")
+    return BundleEvidence(Bundle.from_dict(document), label=path)
 
 
 @dataclass(frozen=True)
@@ -389,7 +447,8 @@ def _bundle_paths(request: VerificationRequest) -> list[str]:
     if request.bundles:
         return list(request.bundles)
     assert request.file is not None
-    return [f"{request.file}.opkey.json"]
+    suffix = ATTESTATION_SUFFIX if request.predicate_type is not None else ".opkey.json"
+    return [f"{request.file}{suffix}"]
 
 
 def verify_request(request: VerificationRequest) -> Outcome:
@@ -430,10 +489,7 @@ def verify_all(
     prepared = {
         index: (
             Digest.of_file(request.file) if request.file else Digest(str(request.digest)),
-            [
-                BundleEvidence(Bundle.from_json(read_input(path)), label=path)
-                for path in _bundle_paths(request)
-            ],
+            [read_evidence(path) for path in _bundle_paths(request)],
         )
         for index, request in enumerate(requests)
         if request.image is None
@@ -457,7 +513,7 @@ def _verify_one(
     request: VerificationRequest,
     verifier: Verifier,
     wanted: Plan,
-    prepared: tuple[Digest, list[BundleEvidence]] | None,
+    prepared: tuple[Digest, list[BundleEvidence | AttestationEvidence]] | None,
     deadline: Deadline,
 ) -> Outcome:
     if prepared is None:
@@ -466,7 +522,8 @@ def _verify_one(
         from opkey.cli.progress import Progress
         from opkey.images import verify_image
 
-        Progress().step(f"reading the signatures of {request.image} from its registry")
+        what = "signatures" if request.predicate_type is None else "attestations"
+        Progress().step(f"reading the {what} of {request.image} from its registry")
         result = verify_image(
             request.registry.client(request.image, deadline),
             request.image,

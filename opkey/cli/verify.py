@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from opkey.verification.identity import VerifiedIdentity
     from opkey.verification.verdict import SignatureOutcome
 
-__all__ = ["configure", "run"]
+__all__ = ["add_verification_arguments", "configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -51,11 +51,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGE_REF",
         help="verify a container image against the signatures in its registry (several may follow)",
     )
+    add_verification_arguments(parser)
+
+
+def add_verification_arguments(
+    parser: Any, *, bundle_help: str | None = None, kind: str = "signature"
+) -> None:
+    """Everything after the targets that ``verify`` and ``verify-attestation`` share: the
+    bundles, the identity policy, issuer settings, keys, signing time, output, registry."""
     parser.add_argument(
         "--bundle",
         action="append",
         metavar="FILE",
-        help="signature bundle of the one --digest or --file (repeat for multi-signer "
+        help=bundle_help
+        or f"{kind} bundle of the one --digest or --file (repeat for multi-signer "
         "policies; default for --file: PATH.opkey.json)",
     )
     who = parser.add_argument_group("identity policy")
@@ -221,6 +230,8 @@ def _signature_json(outcome: SignatureOutcome) -> dict[str, Any]:
             for logged in identity.log_entries
         ],
     )
+    if identity.statement is not None:
+        entry["predicate_type"] = identity.statement.predicate_type
     return entry
 
 
@@ -272,7 +283,9 @@ def _print_human(outcome: Outcome) -> None:
     # One width for every signer's rows, so the values line up down the whole report.
     width = max((len(name) for _, rows in signers for name, _ in rows), default=0)
     for identity, rows in signers:
-        print(f"  signed by {identity.subject}")
+        attested = identity.statement
+        verb = "signed" if attested is None else f"attested {attested.predicate_type}"
+        print(f"  {verb} by {identity.subject}")
         for name, value in rows:
             print(f"    {name:<{width}}  {value}")
     for signature in verdict.rejected:

@@ -69,6 +69,7 @@ from opkey.policy.claims import (
     accepts_any_signer,
     pinned_issuers,
 )
+from opkey.policy.predicates import Matcher, PredicateCondition
 from opkey.policy.signoff import Requirement, SignerRequirement
 from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 
@@ -105,6 +106,9 @@ _CLAIM_MATCHERS = ("equals", "contains", "glob", "regex")
 _ISSUER_KEYS = (*SETTINGS_KEYS, "jwks_file", "archive")
 _TOP_KEYS = ("version", "distinct_signers", "issuers", "signers", "timestamps", "tlog")
 _TIMESTAMP_KEYS = ("authorities", "required")
+#: Keys of a signer table beside its rule.
+_SIGNER_KEYS = ("name", "description", "predicate_type", "predicate")
+_MAX_CONDITIONS = 32
 _MAX_TIMESTAMP_AUTHORITIES = 16
 _TLOG_KEYS = ("logs", "required")
 _LOG_KEYS = ("key", "origin")
@@ -410,8 +414,14 @@ def _parse_signer(entry: Any, path: str, trusted: set[str] | None) -> SignerRequ
     description = entry.get("description")
     if description is not None:
         tables.require_string(description, f"{path}.description")
-    rule = {k: v for k, v in entry.items() if k not in ("name", "description")}
-    policy = _parse_rule(rule, path, depth=1, extra_keys=("name", "description"))
+    rule = {k: v for k, v in entry.items() if k not in _SIGNER_KEYS}
+    policy = _parse_rule(rule, path, depth=1, extra_keys=_SIGNER_KEYS)
+    predicate_type = entry.get("predicate_type")
+    if predicate_type is not None:
+        predicate_type = tables.require_string(predicate_type, f"{path}.predicate_type")
+    conditions = _parse_conditions(entry.get("predicate"), f"{path}.predicate")
+    if conditions and predicate_type is None:
+        raise ConfigError(f"{path}.predicate: conditions on a predicate need a predicate_type")
     pinned = pinned_issuers(policy)
     if pinned is None and not accepts_any_signer(policy):
         raise ConfigError(
@@ -427,9 +437,59 @@ def _parse_signer(entry: Any, path: str, trusted: set[str] | None) -> SignerRequ
             found=sorted(pinned - trusted),
         )
     try:
-        return SignerRequirement(name=name, policy=policy, description=description)
+        return SignerRequirement(
+            name=name,
+            policy=policy,
+            description=description,
+            predicate_type=predicate_type,
+            predicate=conditions,
+        )
     except ConfigError as exc:
-        raise ConfigError(f"{path}.name: {exc}") from None
+        key = "predicate_type" if "predicate type" in str(exc) else "name"
+        raise ConfigError(f"{path}.{key}: {exc}") from None
+
+
+def _parse_conditions(value: Any, path: str) -> tuple[PredicateCondition, ...]:
+    """``predicate = [ { pointer = "/a/b", equals|glob|regex = …, allow_non_ascii = … } ]``."""
+    if value is None:
+        return ()
+    tables.require_array(value, path)
+    if not value:
+        raise ConfigError(f"{path}: empty; list conditions or leave the key out")
+    if len(value) > _MAX_CONDITIONS:
+        raise ConfigError(f"{path}: more than {_MAX_CONDITIONS} conditions")
+    conditions: list[PredicateCondition] = []
+    for index, item in enumerate(value):
+        where = f"{path}[{index}]"
+        tables.require_table(item, where)
+        matchers = [m for m in ("equals", "glob", "regex") if m in item]
+        if len(matchers) != 1:
+            found = " and ".join(matchers) if matchers else "none"
+            raise ConfigError(f"{where}: needs exactly one of equals, glob, regex; found {found}")
+        matcher: Matcher = (
+            "equals" if matchers[0] == "equals" else ("glob" if matchers[0] == "glob" else "regex")
+        )
+        allowed = ["pointer", matcher] + (["allow_non_ascii"] if matcher != "equals" else [])
+        tables.reject_unknown(item, tuple(allowed), where)
+        if "pointer" not in item:
+            raise ConfigError(f"{where}.pointer: required (a JSON pointer such as /result)")
+        pointer = tables.require_string(item["pointer"], f"{where}.pointer")
+        target = item[matcher]
+        if matcher == "equals":
+            if not isinstance(target, (str, int)):
+                raise ConfigError(
+                    f"{where}.equals: expected a string, integer or boolean, found "
+                    f"{tables.show(target)}"
+                )
+        else:
+            tables.require_string(target, f"{where}.{matcher}")
+        allow = item.get("allow_non_ascii", False)
+        tables.require_bool(allow, f"{where}.allow_non_ascii")
+        try:
+            conditions.append(PredicateCondition(pointer, matcher, target, allow))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}", found=exc.found) from None
+    return tuple(conditions)
 
 
 def policy_from_dict(rule: Mapping[str, Any], *, path: str = "policy") -> Policy:
@@ -586,6 +646,17 @@ def _signer_to_dict(signer: SignerRequirement) -> dict[str, Any]:
     if signer.description is not None:
         data["description"] = signer.description
     data.update(policy_to_dict(signer.policy))
+    if signer.predicate_type is not None:
+        data["predicate_type"] = signer.predicate_type
+    if signer.predicate:
+        data["predicate"] = [_condition_to_dict(c) for c in signer.predicate]
+    return data
+
+
+def _condition_to_dict(condition: PredicateCondition) -> dict[str, Any]:
+    data: dict[str, Any] = {"pointer": condition.pointer, condition.matcher: condition.value}
+    if condition.allow_non_ascii:
+        data["allow_non_ascii"] = True
     return data
 
 

@@ -50,8 +50,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from opkey.errors import ConfigError, PolicyError
+from opkey.intoto import SLSA_PROVENANCE_V1, Statement, predicate_type_uri
 from opkey.jose import thaw_json
 from opkey.policy.claims import Policy
+from opkey.policy.predicates import PredicateCondition
+from opkey.provenance import check_provenance
 
 __all__ = [
     "Requirement",
@@ -68,11 +71,20 @@ _MAX_REASONS = 5
 
 @dataclass(frozen=True, slots=True)
 class SignerRequirement:
-    """One named signer an artifact needs, and the policy its signer must satisfy."""
+    """One named signer an artifact needs, and the policy its signer must satisfy.
+
+    Without ``predicate_type`` it is met by a plain signature only. With one, only by an
+    attestation (an in-toto statement) of exactly that predicate type whose predicate meets
+    every ``predicate`` condition; for SLSA provenance v1 the predicate must moreover agree
+    with the signer's own token (:func:`opkey.provenance.check_provenance`): the builder and
+    the source repository come from the token, not only from the predicate's text.
+    """
 
     name: str
     policy: Policy
     description: str | None = None
+    predicate_type: str | None = None
+    predicate: tuple[PredicateCondition, ...] = ()
 
     def __post_init__(self) -> None:
         name: object = self.name
@@ -88,6 +100,53 @@ class SignerRequirement:
         description: object = self.description
         if description is not None and not isinstance(description, str):
             raise ConfigError(f"requirement {self.name!r}: description must be a string")
+        object.__setattr__(self, "predicate", tuple(self.predicate))
+        if self.predicate_type is not None:
+            object.__setattr__(self, "predicate_type", predicate_type_uri(self.predicate_type))
+        elif self.predicate:
+            raise ConfigError(
+                f"requirement {self.name!r}: predicate conditions need a predicate_type"
+            )
+        for condition in self.predicate:
+            if not isinstance(condition, PredicateCondition):
+                raise TypeError(f"requirement {self.name!r}: {condition!r} is no condition")
+
+    def check(self, claims: Mapping[str, Any], statement: Statement | None = None) -> None:
+        """Raise :class:`PolicyError` unless a signature with verified ``claims`` (and, for an
+        attestation, the verified ``statement``) meets this requirement."""
+        wanted = self.predicate_type
+        if wanted is None:
+            if statement is not None:
+                raise PolicyError(
+                    f"it is an attestation ({statement.predicate_type}), and a signature is "
+                    "required",
+                    found=statement.predicate_type,
+                )
+        elif statement is None:
+            raise PolicyError(
+                f"it is a signature, and an attestation of type {wanted} is required",
+                expected=wanted,
+            )
+        elif statement.predicate_type != wanted:
+            raise PolicyError(
+                f"it attests {statement.predicate_type}, not {wanted}",
+                expected=wanted,
+                found=statement.predicate_type,
+            )
+        self.policy.check(claims)
+        if statement is not None:
+            for condition in self.predicate:
+                condition.check(statement.predicate)
+            if wanted == SLSA_PROVENANCE_V1:
+                check_provenance(statement.predicate, claims)
+
+    def describe(self) -> str:
+        """The policy, with the attestation asked for when there is one."""
+        text = self.policy.describe()
+        if self.predicate_type is not None:
+            conditions = "".join(f"; {c.describe()}" for c in self.predicate)
+            text = f"an attestation of {self.predicate_type}{conditions}, by {text}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +168,30 @@ class Requirement:
         _check_requirements(self.signers)
 
     @classmethod
-    def of(cls, policy: Policy, *, name: str = "signer") -> Requirement:
-        """One policy that at least one valid signature must satisfy."""
-        return cls((SignerRequirement(name, policy),), sign_off_named=False)
+    def of(
+        cls,
+        policy: Policy,
+        *,
+        name: str = "signer",
+        predicate_type: str | None = None,
+        predicate: Sequence[PredicateCondition] = (),
+    ) -> Requirement:
+        """One policy that at least one valid signature must satisfy (with ``predicate_type``:
+        an attestation of that type, whose predicate meets ``predicate``)."""
+        signer = SignerRequirement(
+            name, policy, predicate_type=predicate_type, predicate=tuple(predicate)
+        )
+        return cls((signer,), sign_off_named=False)
+
+    @property
+    def predicate_types(self) -> frozenset[str]:
+        """The predicate types the requirements ask attestations of."""
+        return frozenset(s.predicate_type for s in self.signers if s.predicate_type is not None)
+
+    @property
+    def needs_signatures(self) -> bool:
+        """Whether some requirement is met by plain signatures (no predicate type)."""
+        return any(s.predicate_type is None for s in self.signers)
 
     @classmethod
     def sign_off(
@@ -121,13 +201,21 @@ class Requirement:
         return cls(tuple(signers), distinct)
 
     def evaluate(
-        self, identities: Sequence[Mapping[str, Any]], *, labels: Sequence[str] | None = None
+        self,
+        identities: Sequence[Mapping[str, Any]],
+        *,
+        labels: Sequence[str] | None = None,
+        statements: Sequence[Statement | None] | None = None,
     ) -> SignOffResult:
         """Decide the requirement over the verified claims of every valid signature.
 
-        ``labels`` name the signatures in the reasons given for unmet requirements.
+        ``labels`` name the signatures in the reasons given for unmet requirements;
+        ``statements`` are the verified in-toto statements of those that are attestations
+        (``None`` for plain signatures).
         """
-        return evaluate_signers(self.signers, identities, distinct=self.distinct, labels=labels)
+        return evaluate_signers(
+            self.signers, identities, distinct=self.distinct, labels=labels, statements=statements
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,16 +330,20 @@ def evaluate_signers(
     *,
     distinct: bool = True,
     labels: Sequence[str] | None = None,
+    statements: Sequence[Statement | None] | None = None,
 ) -> SignOffResult:
     """Match ``requirements`` against the verified claims of every valid signature.
 
     ``identities`` must come from signatures that already verified (signature, commitment,
-    expiry); this function only decides *who*. See the module documentation for what
-    ``distinct`` means and what counts as one signer.
+    expiry); this function only decides *who* (and, for attestations, with ``statements``,
+    *what they attest*). See the module documentation for what ``distinct`` means and what
+    counts as one signer.
     """
     _check_requirements(requirements)
     if labels is not None and len(labels) != len(identities):
         raise ValueError("labels must name every identity")
+    if statements is not None and len(statements) != len(identities):
+        raise ValueError("statements must be given for every identity")
 
     def name_of(index: int) -> str:
         return labels[index] if labels is not None else f"signer {index}"
@@ -273,7 +365,8 @@ def evaluate_signers(
         for signer, members in enumerate(signers):
             for index in members:
                 try:
-                    requirement.policy.check(identities[index])
+                    statement = statements[index] if statements is not None else None
+                    requirement.check(identities[index], statement)
                 except PolicyError as exc:
                     why.append(f"{name_of(index)}: {exc}")
                 else:

@@ -59,7 +59,7 @@ from opkey.registry.auth import (
     parse_challenges,
 )
 from opkey.registry.manifest import MAX_MANIFEST_BYTES, Manifest
-from opkey.registry.mediatypes import MANIFEST_ACCEPT
+from opkey.registry.mediatypes import MANIFEST_ACCEPT, OCI_INDEX
 from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
 from opkey.registry.responses import (
     MAX_ERROR_BODY,
@@ -634,6 +634,33 @@ class RegistryClient:
         if manifest is None:
             raise RegistryError(f"manifest {ref} not found", found=404)
         return manifest
+
+    def find_referrers(self, ref: ImageReference) -> bytes | None:
+        """The OCI 1.1 referrers index of ``ref.digest`` from the referrers API
+        (``GET /v2/<name>/referrers/<digest>``), or ``None`` when the registry does not serve
+        that API (it answers 404: the caller then reads the referrers tag instead).
+
+        The answer must be an OCI image index (checked by the caller's parser) of at most
+        :data:`MAX_MANIFEST_BYTES`.
+        """
+        digest = ref.require_digest()
+        url = self._repo_url(ref, f"referrers/{digest}")
+        what = f"referrers of {ref}"
+        request = _Request(
+            "GET", url, ref.api_host, f"repository:{ref.repository}:pull", {"Accept": OCI_INDEX}
+        )
+        try:
+            response = self._request(request)
+        except ResponseTooLargeError:
+            raise RegistryError(
+                f"{what}: larger than the {MAX_MANIFEST_BYTES}-byte manifest limit",
+                expected=MAX_MANIFEST_BYTES,
+            ) from None
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise self._fail(response, what)
+        return response.body
 
     def resolve(self, ref: ImageReference) -> ImageReference:
         """``ref`` pinned to the digest of the manifest it names (computed from the bytes)."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 __all__ = [
+    "COSIGN_SIGNATURE_ARTIFACT",
     "COSIGN_SIMPLESIGNING",
     "DOCKER_CONFIG",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
     "IMAGE_MANIFESTS",
+    "INTOTO_ARTIFACT",
     "MANIFEST_ACCEPT",
     "MANIFEST_TYPES",
     "OCI_CONFIG",
@@ -25,6 +27,13 @@ DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+jso
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 #: The layer media type of a cosign signature (``pkg/types/media.go`` in cosign).
 COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+
+#: The ``artifactType`` of a cosign signature stored as an OCI 1.1 referrer (cosign's
+#: ``WriteSignaturesExperimentalOCI``): the simple-signing layer of a ``.sig`` entry.
+COSIGN_SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
+#: The ``artifactType`` of an attestation stored as an OCI 1.1 referrer (cosign's
+#: ``WriteAttestationsReferrer``): a DSSE envelope holding an in-toto statement.
+INTOTO_ARTIFACT = "application/vnd.in-toto+json"
 
 #: Manifests that describe one image (config + layers).
 IMAGE_MANIFESTS: frozenset[str] = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})

@@ -10,7 +10,12 @@ have signed is not its job; that is the requirement's, in the verdict.
   (``spec/registry.md``): the simple-signing payload naming the image digest, with the PK
   token, the detached OSM and cosign's own signature in the layer annotations. A layer that
   carries no opkey signature (cosign's own key-signed layers, for instance) raises
-  :class:`~opkey.errors.ForeignSignatureError`: the verdict reports it as ignored.
+  :class:`~opkey.errors.ForeignSignatureError`: the verdict reports it as ignored;
+* :class:`AttestationEvidence`: an attestation (``spec/attestations.md``), a DSSE envelope
+  with an in-toto statement about the subject, from an ``.att`` layer or an OCI 1.1 referrer
+  (the envelope is the blob, the PK token and the detached OSM over the envelope's PAE are
+  annotations) or from an attestation bundle. Its identity carries the verified statement,
+  which requirements with a predicate type judge.
 
 Both read the RFC 3161 timestamps they carry (the bundle's ``timestamps`` member; cosign's
 ``dev.sigstore.cosign/rfc3161timestamp`` layer annotation, over the raw bytes of cosign's
@@ -24,12 +29,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from opkey.attestation import (
+    OPKEY_TIMESTAMP_ANNOTATION,
+    PREDICATE_TYPE_ANNOTATION,
+    SignedAttestation,
+    split_detached,
+)
 from opkey.bundle import Bundle
 from opkey.cosign import (
     COSIGN_CERTIFICATE,
@@ -41,7 +51,9 @@ from opkey.cosign import (
     parse_simple_signing_payload,
 )
 from opkey.digest import Digest
+from opkey.dsse import Envelope
 from opkey.errors import ForeignSignatureError, FormatError, SignatureError
+from opkey.intoto import INTOTO_PAYLOAD_TYPE, Statement
 from opkey.jose import b64url_encode
 from opkey.keys import verify_cosign_signature
 from opkey.pktoken import PKToken
@@ -54,6 +66,7 @@ if TYPE_CHECKING:
     from opkey.verification.signing_time import SignatureProof, SigningTime
 
 __all__ = [
+    "AttestationEvidence",
     "BundleEvidence",
     "CosignLayerEvidence",
     "Evidence",
@@ -100,7 +113,9 @@ class SignatureChecker(Protocol):
         ...
 
 
-def foreign_signature_note(annotations: Mapping[str, str]) -> str | None:
+def foreign_signature_note(
+    annotations: Mapping[str, str], *, kind: str = "signature"
+) -> str | None:
     """Why a ``.sig`` layer is not an opkey signature, or ``None`` when it claims to be one.
 
     A layer with either opkey annotation is judged as an opkey signature (a missing half is an
@@ -114,9 +129,12 @@ def foreign_signature_note(annotations: Mapping[str, str]) -> str | None:
         what = "a cosign signature made with a key"
     else:
         what = "a layer without a signature annotation"
+    if kind != "signature":
+        what = "an attestation made with a key or a certificate"
+    check = "cosign verify" if kind == "signature" else "cosign verify-attestation"
     return (
-        f"not an opkey signature ({what}, no {OPKEY_PKTOKEN} annotation): ignored; "
-        "check it with cosign verify if it matters"
+        f"not an opkey {kind} ({what}, no {OPKEY_PKTOKEN} annotation): ignored; "
+        f"check it with {check} if it matters"
     )
 
 
@@ -188,7 +206,7 @@ class CosignLayerEvidence:
             raw = base64.b64decode(cosign, validate=True)
         except (binascii.Error, ValueError):
             raise FormatError(f"{COSIGN_SIGNATURE} is not base64") from None
-        entries = self._entries()
+        entries = _annotated_entries(annotations)
         expected = None
         if entries:
             from opkey.tlog.signature_entry import ExpectedSignature
@@ -198,25 +216,8 @@ class CosignLayerEvidence:
         message = verifier.open_message(pktoken, osm, at=at, signed_at=proof.signed_at)
         verify_cosign_signature(pktoken.cic_claims.upk, self.payload, raw)
         if proof.log_entries:
-            return dataclasses.replace(message.identity, log_entries=proof.log_entries)
+            return replace(message.identity, log_entries=proof.log_entries)
         return message.identity
-
-    def _entries(self) -> tuple[LogEntry, ...]:
-        """The log entry in opkey's ``dev.opkey/tlog`` annotation (none without it)."""
-        value = self.annotations.get(OPKEY_TLOG)
-        if value is None:
-            return ()
-        from opkey.jose import parse_json_object
-        from opkey.tlog.rekor import entry_from_transparency_log_entry
-
-        try:
-            return (
-                entry_from_transparency_log_entry(
-                    parse_json_object(value, what=f"{OPKEY_TLOG} annotation")
-                ),
-            )
-        except FormatError as exc:
-            raise FormatError(f"{OPKEY_TLOG} annotation: {exc.message}") from None
 
     def _timestamps(self) -> tuple[bytes, ...]:
         """The DER token in cosign's RFC 3161 annotation (none without it); the verifier
@@ -227,3 +228,131 @@ class CosignLayerEvidence:
         from opkey.timestamp import cosign_annotation_der
 
         return (cosign_annotation_der(value),)
+
+
+def _annotated_entries(annotations: Mapping[str, str]) -> tuple[LogEntry, ...]:
+    """The log entry in opkey's ``dev.opkey/tlog`` layer annotation (none without it)."""
+    value = annotations.get(OPKEY_TLOG)
+    if value is None:
+        return ()
+    from opkey.jose import parse_json_object
+    from opkey.tlog.rekor import entry_from_transparency_log_entry
+
+    try:
+        return (
+            entry_from_transparency_log_entry(
+                parse_json_object(value, what=f"{OPKEY_TLOG} annotation")
+            ),
+        )
+    except FormatError as exc:
+        raise FormatError(f"{OPKEY_TLOG} annotation: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class AttestationEvidence:
+    """An attestation about the subject: a DSSE envelope and what binds it to a PK token.
+
+    Made from a layer (:meth:`from_layer`: the envelope blob and the layer's annotations) or
+    from an attestation bundle (:meth:`from_bundle`); parsing happens in :meth:`verify`, so a
+    malformed one is a rejected outcome, not an error of the whole verdict.
+    """
+
+    label: str = "attestation"
+    envelope: bytes | None = field(default=None, repr=False)
+    annotations: Mapping[str, str] | None = None
+    attestation: SignedAttestation | None = None
+
+    @classmethod
+    def from_layer(
+        cls, payload: bytes, annotations: Mapping[str, str], *, label: str = "attestation layer"
+    ) -> AttestationEvidence:
+        """An ``.att`` layer or a referrer's layer: the envelope and its annotations."""
+        return cls(label=label, envelope=payload, annotations=annotations)
+
+    @classmethod
+    def from_bundle(
+        cls, attestation: SignedAttestation, *, label: str = "attestation bundle"
+    ) -> AttestationEvidence:
+        """An attestation bundle, already parsed."""
+        return cls(label=label, attestation=attestation)
+
+    def _read(self) -> tuple[SignedAttestation, str | None]:
+        if self.attestation is not None:
+            return self.attestation, None
+        annotations = self.annotations or {}
+        note = foreign_signature_note(annotations, kind="attestation")
+        if note is not None:
+            raise ForeignSignatureError(note, found=sorted(annotations))
+        missing = [name for name in (OPKEY_PKTOKEN, OPKEY_OSM) if name not in annotations]
+        if missing:
+            raise FormatError(f"incomplete opkey attestation: no {missing[0]} annotation")
+        split_detached(annotations[OPKEY_OSM], what=OPKEY_OSM)
+        assert self.envelope is not None
+        stamps: tuple[bytes, ...] = ()
+        if OPKEY_TIMESTAMP_ANNOTATION in annotations:
+            from opkey.timestamp import cosign_annotation_der
+
+            stamps = (cosign_annotation_der(annotations[OPKEY_TIMESTAMP_ANNOTATION]),)
+        attestation = SignedAttestation(
+            Envelope.from_json(self.envelope),
+            PKToken.from_compact(annotations[OPKEY_PKTOKEN]),
+            annotations[OPKEY_OSM],
+            stamps,
+            envelope_json=self.envelope,
+            tlog_entries=_annotated_entries(annotations),
+        )
+        return attestation, annotations.get(PREDICATE_TYPE_ANNOTATION)
+
+    def verify(
+        self, verifier: SignatureChecker, subject: Digest, *, at: datetime | None
+    ) -> VerifiedIdentity:
+        """See :class:`Evidence`. Checks the envelope holds an in-toto statement about
+        ``subject``, the OSM over the PAE against the PK token, the PK token under the trust,
+        and the envelope's signature under the same key."""
+        attestation, annotated = self._read()
+        envelope = attestation.envelope
+        if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+            raise FormatError(
+                f"the envelope's payloadType is {envelope.payload_type[:100]!r}, not an in-toto "
+                "statement",
+                expected=INTOTO_PAYLOAD_TYPE,
+                found=envelope.payload_type,
+            )
+        statement = Statement.from_json(envelope.payload)
+        if annotated is not None and annotated != statement.predicate_type:
+            raise FormatError(
+                f"the layer says predicate type {annotated[:200]!r}, the signed statement "
+                f"{statement.predicate_type!r}",
+                expected=statement.predicate_type,
+                found=annotated,
+            )
+        if not statement.names(subject):
+            named = ", ".join(
+                f"sha256:{s.digest.get('sha256', '?')}" for s in statement.subjects[:3]
+            )
+            raise SignatureError(
+                f"the attestation is about {named}, not {subject}",
+                expected=str(subject),
+                found=named,
+            )
+        pktoken = attestation.pktoken
+        expected = None
+        if attestation.tlog_entries:
+            from opkey.tlog.signature_entry import ExpectedSignature
+
+            expected = ExpectedSignature(
+                envelope.pae, attestation.signature, pktoken, payload=envelope.payload
+            )
+        proof = verifier.prove(
+            attestation.signature, attestation.timestamps, attestation.tlog_entries, expected
+        )
+        message = verifier.open_message(
+            pktoken, attestation.attached_osm, at=at, signed_at=proof.signed_at
+        )
+        try:
+            verify_cosign_signature(pktoken.cic_claims.upk, envelope.pae, attestation.signature)
+        except SignatureError:
+            raise SignatureError(
+                "the envelope's signature does not verify under the PK token's key"
+            ) from None
+        return replace(message.identity, statement=statement, log_entries=proof.log_entries)

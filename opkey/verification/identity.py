@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from opkey.intoto import Statement
     from opkey.tlog.entry import VerifiedLogEntry
     from opkey.verification.signing_time import SigningTime
 
@@ -21,6 +22,8 @@ class VerifiedIdentity:
     ``signed_at`` is the signing time an authority the verifier trusts proved for this
     signature (``spec/time.md``), or ``None`` when none did: then nothing is known about when
     the signature was made, only when the ID token was valid (``issued_at``, ``expires_at``).
+    ``statement`` is, for an attestation, the in-toto statement its envelope signature covers
+    (what was attested, about which subjects); ``None`` for a plain signature.
     """
 
     issuer: str
@@ -35,6 +38,7 @@ class VerifiedIdentity:
     issued_at: datetime
     expires_at: datetime
     signed_at: SigningTime | None = None
+    statement: Statement | None = None
     log_entries: tuple[VerifiedLogEntry, ...] = ()
 
     def describe(self) -> str:

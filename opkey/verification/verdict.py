@@ -221,7 +221,7 @@ class Verdict:
 def _satisfies(signer: SignerRequirement, outcome: SignatureOutcome) -> bool:
     assert outcome.identity is not None
     try:
-        signer.policy.check(outcome.identity.claims)
+        signer.check(outcome.identity.claims, outcome.identity.statement)
     except PolicyError:
         return False
     return True
@@ -251,9 +251,11 @@ def decide(
         else:
             outcomes.append(SignatureOutcome(index, item.label, identity=identity))
     genuine = [o for o in outcomes if o.identity is not None]
+    identities = [o.identity for o in genuine if o.identity is not None]
     result = requirement.evaluate(
-        [o.identity.claims for o in genuine if o.identity is not None],
+        [identity.claims for identity in identities],
         labels=[o.label for o in genuine],
+        statements=[identity.statement for identity in identities],
     )
     unmet = {u.name: u.reason for u in result.unmet}
     requirements = tuple(

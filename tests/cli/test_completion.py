@@ -61,7 +61,8 @@ def _bash_complete(script: Path, line: str, cwd: Path | None = None) -> list[str
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("opkey ver", ["verify"]),
+        ("opkey ver", ["verify", "verify-attestation"]),
+        ("opkey verify-a", ["verify-attestation"]),
         ("opkey c", ["completion"]),
         ("opkey sign --prov", ["--provider"]),
         ("opkey sign --provider ", ["auto", "github-actions", "forgejo-actions", "gitlab-ci",
