@@ -8,7 +8,8 @@ Run it from the repository root::
     python -m fuzz --target verifier --replay fuzz/findings/verifier/<file>.bin
 
 Targets: ``pktoken-json``, ``pktoken-compact``, ``bundle``, ``policy-file``, ``verifier``,
-``jwks``, ``discovery``, ``tlog-entry``, ``tlog-checkpoint``. The seed corpus is built from the
+``jwks``, ``discovery``, ``tlog-entry``, ``tlog-checkpoint``, ``tlog-bundle``,
+``tlog-monitor``. The seed corpus is built from the
 real data in ``tests/data`` (GitHub Actions tokens and JWKS, the discovery document, the
 policy-file spec examples, recorded Rekor answers) and from valid PK tokens and bundles minted
 by a local provider key (:mod:`fuzz.world`).

@@ -11,7 +11,13 @@ when the input exposed a defect:
 * ``discovery``: accepted metadata names a ``jwks_uri`` opkey should never fetch (``ssrf``);
 * ``tlog-entry``, ``tlog-checkpoint``: a mutant of real Rekor evidence passes the offline log
   checks although what they vouch for (body, index, tree head, and the signed time unless it
-  is dropped) differs from every seed's (``accepted``).
+  is dropped) differs from every seed's (``accepted``);
+* ``tlog-monitor``: any entry body a log may serve is classified by the monitor (claims no
+  watched identity, genuine, or spoofed) without an exception; a mutant classified genuine
+  must be a seed's body (``accepted``);
+* ``tlog-bundle``: a mutant of a recorded logged bundle verifies, with its entry required,
+  although its PK token, signature, entry or proven time differs from every seed's
+  (``accepted``), or its round trip changes it (``roundtrip``).
 * ``registry-*``: an error message that carries non-printable remote text (``unprintable``),
   a token realm or ``Link`` that steers opkey where it must not go (``ssrf``), a value out of
   its documented range (``range``).
@@ -523,6 +529,116 @@ def _tlog_checkpoint(recorded: _RecordedLogs) -> Callable[[bytes], str]:
     return check
 
 
+def _tlog_bundle() -> tuple[Callable[[bytes], str], list[bytes]]:
+    """Logged bundles recorded from the tests' own Rekor v1 and v2, verified offline under
+    their logs with an entry required: a mutant may verify only as a seed does."""
+    from opkey import CommitmentType, IssuerConfig, PinnedKeys, Trust, TrustedIssuer, Verifier
+    from opkey.digest import Digest
+    from opkey.policy.claims import UnsafeNoPolicy
+
+    data = json.loads((_TLOG_DATA / "logged-signatures.json").read_text())
+    provider = data["provider"]
+    config = IssuerConfig(
+        issuer=provider["issuer"],
+        commitment=CommitmentType.GQ_BOUND,
+        require_gq=True,
+        algorithms=frozenset({"GQ256"}),
+    )
+    keys = PinnedKeys({provider["issuer"]: KeySet.from_dict(provider["jwks"])})
+    logs = tuple(
+        TrustedLog.pinned(
+            data[v]["log"]["origin"], load_log_public_key(data[v]["log"]["public_key_pem"].encode())
+        )
+        for v in ("v1", "v2")
+    )
+    verifier = Verifier(
+        Trust((TrustedIssuer(config, (keys,)),), transparency_logs=logs, require_tlog=True)
+    )
+    digest = Digest(data["digest"])
+    policy = UnsafeNoPolicy()
+
+    def content(data: bytes) -> tuple[object, ...]:
+        bundle = Bundle.from_json(data)
+        if Bundle.from_json(bundle.to_json()) != bundle:
+            raise Finding("roundtrip", "logged bundle changed in a round trip", repr(bundle)[:2000])
+        identity = verifier.verify_bundle(bundle, digest, policy=policy)
+        return (
+            bundle.pktoken.to_json(),
+            bundle.signature,
+            tuple((e.origin, e.log_index, e.body) for e in identity.log_entries),
+            None if identity.signed_at is None else identity.signed_at.time,
+        )
+
+    seeds = [json.dumps(data[v]["bundle"]).encode() for v in ("v1", "v2")]
+    accepted = {content(seed) for seed in seeds}
+    # Without its SET the entry still verifies, with no proven time: a weaker claim, not a new
+    # one (the signature is then judged as one without a signing time).
+    accepted |= {(*found[:3], None) for found in accepted}
+
+    def check(data: bytes) -> str:
+        if content(data) not in accepted:
+            raise Finding(
+                "accepted", "mutated logged bundle verified", data[:4000].decode(errors="replace")
+            )
+        return "accepted"
+
+    return check, seeds
+
+
+def _tlog_monitor() -> tuple[Callable[[bytes], str], list[bytes]]:
+    """The monitor's view of one entry: the bodies opkey logged (recorded), every identity
+    watched, the recorded provider trusted."""
+    import base64
+
+    from opkey import CommitmentType, IssuerConfig, PinnedKeys, Trust, TrustedIssuer, Verifier
+    from opkey.tlog.client import ReadEntry
+    from opkey.tlog.monitor import Watch, WatchedEntry, _check_entry
+    from opkey.tlog.signature_entry import read_entry_body
+
+    data = json.loads((_TLOG_DATA / "logged-signatures.json").read_text())
+    provider = data["provider"]
+    config = IssuerConfig(
+        issuer=provider["issuer"],
+        commitment=CommitmentType.GQ_BOUND,
+        require_gq=True,
+        algorithms=frozenset({"GQ256"}),
+    )
+    keys = PinnedKeys({provider["issuer"]: KeySet.from_dict(provider["jwks"])})
+    watch = Watch(lambda claims: True, Verifier(Trust((TrustedIssuer(config, (keys,)),))))
+    pin = data["v2"]["log"]
+    log = TrustedLog.pinned(pin["origin"], load_log_public_key(pin["public_key_pem"].encode()))
+    seeds = [
+        base64.b64decode(entry["canonicalizedBody"])
+        for version in ("v1", "v2")
+        for entry in (
+            data[version]["bundle"]["tlogEntries"][0],
+            json.loads(data[version]["layer"]["annotations"]["dev.opkey/tlog"]),
+        )
+    ]
+
+    def recorded(body: bytes) -> tuple[object, ...]:
+        logged = read_entry_body(body)
+        certificate = logged.read_certificate(parse_pktoken=False)
+        assert certificate is not None  # classified genuine: it has one
+        # The certificate's other bytes (its self-signature, names, validity) are not what a
+        # genuine entry is judged by: the key and the PK token are.
+        return logged.digest, logged.signature, certificate.public_key_der, certificate.pktoken_json
+
+    genuine = {recorded(seed) for seed in seeds}
+
+    def check(body: bytes) -> str:
+        found = _check_entry(ReadEntry(0, body), log, watch)
+        # Other bytes may record the same signature (JSON spelling, the certificate's own
+        # signature): genuine is what it records.
+        if isinstance(found, WatchedEntry) and recorded(body) not in genuine:
+            raise Finding("accepted", "mutated entry judged genuine", body[:4000].decode("latin-1"))
+        if isinstance(found, WatchedEntry):
+            return "accepted"
+        return "claims no watched identity" if found is None else "spoofed"
+
+    return check, seeds
+
+
 def make_targets(world: World) -> dict[str, Target]:
     """Every target, seeded from ``world``."""
     pktoken_json = [pkt.to_json() for pkt in world.pktokens]
@@ -533,6 +649,8 @@ def make_targets(world: World) -> dict[str, Target]:
     bundles = [b.to_json() for b in world.bundles + world.decoys]
     bundles.append(go_json(world.bundles[0].to_dict()))
     recorded = _RecordedLogs.load()
+    tlog_bundle, tlog_bundle_seeds = _tlog_bundle()
+    tlog_monitor, tlog_monitor_seeds = _tlog_monitor()
     return {
         "pktoken-json": Target(
             "pktoken-json", _pktoken_json, pktoken_json, "PKToken.from_json + round trips"
@@ -578,6 +696,18 @@ def make_targets(world: World) -> dict[str, Target]:
             recorded.checkpoints,
             "SignedCheckpoint.parse + verify under the recorded log keys",
         ),
+        "tlog-monitor": Target(
+            "tlog-monitor",
+            tlog_monitor,
+            tlog_monitor_seeds,
+            "the monitor's classification of one entry body (no exception; genuine only as seeds)",
+        ),
+        "tlog-bundle": Target(
+            "tlog-bundle",
+            tlog_bundle,
+            tlog_bundle_seeds,
+            "logged bundles: Bundle.from_json + verify_bundle with the entry required",
+        ),
         **{
             name: Target(name, _printable_errors(check), world.registry[name], description)
             for name, check, description in _REGISTRY_TARGETS
@@ -607,6 +737,8 @@ TARGETS = (
     "discovery",
     "tlog-entry",
     "tlog-checkpoint",
+    "tlog-bundle",
+    "tlog-monitor",
     "registry-manifest",
     "registry-tags",
     "registry-link",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from opkey.errors import ForeignSignatureError as ForeignSignatureError
     from opkey.errors import FormatError as FormatError
     from opkey.errors import KeyNotFoundError as KeyNotFoundError
+    from opkey.errors import LogServiceError as LogServiceError
     from opkey.errors import NetworkError as NetworkError
     from opkey.errors import OpkeyError as OpkeyError
     from opkey.errors import PolicyError as PolicyError
@@ -128,7 +129,8 @@ _EXPORTS = {
     "opkey.digest": "Digest",
     "opkey.errors": (
         "AdmissionReviewError CommitmentError ConfigError DeadlineError ExpiredError "
-        "ForeignSignatureError FormatError KeyNotFoundError NetworkError OpkeyError "
+        "ForeignSignatureError FormatError KeyNotFoundError LogServiceError NetworkError "
+        "OpkeyError "
         "PolicyError ProviderError RegistryError ResponseTooLargeError SignatureError "
         "TimestampAuthorityError TimestampError TransparencyLogError "
         "UntrustedTimestampError VerificationError"

@@ -10,7 +10,10 @@ envelope's pre-authentication encoding (PAE), in the encoding ``cosign verify-at
   by the same key whose ``kid`` is the PK token's hash, so the envelope cannot be presented
   with another PK token for the same key, exactly as image signature layers carry one over
   their payload;
-* optionally RFC 3161 **timestamps** over the raw bytes of the DSSE signature.
+* optionally RFC 3161 **timestamps** over the raw bytes of the DSSE signature;
+* optionally the **transparency log entries** of the DSSE signature (a dsse entry on Rekor
+  v1, a hashedrekord over the PAE on Rekor v2), with their proofs
+  (``spec/transparency-log.md``).
 
 They travel in two forms (``spec/attestations.md`` has both byte for byte):
 
@@ -21,7 +24,7 @@ They travel in two forms (``spec/attestations.md`` has both byte for byte):
 
       {"mediaType": "application/vnd.opkey.attestation.v1+json",
        "pktoken": {…}, "dsseEnvelope": {…}, "signature": "<header..signature>",
-       "timestamps": ["<base64 DER>", …]}
+       "timestamps": ["<base64 DER>", …], "tlogEntries": [{…}, …]}
 """
 
 from __future__ import annotations
@@ -32,12 +35,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opkey.bundle import MAX_BUNDLE_TIMESTAMPS, read_timestamps
-from opkey.cosign import COSIGN_SIGNATURE, OPKEY_OSM, OPKEY_PKTOKEN
+from opkey.bundle import (
+    MAX_BUNDLE_TIMESTAMPS,
+    MAX_BUNDLE_TLOG_ENTRIES,
+    read_timestamps,
+    read_tlog_entries,
+)
+from opkey.cosign import COSIGN_SIGNATURE, OPKEY_OSM, OPKEY_PKTOKEN, OPKEY_TLOG
 from opkey.dsse import MAX_ENVELOPE_BYTES, Envelope
 from opkey.errors import FormatError
 from opkey.jose import b64url_encode, parse_json_object
 from opkey.pktoken import PKToken
+from opkey.tlog.entry import LogEntry
+from opkey.tlog.rekor import transparency_log_entry
 
 __all__ = [
     "ATTESTATION_BUNDLE_MEDIA_TYPE",
@@ -57,7 +67,7 @@ PREDICATE_TYPE_ANNOTATION = "predicateType"
 #: cosign stamps the envelope bytes, not the signature, and would misread this token.
 OPKEY_TIMESTAMP_ANNOTATION = "dev.opkey/rfc3161timestamp"
 
-_MEMBERS = ("mediaType", "pktoken", "dsseEnvelope", "signature", "timestamps")
+_MEMBERS = ("mediaType", "pktoken", "dsseEnvelope", "signature", "timestamps", "tlogEntries")
 #: An attestation bundle: the envelope, the PK token and a few timestamps.
 _MAX_BUNDLE_BYTES = MAX_ENVELOPE_BYTES + 512 * 1024
 
@@ -85,6 +95,8 @@ class SignedAttestation:
     timestamps: Sequence[bytes] = ()
     #: The envelope bytes as stored (a layer's blob), when read from a registry.
     envelope_json: bytes | None = field(default=None, repr=False, compare=False)
+    #: The transparency log entries of the DSSE signature.
+    tlog_entries: Sequence[LogEntry] = ()
 
     def __post_init__(self) -> None:
         split_detached(self.osm, what="attestation signature")
@@ -92,6 +104,12 @@ class SignedAttestation:
         if len(stamps) > MAX_BUNDLE_TIMESTAMPS:
             raise FormatError(f"an attestation carries at most {MAX_BUNDLE_TIMESTAMPS} timestamps")
         object.__setattr__(self, "timestamps", stamps)
+        entries = tuple(self.tlog_entries)
+        if len(entries) > MAX_BUNDLE_TLOG_ENTRIES:
+            raise FormatError(
+                f"an attestation carries at most {MAX_BUNDLE_TLOG_ENTRIES} log entries"
+            )
+        object.__setattr__(self, "tlog_entries", entries)
         if len(self.envelope.signatures) != 1:
             raise FormatError(
                 f"an opkey attestation's envelope has one signature, found "
@@ -126,6 +144,13 @@ class SignedAttestation:
                 raise FormatError("an attestation layer carries one RFC 3161 timestamp")
             stamp = base64.b64encode(self.timestamps[0]).decode("ascii")
             annotations[OPKEY_TIMESTAMP_ANNOTATION] = f'{{"SignedRFC3161Timestamp":"{stamp}"}}'
+        if self.tlog_entries:
+            if len(self.tlog_entries) > 1:
+                raise FormatError("an attestation layer carries one transparency log entry")
+            (entry,) = self.tlog_entries
+            annotations[OPKEY_TLOG] = json.dumps(
+                transparency_log_entry(entry), separators=(",", ":")
+            )
         return annotations
 
     # -- the bundle document -------------------------------------------------------------
@@ -140,6 +165,8 @@ class SignedAttestation:
         }
         if self.timestamps:
             document["timestamps"] = [base64.b64encode(t).decode("ascii") for t in self.timestamps]
+        if self.tlog_entries:
+            document["tlogEntries"] = [transparency_log_entry(e) for e in self.tlog_entries]
         return document
 
     def to_json(self) -> bytes:
@@ -178,9 +205,11 @@ class SignedAttestation:
         if not isinstance(envelope, Mapping):
             raise FormatError("attestation bundle: 'dsseEnvelope' must be a DSSE envelope object")
         stamps = read_timestamps(document["timestamps"]) if "timestamps" in document else ()
+        entries = read_tlog_entries(document["tlogEntries"]) if "tlogEntries" in document else ()
         return cls(
             Envelope.from_dict(dict(envelope)),
             PKToken.from_json(pktoken),
             signature,
             stamps,
+            tlog_entries=entries,
         )

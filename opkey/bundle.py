@@ -6,7 +6,8 @@
       "mediaType": "application/vnd.opkey.bundle.v1+json",
       "pktoken": { …PK token, JWS JSON general serialization… },
       "signature": "<OSM: compact JWS by the ephemeral key over the signed statement>",
-      "timestamps": ["<standard base64 of a DER RFC 3161 TimeStampResp>", …]
+      "timestamps": ["<standard base64 of a DER RFC 3161 TimeStampResp>", …],
+      "tlogEntries": [{ …Sigstore TransparencyLogEntry, protobuf JSON… }, …]
     }
 
 The signed statement is the OSM payload (for files and digests, the artifact statement of
@@ -17,6 +18,11 @@ verification needs no network access. See ``spec/bundle.md``.
 over the raw bytes of the OSM's signature, from authorities the signer asked. The bundle keeps
 their DER bytes; what they prove is decided by the verifier against the authorities *it*
 trusts (:mod:`opkey.timestamp`, ``spec/timestamps.md``), never here.
+
+``tlogEntries`` is optional too: the transparency log entries of the OSM's signature, each with
+its inclusion proof and checkpoint (and on Rekor v1 its signed entry timestamp), in the shape of
+a Sigstore bundle's ``tlogEntries`` (:mod:`opkey.tlog`, ``spec/transparency-log.md``). Which
+logs count is again the verifier's choice.
 """
 
 from __future__ import annotations
@@ -29,25 +35,38 @@ from typing import Any
 from opkey.errors import FormatError
 from opkey.jose import CompactJWS, b64std_decode, b64std_encode, parse_compact, parse_json_object
 from opkey.pktoken import PKToken
+from opkey.tlog.entry import LogEntry
+from opkey.tlog.rekor import entry_from_transparency_log_entry, transparency_log_entry
 
-__all__ = ["BUNDLE_MEDIA_TYPE", "MAX_BUNDLE_TIMESTAMPS", "Bundle", "read_timestamps"]
+__all__ = [
+    "BUNDLE_MEDIA_TYPE",
+    "MAX_BUNDLE_TIMESTAMPS",
+    "MAX_BUNDLE_TLOG_ENTRIES",
+    "Bundle",
+    "read_timestamps",
+    "read_tlog_entries",
+]
 
 BUNDLE_MEDIA_TYPE = "application/vnd.opkey.bundle.v1+json"
 #: Timestamps one bundle may carry (one per authority the signer asked).
 MAX_BUNDLE_TIMESTAMPS = 8
 #: The size limit of one time-stamp response (``opkey.timestamp.MAX_TOKEN_BYTES``).
 _MAX_TIMESTAMP_BYTES = 64 * 1024
-_MEMBERS = ("mediaType", "pktoken", "signature", "timestamps")
+#: Log entries one bundle may carry (one per log the signer wrote to).
+MAX_BUNDLE_TLOG_ENTRIES = 4
+_MEMBERS = ("mediaType", "pktoken", "signature", "timestamps", "tlogEntries")
 
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
     """A PK token, one signed message (OSM) made with its ephemeral key, and optionally
-    RFC 3161 time-stamp responses (DER) over that OSM's signature bytes."""
+    RFC 3161 time-stamp responses (DER) over that OSM's signature bytes and the transparency
+    log entries of that signature."""
 
     pktoken: PKToken
     signature: str
     timestamps: Sequence[bytes] = ()
+    tlog_entries: Sequence[LogEntry] = ()
     #: ``signature`` as parsed when the bundle was built, so verification does not parse twice.
     signature_jws: CompactJWS = field(init=False, repr=False, compare=False)
 
@@ -70,6 +89,24 @@ class Bundle:
                     f"bundle: timestamps[{index}] must be 1 to {_MAX_TIMESTAMP_BYTES} bytes of DER"
                 )
         object.__setattr__(self, "timestamps", stamps)
+        entries = tuple(self.tlog_entries)
+        if len(entries) > MAX_BUNDLE_TLOG_ENTRIES:
+            raise FormatError(
+                f"bundle: {len(entries)} log entries is more than {MAX_BUNDLE_TLOG_ENTRIES}",
+                expected=MAX_BUNDLE_TLOG_ENTRIES,
+                found=len(entries),
+            )
+        seen: set[tuple[bytes, int]] = set()
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, LogEntry):
+                raise TypeError(f"bundle tlog_entries[{index}] must be a LogEntry")
+            if (entry.log_id, entry.log_index) in seen:
+                raise FormatError(
+                    f"bundle: tlogEntries[{index}] repeats an entry (log {entry.log_id.hex()}, "
+                    f"index {entry.log_index})"
+                )
+            seen.add((entry.log_id, entry.log_index))
+        object.__setattr__(self, "tlog_entries", entries)
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Bundle:
@@ -97,11 +134,23 @@ class Bundle:
         if not isinstance(signature, str):
             raise FormatError("bundle: 'signature' must be a compact JWS string")
         timestamps = read_timestamps(document["timestamps"]) if "timestamps" in document else ()
-        return cls(pktoken=PKToken.from_json(pktoken), signature=signature, timestamps=timestamps)
+        entries = read_tlog_entries(document["tlogEntries"]) if "tlogEntries" in document else ()
+        return cls(
+            pktoken=PKToken.from_json(pktoken),
+            signature=signature,
+            timestamps=timestamps,
+            tlog_entries=entries,
+        )
 
     def with_timestamps(self, timestamps: Sequence[bytes]) -> Bundle:
         """The same signature with ``timestamps`` (DER time-stamp responses) added."""
-        return Bundle(self.pktoken, self.signature, (*self.timestamps, *timestamps))
+        return Bundle(
+            self.pktoken, self.signature, (*self.timestamps, *timestamps), self.tlog_entries
+        )
+
+    def with_tlog_entries(self, entries: Sequence[LogEntry]) -> Bundle:
+        """The same signature with transparency log ``entries`` added."""
+        return Bundle(self.pktoken, self.signature, self.timestamps, (*self.tlog_entries, *entries))
 
     def to_dict(self) -> dict[str, Any]:
         """The bundle document."""
@@ -112,6 +161,8 @@ class Bundle:
         }
         if self.timestamps:
             document["timestamps"] = [b64std_encode(der) for der in self.timestamps]
+        if self.tlog_entries:
+            document["tlogEntries"] = [transparency_log_entry(e) for e in self.tlog_entries]
         return document
 
     def to_json(self) -> bytes:
@@ -140,3 +191,25 @@ def read_timestamps(value: Any) -> tuple[bytes, ...]:
             b64std_decode(text, what=what, max_length=(_MAX_TIMESTAMP_BYTES * 4) // 3 + 4)
         )
     return tuple(tokens)
+
+
+def read_tlog_entries(value: Any) -> tuple[LogEntry, ...]:
+    """The ``tlogEntries`` member: a non-empty array of Sigstore ``TransparencyLogEntry``."""
+    if not isinstance(value, list) or not value:
+        raise FormatError(
+            "bundle: 'tlogEntries' must be a non-empty array of log entries (leave the member "
+            "out when there are none)"
+        )
+    if len(value) > MAX_BUNDLE_TLOG_ENTRIES:
+        raise FormatError(
+            f"bundle: {len(value)} log entries is more than {MAX_BUNDLE_TLOG_ENTRIES}",
+            expected=MAX_BUNDLE_TLOG_ENTRIES,
+            found=len(value),
+        )
+    entries: list[LogEntry] = []
+    for index, item in enumerate(value):
+        try:
+            entries.append(entry_from_transparency_log_entry(item))
+        except FormatError as exc:
+            raise FormatError(f"bundle: tlogEntries[{index}]: {exc.message}") from None
+    return tuple(entries)

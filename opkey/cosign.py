@@ -34,12 +34,14 @@ from opkey.errors import ConfigError, FormatError
 from opkey.jose import freeze_json, go_json, parse_json_object
 
 __all__ = [
+    "COSIGN_BUNDLE_ANNOTATION",
     "COSIGN_CERTIFICATE",
     "COSIGN_SIGNATURE",
     "COSIGN_SIGNATURE_TYPE",
     "COSIGN_TIMESTAMP_ANNOTATION",
     "OPKEY_OSM",
     "OPKEY_PKTOKEN",
+    "OPKEY_TLOG",
     "SIGNATURE_TAG_SUFFIX",
     "SimpleSigningPayload",
     "parse_simple_signing_payload",
@@ -57,6 +59,12 @@ COSIGN_CERTIFICATE = "dev.sigstore.cosign/certificate"
 #: Layer annotation in which cosign keeps an RFC 3161 timestamp over the raw bytes of the
 #: signature (``pkg/oci/static``); the value's format is in :mod:`opkey.timestamp`.
 COSIGN_TIMESTAMP_ANNOTATION = "dev.sigstore.cosign/rfc3161timestamp"
+#: Layer annotation holding cosign's Rekor bundle: the signed entry timestamp and the entry
+#: it signs (``pkg/cosign/bundle/rekor.go``), which ``cosign verify`` checks offline.
+COSIGN_BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
+#: Layer annotation holding the transparency log entry of the layer's signature with its
+#: inclusion proof and checkpoint: a Sigstore ``TransparencyLogEntry``, compact JSON.
+OPKEY_TLOG = "dev.opkey/tlog"
 #: Layer annotation holding the PK token that vouches for the signing key (compact form).
 OPKEY_PKTOKEN = "dev.opkey/pktoken"
 #: Layer annotation holding the OpenPubkey signed message over the payload, detached

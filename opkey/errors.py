@@ -20,6 +20,7 @@ know that nothing else escapes for bad input. Misuse of the API by the caller (a
     │   └── TransparencyLogError  a log's proof, checkpoint or entry timestamp does not hold
     ├── ProviderError           an identity provider refused or misbehaved
     ├── TimestampAuthorityError a time-stamping authority refused or answered something unusable
+    ├── LogServiceError         a transparency log refused an entry or answered something unusable
     ├── NetworkError            transport failure: unreachable, timeout, bad status, too large
     │   ├── ResponseTooLargeError   the answer exceeds its size limit (never worth retrying)
     │   └── DeadlineError       the whole operation's time budget ran out (not worth a retry)
@@ -40,6 +41,7 @@ __all__ = [
     "ForeignSignatureError",
     "FormatError",
     "KeyNotFoundError",
+    "LogServiceError",
     "NetworkError",
     "OpkeyError",
     "PolicyError",
@@ -164,6 +166,16 @@ class TimestampAuthorityError(OpkeyError):
     Raised while stamping: a rejection status, an answer that is not a time-stamp response, or
     a token for another request (nonce or message imprint not echoed). Transport failures
     (unreachable, timeout, a server error) are :class:`NetworkError`.
+    """
+
+
+class LogServiceError(OpkeyError):
+    """A transparency log (Rekor) refused an entry or answered something unusable.
+
+    Raised while logging or monitoring: the log rejected the entry (its signature, its type),
+    answered another entry than the one sent, or sent a document opkey cannot read. Transport
+    failures are :class:`NetworkError`; evidence that does not verify is a
+    :class:`TransparencyLogError`.
     """
 
 

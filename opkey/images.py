@@ -12,7 +12,12 @@ digest, and the layer annotations carry
   PK token;
 * ``dev.sigstore.cosign/rfc3161timestamp``, when the signer asks a time-stamping authority:
   an RFC 3161 token over the raw bytes of cosign's signature, in cosign's format, so cosign
-  can check it too (``spec/timestamps.md``).
+  can check it too (``spec/timestamps.md``);
+* when the signer logs its signatures (``spec/transparency-log.md``): ``dev.opkey/tlog``, the
+  log entry of cosign's signature with its inclusion proof and checkpoint (a Sigstore
+  ``TransparencyLogEntry``); ``dev.sigstore.cosign/certificate``, the PK-token certificate
+  the entry names; and, from a Rekor v1 log, ``dev.sigstore.cosign/bundle``, cosign's own
+  record of the entry and its signed entry timestamp, so ``cosign verify`` checks it too.
 
 **Attestations** (:func:`attest_image`, ``spec/attestations.md``) are in-toto statements about
 the digest in DSSE envelopes, stored as cosign stores them (a layer of the ``sha256-<hex>.att``
@@ -44,10 +49,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from opkey.cosign import (
+    COSIGN_BUNDLE_ANNOTATION,
+    COSIGN_CERTIFICATE,
     COSIGN_SIGNATURE,
     COSIGN_TIMESTAMP_ANNOTATION,
     OPKEY_OSM,
     OPKEY_PKTOKEN,
+    OPKEY_TLOG,
     signature_tag,
     simple_signing_payload,
 )
@@ -139,8 +147,9 @@ def sign_image(
     With a time-stamping authority on ``signer``, the layer carries its token over cosign's
     signature; the token is obtained before anything is written, so a failing authority
     leaves the registry untouched. A layer holds one token (cosign's annotation), so at most
-    one authority may be asked. Everything is done within ``deadline`` (default:
-    :data:`DEFAULT_SIGN_TIMEOUT` from now). ``storage`` says where the signature goes
+    one authority may be asked. With a transparency log on ``signer``, cosign's signature is
+    logged before anything is written, likewise. Everything is done within ``deadline``
+    (default: :data:`DEFAULT_SIGN_TIMEOUT` from now). ``storage`` says where the signature goes
     (:data:`Storage`; cosign's ``.sig`` tag by default).
     """
     _check_storage(storage)
@@ -166,6 +175,8 @@ def sign_image(
     }
     for token in signer.stamp(cosign_signature):
         annotations[COSIGN_TIMESTAMP_ANNOTATION] = token.to_cosign_annotation()
+    if signer.tlog is not None:
+        annotations.update(_tlog_annotations(signer, payload, cosign_signature))
     if _use_referrers(client, resolved, storage):
         attach_referrer(
             client,
@@ -227,6 +238,26 @@ def attest_image(
     else:
         attach_attestation(client, resolved, envelope, annotations)
     return resolved
+
+
+def _tlog_annotations(signer: Signer, payload: bytes, signature: bytes) -> dict[str, str]:
+    """Log cosign's signature; the annotations that carry the entry (module documentation)."""
+    import json
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from opkey.tlog.rekor import cosign_rekor_bundle, transparency_log_entry
+
+    entry = signer.log_signature("hashedrekord", payload, signature)
+    certificate = x509.load_der_x509_certificate(signer.certificate())
+    annotations = {
+        OPKEY_TLOG: json.dumps(transparency_log_entry(entry), separators=(",", ":")),
+        COSIGN_CERTIFICATE: certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+    }
+    if entry.signed_entry_timestamp is not None:
+        annotations[COSIGN_BUNDLE_ANNOTATION] = cosign_rekor_bundle(entry)
+    return annotations
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,18 @@ CORE = {
     "opkey.policy.claims",
     "opkey.policy.workloads",
     "opkey.policy.signoff",
+    # Transparency logs, checked offline (the client and the monitor are the I/O edge).
+    "opkey.tlog",
+    "opkey.tlog._encoding",
+    "opkey.tlog.certificate",
+    "opkey.tlog.checkpoint",
+    "opkey.tlog.entry",
+    "opkey.tlog.entry_timestamp",
+    "opkey.tlog.log",
+    "opkey.tlog.merkle",
+    "opkey.tlog.note",
+    "opkey.tlog.rekor",
+    "opkey.tlog.signature_entry",
 }
 #: What the command line's verification front ends must leave to the library.
 WIRING = {

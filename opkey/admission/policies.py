@@ -3,18 +3,20 @@
 At start-up the server reads every policy file the rules name (or the one ``--policy`` file)
 with the same reader as ``opkey verify --policy`` (:func:`opkey.policy.file.parse_policy_file`),
 and builds one :class:`~opkey.verification.trust.Trust` per file with
-:meth:`~opkey.verification.trust.Trust.build` (issuers, key sources, time-stamping authorities:
-the one trust-and-verdict layer) under the gate's :class:`~opkey.verification.trust.KeyOptions`
-(``--jwks``, ``--jwks-archive``, ``--offline``, ``--timestamp-certs``…). Any error stops the
-start: a gate that cannot read its policy must not serve.
+:meth:`~opkey.verification.trust.Trust.build` (issuers, key sources, time-stamping authorities,
+transparency logs: the one trust-and-verdict layer) under the gate's
+:class:`~opkey.verification.trust.KeyOptions` (``--jwks``, ``--jwks-archive``, ``--offline``,
+``--timestamp-certs``, ``--tlog-key``…) and the file's ``[timestamps]`` and ``[tlog]`` tables.
+Any error stops the start: a gate that cannot read its policy must not serve.
 
 Each :class:`GatePolicy` carries a **fingerprint**: SHA-256 over the policy file's bytes, the
-bytes of every pinned JWKS and time-stamping authority chain it is verified with, the paths of
-the archives consulted, and the key options. The verdict cache (:mod:`opkey.admission.cache`)
-keys on it, so a verdict reached under other trust material or another requirement is never
-reused. Archives and live JWKS are named, not hashed: their content grows as providers publish
-keys, and a verdict stays right while the key that verified it is still trusted; the cache's
-TTL bounds how long a key the provider withdrew keeps an old verdict alive.
+bytes of every pinned JWKS, time-stamping authority chain and transparency log key it is
+verified with, the paths of the archives consulted, and the key options. The verdict cache
+(:mod:`opkey.admission.cache`) keys on it, so a verdict reached under other trust material or
+another requirement is never reused. Archives and live JWKS are named, not hashed: their content
+grows as providers publish keys, and a verdict stays right while the key that verified it is
+still trusted; the cache's TTL bounds how long a key the provider withdrew keeps an old verdict
+alive.
 
 The key sources are wrapped so that a verification can tell afterwards whether a key source
 *failed* meanwhile (a JWKS fetch that did not answer, rather than a key that does not exist):
@@ -23,6 +25,7 @@ a rejection that may be due to an outage is then not cached (:func:`key_problems
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -60,9 +63,10 @@ __all__ = [
     "single_policy_config",
 ]
 
-#: Largest time-stamping authority chain hashed (as :class:`~opkey.verification.trust.Trust`
-#: reads them).
+#: Largest time-stamping authority chain and transparency log key hashed (as
+#: :class:`~opkey.verification.trust.Trust` reads them).
 _MAX_CHAIN_BYTES = 256 * 1024
+_MAX_LOG_KEY_BYTES = 16 * 1024
 
 
 class KeyProblems(threading.local):
@@ -125,8 +129,10 @@ def _fingerprint(
     data: bytes, policy: PolicyFile, options: KeyOptions, entries_pinned: Sequence[Path]
 ) -> str:
     chains = [*options.timestamp_certs]
+    logs = [*options.tlogs]
     if options.policy_anchors:
         chains.extend(policy.timestamps.authorities)
+        logs.extend(policy.tlog.logs)
     archives = sorted(
         {str(Path(p).expanduser().absolute()) for p in _archives(policy, options) if p}
     )
@@ -157,11 +163,27 @@ def _fingerprint(
             ]
             for path in chains
         ],
+        "transparency_logs": [
+            [
+                str(pin.key_file),
+                pin.origin,
+                _sha256(
+                    read_regular_file(
+                        Path(pin.key_file).expanduser(),
+                        limit=_MAX_LOG_KEY_BYTES,
+                        what="transparency log key",
+                        error=ConfigError,
+                    )
+                ),
+            ]
+            for pin in logs
+        ],
         "archives": archives,
         "options": {
             "offline": options.offline,
             "policy_anchors": options.policy_anchors,
             "require_timestamp": options.require_timestamp,
+            "require_tlog": options.require_tlog,
         },
     }
     return _sha256(json.dumps(material, sort_keys=True, separators=(",", ":")).encode())
@@ -179,7 +201,7 @@ def load_gate_policy(path: str | os.PathLike[str], options: KeyOptions) -> GateP
     policy = parse_policy_file(data, base_dir=file.parent, source=str(file))
     if not policy.issuers:
         raise ConfigError(f"{file}: list the trusted issuers in [[issuers]]")
-    trust = Trust.build(policy.issuers, options, timestamps=policy.timestamps)
+    trust = Trust.build(policy.issuers, options, timestamps=policy.timestamps, tlog=policy.tlog)
     clients: list[JwksClient] = []
     watched: list[TrustedIssuer] = []
     for trusted in trust.issuers:
@@ -188,7 +210,8 @@ def load_gate_policy(path: str | os.PathLike[str], options: KeyOptions) -> GateP
             if isinstance(live, JwksClient) and live not in clients:
                 clients.append(live)
         watched.append(TrustedIssuer(trusted.config, [_WatchedKeys(s) for s in trusted.keys]))
-    trust = Trust(watched, trust.timestamp_authorities, trust.require_signing_time)
+    # Only the key sources are wrapped: authorities, logs and what is required stay as built.
+    trust = dataclasses.replace(trust, issuers=tuple(watched))
     pinned = [
         pin for entry in policy.issuers if (pin := entry.jwks_file or options.jwks_file) is not None
     ]

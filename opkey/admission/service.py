@@ -137,15 +137,15 @@ def build_gate(options: ServeOptions, metrics: AdmissionMetrics | None = None) -
 class ConfigWatcher:
     """Reloads the rules and policies when one of their files changes.
 
-    Watched: the rule file (``--config``), every policy file the rules name, the JWKS files and
-    time-stamping authority chains they or the flags pin. :meth:`check` compares each file's
-    inode, size and modification time with the last look (a ConfigMap volume's update swaps in
-    new files under the same names); on a change it reads and loads everything again as at
-    start-up, fetches the new policies' provider keys, and only then has the gate judge new
-    requests under them. Verdicts reached under the old policies are not reused for the new
-    ones (their fingerprints differ), unless a policy and its trust material are byte for byte
-    the same. A configuration that does not load leaves the running one in use and says why in
-    the log; it is tried again when its files change again.
+    Watched: the rule file (``--config``), every policy file the rules name, the JWKS files,
+    time-stamping authority chains and transparency log keys they or the flags pin.
+    :meth:`check` compares each file's inode, size and modification time with the last look (a
+    ConfigMap volume's update swaps in new files under the same names); on a change it reads and
+    loads everything again as at start-up, fetches the new policies' provider keys, and only
+    then has the gate judge new requests under them. Verdicts reached under the old policies are
+    not reused for the new ones (their fingerprints differ), unless a policy and its trust
+    material are byte for byte the same. A configuration that does not load leaves the running
+    one in use and says why in the log; it is tried again when its files change again.
     """
 
     def __init__(
@@ -171,10 +171,12 @@ class ConfigWatcher:
         if keys.jwks_file is not None:
             files.append(keys.jwks_file)
         files.extend(keys.timestamp_certs)
+        files.extend(pin.key_file for pin in keys.tlogs)
         for path, loaded in gate.policies.by_path.items():
             files.append(path)
             files.extend(e.jwks_file for e in loaded.policy.issuers if e.jwks_file is not None)
             files.extend(loaded.policy.timestamps.authorities)
+            files.extend(pin.key_file for pin in loaded.policy.tlog.logs)
         return tuple(dict.fromkeys(files))
 
     def _states(self) -> tuple[object, ...]:

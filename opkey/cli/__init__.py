@@ -55,6 +55,7 @@ COMMANDS: tuple[str, ...] = (
     "attest",
     "verify_attestation",
     "tree",
+    "monitor",
     "inspect",
     "login",
     "jwks",

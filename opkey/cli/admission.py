@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opkey.cli.tlog_options import add_tlog_verify_arguments
+
 if TYPE_CHECKING:
     import argparse
 
@@ -164,8 +166,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     keys.add_argument(
         "--require-timestamp",
+        "--require-signing-time",
+        dest="require_timestamp",
         action="store_true",
-        help="refuse signatures without a signing time a trusted authority proves",
+        help="refuse signatures without a proven signing time: a timestamp from a trusted "
+        "authority, or a signed integrated time in a pinned Rekor v1 log",
     )
     keys.add_argument(
         "--refresh-interval",
@@ -174,6 +179,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often provider keys are fetched in the background (default: %(default)g)",
     )
+    add_tlog_verify_arguments(serve)
     serve.add_argument(
         "--reload-interval",
         type=_non_negative,
@@ -213,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from opkey.cli._common import archive_path
+    from opkey.cli.tlog_options import log_pins
     from opkey.errors import ConfigError
     from opkey.verification.trust import KeyOptions
 
@@ -245,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
             policy_anchors=args.trust_policy_anchors,
             timestamp_certs=tuple(Path(p) for p in args.timestamp_certs),
             require_timestamp=args.require_timestamp,
+            tlogs=log_pins(args),
+            require_tlog=args.require_tlog,
         ),
         refresh_interval=args.refresh_interval,
         reload_interval=args.reload_interval,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from opkey.cli.providers import add_provider_arguments
 from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
 from opkey.cli.sign import add_storage_argument
+from opkey.cli.tlog_options import add_tlog_sign_arguments
 
 if TYPE_CHECKING:
     from opkey.cli.targets import Target
@@ -95,6 +96,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="time allowed for each authority to answer (default: %(default)s)",
     )
+    add_tlog_sign_arguments(parser)
     add_storage_argument(parser, what="attestation")
     add_timeout_argument(parser, default=300.0)
     add_registry_arguments(parser)
@@ -170,9 +172,12 @@ def run(args: argparse.Namespace) -> int:
             "an attestation layer carries one RFC 3161 timestamp: give one --timestamp-url "
             "when attesting images"
         )
+    from opkey.cli.tlog_options import tlog_client
+
+    tlog = tlog_client(args)
     deadline = Deadline.after(args.timeout)
     progress = Progress()
-    signer = signer_from_args(args, progress, deadline, clients)
+    signer = signer_from_args(args, progress, deadline, clients, tlog)
     content = _predicate_for(predicate, predicate_type, signer)
     subject = signer.pktoken.claims.get("sub")
     as_whom = f"as {subject} (issuer {signer.pktoken.issuer})"

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opkey.cli.providers import add_provider_arguments
 from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
+from opkey.cli.tlog_options import add_tlog_sign_arguments
 
 if TYPE_CHECKING:
     from opkey.cli.progress import Progress
     from opkey.http import Deadline
     from opkey.signer import Signer
+    from opkey.tlog.client import RekorClient
 
 __all__ = [
     "add_storage_argument",
@@ -90,6 +93,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="time allowed for each authority to answer (default: %(default)s)",
     )
+    add_tlog_sign_arguments(parser)
     add_storage_argument(parser, what="signature")
     add_timeout_argument(parser, default=300.0)  # opkey.images.DEFAULT_SIGN_TIMEOUT
     add_registry_arguments(parser)
@@ -123,6 +127,28 @@ def timestamp_clients_from_args(args: argparse.Namespace) -> list[Any]:
 
 
 def signer_from_args(
+    args: argparse.Namespace,
+    progress: Progress,
+    deadline: Deadline,
+    clients: list[Any],
+    tlog: RekorClient | None = None,
+) -> Signer:
+    """The signer the arguments describe: a session or a provider's fresh PK token, the
+    time-stamping ``clients``, and ``tlog`` (refused here, before anything is signed, for a PK
+    token that must not be published)."""
+    signer = _base_signer(args, progress, deadline, clients)
+    if tlog is None:
+        return signer
+    return signer.with_tlog(replace(tlog, transport=deadline.bound(_transport())))
+
+
+def _transport() -> Any:
+    from opkey.http import RequestsTransport
+
+    return RequestsTransport(user_agent="opkey-tlog")
+
+
+def _base_signer(
     args: argparse.Namespace, progress: Progress, deadline: Deadline, clients: list[Any]
 ) -> Signer:
     from opkey.signer import Signer
@@ -146,6 +172,10 @@ def _stamped(count: int) -> str:
     return f", timestamped by {count} authorit{'y' if count == 1 else 'ies'}" if count else ""
 
 
+def _logged(entries: Any) -> str:
+    return "".join(f", logged at index {entry.log_index}" for entry in entries)
+
+
 def run(args: argparse.Namespace) -> int:
     """Check every target, obtain one PK token, sign each target and write the results."""
     from opkey.cli._common import write_new_file
@@ -160,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
     jobs = sign_jobs(targets, args.bundle)
     registry = RegistryOptions.from_args(args)
     clients = timestamp_clients_from_args(args)
+    from opkey.cli.tlog_options import tlog_client
+
+    tlog = tlog_client(args)
     if len(clients) > 1 and any(job.target.image is not None for job in jobs):
         from opkey.errors import ConfigError
 
@@ -170,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     # One deadline for all network work: the token request, registry uploads, retries, waits.
     deadline = Deadline.after(args.timeout)
     progress = Progress()
-    signer = signer_from_args(args, progress, deadline, clients)
+    signer = signer_from_args(args, progress, deadline, clients, tlog)
     subject = signer.pktoken.claims.get("sub")
     as_whom = f"as {subject} (issuer {signer.pktoken.issuer})"
     for job in jobs:
@@ -184,12 +217,13 @@ def run(args: argparse.Namespace) -> int:
                 client, target.image, signer, deadline=deadline, storage=args.storage
             )
             stamped = _stamped(len(signer.timestamp_clients))
-            print(f"opkey: signed {reference} {as_whom}{stamped}", file=sys.stderr)
+            logged = f", logged in {tlog.url}" if tlog is not None else ""
+            print(f"opkey: signed {reference} {as_whom}{stamped}{logged}", file=sys.stderr)
             continue
         assert target.digest is not None
         signed = signer.sign_digest(target.digest)
         bundle = signed.to_json()
-        as_whom_stamped = as_whom + _stamped(len(signed.timestamps))
+        as_whom_stamped = as_whom + _stamped(len(signed.timestamps)) + _logged(signed.tlog_entries)
         what = f"{target.text} ({target.digest})" if target.kind == "file" else target.text
         if job.out in (None, "-"):
             sys.stdout.write(bundle.decode())

@@ -33,7 +33,13 @@ from opkey.issuers import (
     well_known,
 )
 from opkey.policy import claims as policies
-from opkey.policy.file import IssuerEntry, TimestampSettings, load_policy_file
+from opkey.policy.file import (
+    IssuerEntry,
+    LogPin,
+    TimestampSettings,
+    TlogSettings,
+    load_policy_file,
+)
 from opkey.policy.signoff import Requirement
 from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 from opkey.verification.evidence import AttestationEvidence, BundleEvidence
@@ -111,6 +117,8 @@ class VerificationRequest:
     at: datetime | None = None
     timestamp_certs: tuple[str, ...] = ()
     require_timestamp: bool = False
+    tlogs: tuple[LogPin, ...] = ()
+    require_tlog: bool = False
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     #: Seconds for all network work of the verification (``--timeout``).
     timeout: float = 120.0
@@ -151,6 +159,8 @@ class VerificationRequest:
         gitlab = {c: getattr(args, f) for f, c in _GITLAB_FLAGS.items() if getattr(args, f)}
         # Read once for all targets (a --registry-password-stdin password included).
         registry = RegistryOptions.from_args(args)
+        from opkey.cli.tlog_options import log_pins
+
         common = cls(
             bundles=tuple(args.bundle or ()),
             policy_file=args.policy,
@@ -170,6 +180,8 @@ class VerificationRequest:
             at=args.at,
             timestamp_certs=tuple(args.timestamp_certs or ()),
             require_timestamp=args.require_timestamp,
+            tlogs=log_pins(args),
+            require_tlog=args.require_tlog,
             registry=registry,
             timeout=args.timeout,
             predicate_type=_predicate_type(args),
@@ -295,12 +307,13 @@ def _flag_policy(request: VerificationRequest, issuer: str) -> policies.Policy:
 @dataclass(frozen=True)
 class Plan:
     """What the arguments ask for, as library values: issuers, keys and the requirement,
-    and a policy file's ``[timestamps]`` table."""
+    and a policy file's ``[timestamps]`` and ``[tlog]`` tables."""
 
     issuers: tuple[IssuerEntry, ...]
     requirement: Requirement
     keys: KeyOptions
     timestamps: TimestampSettings = field(default_factory=TimestampSettings)
+    tlog: TlogSettings = field(default_factory=TlogSettings)
 
 
 class KeyFetchWatch:
@@ -348,6 +361,8 @@ def plan(request: VerificationRequest, *, key_transport: Transport | None = None
         transport=None if request.offline else key_transport,
         timestamp_certs=tuple(Path(path) for path in request.timestamp_certs),
         require_timestamp=request.require_timestamp,
+        tlogs=request.tlogs,
+        require_tlog=request.require_tlog,
     )
     if request.policy_file:
         policy_file = load_policy_file(request.policy_file)
@@ -356,7 +371,9 @@ def plan(request: VerificationRequest, *, key_transport: Transport | None = None
         requirement = policy_file.requirement
         if request.predicate_type is not None:
             requirement = _attesting(requirement, request.predicate_type, request.policy_file)
-        return Plan(policy_file.issuers, requirement, keys, policy_file.timestamps)
+        return Plan(
+            policy_file.issuers, requirement, keys, policy_file.timestamps, policy_file.tlog
+        )
     issuer = request.issuer or (GITLAB_ISSUER if request.gitlab else GITHUB_ACTIONS_ISSUER)
     entry = IssuerEntry(issuer_config_for(request, issuer))
     requirement = Requirement.of(
@@ -458,7 +475,9 @@ def verify_all(
     deadline = Deadline.after(first.timeout)
     watch = None if first.offline else KeyFetchWatch(_bound(deadline))
     wanted = plan(first, key_transport=watch)
-    verifier = Verifier(Trust.build(wanted.issuers, wanted.keys, timestamps=wanted.timestamps))
+    verifier = Verifier(
+        Trust.build(wanted.issuers, wanted.keys, timestamps=wanted.timestamps, tlog=wanted.tlog)
+    )
     if first.unsafe_any_signer and not first.has_identity_flags:
         print(
             "opkey: WARNING: --unsafe-any-signer: no identity is checked; anyone the issuer "

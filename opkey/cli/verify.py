@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from opkey.cli._common import SPEC, time_argument
 from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
+from opkey.cli.tlog_options import add_tlog_verify_arguments
 
 if TYPE_CHECKING:
     from opkey.cli.verification import Outcome
@@ -181,9 +182,13 @@ def add_verification_arguments(
     )
     times.add_argument(
         "--require-timestamp",
+        "--require-signing-time",
+        dest="require_timestamp",
         action="store_true",
-        help="reject signatures without a timestamp from a trusted authority",
+        help="reject signatures without a proven signing time: a timestamp from a trusted "
+        "authority, or a signed integrated time in a pinned Rekor v1 log",
     )
+    add_tlog_verify_arguments(parser)
     parser.add_argument(
         "--at",
         type=time_argument,
@@ -215,6 +220,15 @@ def _signature_json(outcome: SignatureOutcome) -> dict[str, Any]:
         key_source=identity.key_source,
         issued_at=identity.issued_at.isoformat(),
         signed_at=None if identity.signed_at is None else identity.signed_at.to_dict(),
+        log_entries=[
+            {
+                "origin": logged.origin,
+                "log_id": logged.log_id.hex(),
+                "log_index": logged.log_index,
+                "integrated_time": logged.integrated_time,
+            }
+            for logged in identity.log_entries
+        ],
     )
     if identity.statement is not None:
         entry["predicate_type"] = identity.statement.predicate_type
@@ -297,8 +311,13 @@ def _rows(identity: VerifiedIdentity) -> list[tuple[str, str]]:
     )
     if signed_at is not None:
         rows.append(("signed at", f"{signed_at.stated()} (while the ID token was valid)"))
-        rows.append((f"{signed_at.kind} by", signed_at.authority))
-        rows.append(("TSA root", f"sha256:{signed_at.authority_id}"))
+        if signed_at.kind == "timestamp":
+            rows.append(("timestamp by", signed_at.authority))
+            rows.append(("TSA root", f"sha256:{signed_at.authority_id}"))
+        else:
+            rows.append(("time by log", signed_at.authority))
+    for logged in identity.log_entries:
+        rows.append(("logged in", f"{logged.origin} at index {logged.log_index}"))
     return rows
 
 

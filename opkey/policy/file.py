@@ -20,6 +20,10 @@ key sources), and who must have signed (one or more named signers, each a policy
     authorities = ["tsa-chain.pem"]       # trust anchors: used only when the file is trusted
     required = true
 
+    [tlog]                                # optional: transparency logs (Rekor)
+    logs = [{ key = "rekor.pub", origin = "rekor.example - 1234" }]   # trust anchors too
+    required = true
+
 Parsing is strict and pure (:func:`parse_policy_file` reads text; :func:`load_policy_file` reads
 one file, nothing else). Unknown keys, wrong types, empty rules and invalid patterns are
 :class:`~opkey.errors.ConfigError` whose message begins with the key path, e.g.
@@ -72,8 +76,10 @@ from opkey.policy.workloads import GitHubWorkflow, GitLabPipeline
 __all__ = [
     "FORMAT_VERSION",
     "IssuerEntry",
+    "LogPin",
     "PolicyFile",
     "TimestampSettings",
+    "TlogSettings",
     "load_policy_file",
     "parse_policy_file",
     "policy_file_from_dict",
@@ -98,12 +104,15 @@ _RULE_KINDS = (
 )
 _CLAIM_MATCHERS = ("equals", "contains", "glob", "regex")
 _ISSUER_KEYS = (*SETTINGS_KEYS, "jwks_file", "archive")
-_TOP_KEYS = ("version", "distinct_signers", "issuers", "signers", "timestamps")
+_TOP_KEYS = ("version", "distinct_signers", "issuers", "signers", "timestamps", "tlog")
 _TIMESTAMP_KEYS = ("authorities", "required")
 #: Keys of a signer table beside its rule.
 _SIGNER_KEYS = ("name", "description", "predicate_type", "predicate")
 _MAX_CONDITIONS = 32
 _MAX_TIMESTAMP_AUTHORITIES = 16
+_TLOG_KEYS = ("logs", "required")
+_LOG_KEYS = ("key", "origin")
+_MAX_TLOGS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +192,25 @@ class TimestampSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LogPin:
+    """A transparency log to trust: its public key file (PEM or DER SPKI, ECDSA P-256 or
+    Ed25519) and its checkpoint origin (``"<hostname> - <tree ID>"`` for Rekor v1, the
+    hostname for Rekor v2); the log ID follows from the key (``spec/transparency-log.md``)."""
+
+    key_file: Path
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class TlogSettings:
+    """A policy file's ``[tlog]`` table: the transparency logs to trust (trust anchors, used
+    only when the verifier trusts the file) and whether a verified entry is ``required``."""
+
+    logs: tuple[LogPin, ...] = ()
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyFile:
     """A parsed policy file: trusted issuers, the signers an artifact needs, signing time."""
 
@@ -190,6 +218,7 @@ class PolicyFile:
     issuers: tuple[IssuerEntry, ...] = ()
     distinct_signers: bool = True
     timestamps: TimestampSettings = TimestampSettings()
+    tlog: TlogSettings = TlogSettings()
 
     def issuer_configs(self) -> dict[str, IssuerConfig]:
         """The :class:`~opkey.issuers.IssuerConfig` of every trusted issuer, by issuer URL."""
@@ -214,6 +243,15 @@ class PolicyFile:
             if self.timestamps.required:
                 table["required"] = True
             data["timestamps"] = table
+        if self.tlog != TlogSettings():
+            logs: dict[str, Any] = {}
+            if self.tlog.logs:
+                logs["logs"] = [
+                    {"key": str(pin.key_file), "origin": pin.origin} for pin in self.tlog.logs
+                ]
+            if self.tlog.required:
+                logs["required"] = True
+            data["tlog"] = logs
         return data
 
     def to_toml(self) -> str:
@@ -279,7 +317,38 @@ def policy_file_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = No
         issuers=tuple(issuers),
         distinct_signers=distinct,
         timestamps=timestamps,
+        tlog=_parse_tlog(data.get("tlog"), base_dir),
     )
+
+
+def _parse_tlog(table: Any, base_dir: Path | None) -> TlogSettings:
+    if table is None:
+        return TlogSettings()
+    tables.require_table(table, "tlog")
+    tables.reject_unknown(table, _TLOG_KEYS, "tlog")
+    raw = table.get("logs", [])
+    tables.require_array(raw, "tlog.logs")
+    if len(raw) > _MAX_TLOGS:
+        raise ConfigError(f"tlog.logs: {len(raw)} logs is more than {_MAX_TLOGS}")
+    pins: list[LogPin] = []
+    for index, entry in enumerate(raw):
+        where = f"tlog.logs[{index}]"
+        tables.require_table(entry, where)
+        tables.reject_unknown(entry, _LOG_KEYS, where)
+        for name in _LOG_KEYS:
+            if name not in entry:
+                raise ConfigError(f"{where}.{name}: required")
+        key = _parse_path(entry["key"], f"{where}.key", base_dir)
+        assert key is not None
+        origin = tables.require_string(entry["origin"], f"{where}.origin")
+        if not origin or "\n" in origin:
+            raise ConfigError(f"{where}.origin: one non-empty line (the checkpoint's first)")
+        pins.append(LogPin(key, origin))
+    required = table.get("required", False)
+    tables.require_bool(required, "tlog.required")
+    if not pins and not required:
+        raise ConfigError("tlog: empty; name logs or set required = true (or leave the table out)")
+    return TlogSettings(logs=tuple(pins), required=required)
 
 
 def _parse_timestamps(table: Any, base_dir: Path | None) -> TimestampSettings:

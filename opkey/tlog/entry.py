@@ -85,6 +85,8 @@ class VerifiedLogEntry:
     body: bytes
     checkpoint: Checkpoint
     integrated_time: int | None
+    #: The pinned log's ID (its key hash), which the entry named.
+    log_id: bytes = b""
 
 
 def verify_log_entry(entry: LogEntry, log: TrustedLog) -> VerifiedLogEntry:
@@ -134,4 +136,5 @@ def verify_log_entry(entry: LogEntry, log: TrustedLog) -> VerifiedLogEntry:
         body=entry.body,
         checkpoint=checkpoint,
         integrated_time=integrated_time,
+        log_id=log.log_id,
     )

@@ -14,6 +14,7 @@ the checkpoint key ID both derive from the key (and, for Ed25519 on Rekor v2, th
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +24,8 @@ from opkey.tlog._encoding import check_uint
 from opkey.tlog.note import LogPublicKey, NoteKey
 
 __all__ = ["TrustedLog", "rekor_v1_log_id"]
+
+_V1_ORIGIN = re.compile(r"(\S+) - ([1-9][0-9]{0,18})")
 
 
 def _is_line(value: object) -> bool:
@@ -70,3 +73,20 @@ class TrustedLog:
     def rekor_v2(cls, origin: str, public_key: LogPublicKey) -> TrustedLog:
         """A Rekor v2 (rekor-tiles) log: ``origin`` is its ``--hostname``."""
         return cls(origin, NoteKey.c2sp(origin, public_key), signs_entry_timestamps=False)
+
+    @classmethod
+    def pinned(cls, origin: str, public_key: LogPublicKey) -> TrustedLog:
+        """The log a verifier pins by its checkpoint ``origin`` and key: Rekor v1 when the
+        origin is ``"<hostname> - <tree ID>"`` (its form; a hostname holds no space), else
+        Rekor v2 (origin = hostname)."""
+        if not _is_line(origin):
+            raise FormatError("trusted log: the origin must be one non-empty line")
+        match = _V1_ORIGIN.fullmatch(origin)
+        if match is not None:
+            return cls.rekor_v1(match.group(1), int(match.group(2)), public_key)
+        return cls.rekor_v2(origin, public_key)
+
+    @property
+    def version(self) -> int:
+        """1 for a Rekor v1 log (it signs entry timestamps), 2 for Rekor v2."""
+        return 1 if self.signs_entry_timestamps else 2

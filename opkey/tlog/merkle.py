@@ -18,6 +18,7 @@ bounded to ``2**63 - 1`` (what Rekor's signed integers can carry); every hash mu
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from opkey.errors import FormatError, TransparencyLogError
@@ -25,6 +26,7 @@ from opkey.errors import FormatError, TransparencyLogError
 __all__ = [
     "HASH_SIZE",
     "MAX_TREE_SIZE",
+    "CompactRange",
     "ConsistencyProof",
     "InclusionProof",
     "leaf_hash",
@@ -250,3 +252,59 @@ class ConsistencyProof:
                 expected=new_root.hex(),
                 found=sr.hex(),
             )
+
+
+@dataclass(frozen=True, slots=True)
+class CompactRange:
+    """The right edge of a tree: the roots of its perfect subtrees, largest first.
+
+    With it, a monitor that reads every new leaf computes the new root itself (RFC 6962
+    hashing, the tree shape of RFC 9162 §2.1.1): the leaves it read then *are* the tree the
+    log signed, and the new tree extends the old one, whatever proofs the log sends. A tree of
+    size ``n`` has one hash per set bit of ``n`` (at most 63).
+    """
+
+    size: int = 0
+    hashes: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_size(self.size, "compact range size")
+        hashes = _check_path(self.hashes, _MAX_INCLUSION_HASHES, "compact range")
+        if len(hashes) != bin(self.size).count("1"):
+            raise FormatError(
+                f"compact range: a tree of size {self.size} has {bin(self.size).count('1')} "
+                f"subtree hashes, found {len(hashes)}",
+                expected=bin(self.size).count("1"),
+                found=len(hashes),
+            )
+        object.__setattr__(self, "hashes", hashes)
+
+    def append(self, leaf: bytes) -> CompactRange:
+        """The range with one more leaf (a leaf *hash*) at index :attr:`size`."""
+        return self.extend((leaf,))
+
+    def extend(self, leaves: Iterable[bytes]) -> CompactRange:
+        """The range with ``leaves`` (leaf hashes) appended in order."""
+        hashes = list(self.hashes)
+        size = self.size
+        for leaf in leaves:
+            _check_hash(leaf, "leaf hash")
+            if size >= MAX_TREE_SIZE:
+                raise FormatError("compact range: the tree is full")
+            hashes.append(leaf)
+            carry = size
+            while carry & 1:
+                right = hashes.pop()
+                hashes[-1] = node_hash(hashes[-1], right)
+                carry >>= 1
+            size += 1
+        return CompactRange(size, tuple(hashes))
+
+    def root(self) -> bytes:
+        """The tree's root hash (``SHA-256()`` of nothing for the empty tree)."""
+        if not self.hashes:
+            return hashlib.sha256(b"").digest()
+        root = self.hashes[-1]
+        for left in reversed(self.hashes[:-1]):
+            root = node_hash(left, root)
+        return root

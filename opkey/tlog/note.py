@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from opkey.errors import FormatError, TransparencyLogError
 from opkey.jose import check_size
-from opkey.tlog._encoding import b64std_decode, check_bytes
+from opkey.tlog._encoding import b64std_decode, b64std_encode, check_bytes
 
 __all__ = [
     "MAX_NOTE_LENGTH",
@@ -242,6 +242,15 @@ class SignedNote:
         check_size(len(lines), MAX_NOTE_SIGNATURES, what, unit="signatures")
         signatures = tuple(_parse_signature_line(line, what) for line in lines)
         return cls(body, signatures)
+
+    def to_text(self) -> str:
+        """The note as it was received: parsing is canonical, so this is byte for byte the
+        text it was parsed from."""
+        lines = "".join(
+            f"{_EM_DASH_SPACE}{line.name} {b64std_encode(line.key_id + line.signature)}\n"
+            for line in self.signatures
+        )
+        return f"{self.text}\n{lines}"
 
     def verify(self, keys: Sequence[NoteKey], *, what: str = "signed note") -> tuple[NoteKey, ...]:
         """Check the signatures by ``keys``; returns the keys that signed (at least one).

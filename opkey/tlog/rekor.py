@@ -23,13 +23,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from opkey.errors import FormatError
-from opkey.tlog._encoding import b64std_decode, hex_decode, json_uint
+from opkey.jose import parse_json_object
+from opkey.tlog._encoding import b64std_decode, b64std_encode, hex_decode, json_uint
 from opkey.tlog.checkpoint import SignedCheckpoint
 from opkey.tlog.entry import MAX_BODY_LENGTH, LogEntry
 from opkey.tlog.merkle import HASH_SIZE, InclusionProof
 from opkey.tlog.note import MAX_NOTE_LENGTH
 
-__all__ = ["entry_from_rekor_v1", "entry_from_transparency_log_entry"]
+__all__ = [
+    "cosign_rekor_bundle",
+    "entry_from_rekor_v1",
+    "entry_from_transparency_log_entry",
+    "transparency_log_entry",
+]
 
 _MAX_BODY_B64 = 4 * ((MAX_BODY_LENGTH + 2) // 3)
 _MAX_HASHES = 63
@@ -181,3 +187,51 @@ def _hash_b64(value: object, what: str) -> bytes:
     if len(raw) != HASH_SIZE:
         raise FormatError(f"{what}: a hash is {HASH_SIZE} bytes, found {len(raw)}")
     return raw
+
+
+def _kind_version(body: bytes) -> dict[str, str]:
+    document = parse_json_object(body, what="log entry body", max_length=MAX_BODY_LENGTH)
+    kind, version = document.get("kind"), document.get("apiVersion")
+    if not isinstance(kind, str) or not isinstance(version, str):
+        raise FormatError("log entry body: kind and apiVersion must be strings")
+    return {"kind": kind, "version": version}
+
+
+def transparency_log_entry(entry: LogEntry) -> dict[str, Any]:
+    """``entry`` as a Sigstore ``TransparencyLogEntry`` in protobuf JSON (the members
+    :func:`entry_from_transparency_log_entry` reads back): 64-bit integers as decimal strings,
+    bytes as padded standard base64, ``inclusionPromise`` only with a SET."""
+    proof = entry.inclusion_proof
+    document: dict[str, Any] = {
+        "logIndex": str(entry.log_index),
+        "logId": {"keyId": b64std_encode(entry.log_id)},
+        "kindVersion": _kind_version(entry.body),
+        "integratedTime": str(entry.integrated_time or 0),
+    }
+    if entry.signed_entry_timestamp is not None:
+        document["inclusionPromise"] = {
+            "signedEntryTimestamp": b64std_encode(entry.signed_entry_timestamp)
+        }
+    document["inclusionProof"] = {
+        "logIndex": str(proof.index),
+        "rootHash": b64std_encode(entry.root_hash),
+        "treeSize": str(proof.tree_size),
+        "hashes": [b64std_encode(h) for h in proof.hashes],
+        "checkpoint": {"envelope": entry.checkpoint.note.to_text()},
+    }
+    document["canonicalizedBody"] = b64std_encode(entry.body)
+    return document
+
+
+def cosign_rekor_bundle(entry: LogEntry) -> str:
+    """cosign's ``dev.sigstore.cosign/bundle`` layer annotation for ``entry``: Go's
+    ``json.Marshal`` of cosign's ``RekorBundle`` (``pkg/cosign/bundle/rekor.go``), byte for
+    byte. Only a Rekor v1 entry with its SET has one (cosign checks the SET, no proof)."""
+    if entry.signed_entry_timestamp is None or entry.integrated_time is None:
+        raise FormatError("cosign's bundle annotation needs a signed entry timestamp (Rekor v1)")
+    return (
+        f'{{"SignedEntryTimestamp":"{b64std_encode(entry.signed_entry_timestamp)}",'
+        f'"Payload":{{"body":"{b64std_encode(entry.body)}",'
+        f'"integratedTime":{entry.integrated_time},"logIndex":{entry.log_index},'
+        f'"logID":"{entry.log_id.hex()}"}}}}'
+    )

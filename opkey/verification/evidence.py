@@ -19,8 +19,10 @@ have signed is not its job; that is the requirement's, in the verdict.
 
 Both read the RFC 3161 timestamps they carry (the bundle's ``timestamps`` member; cosign's
 ``dev.sigstore.cosign/rfc3161timestamp`` layer annotation, over the raw bytes of cosign's
-signature) and hand them to the verifier, which proves the signing time from them
-(:meth:`~opkey.verification.verifier.Verifier.signing_time`) and applies the time rule.
+signature) and the transparency log entries (the bundle's ``tlogEntries``; the layer's
+``dev.opkey/tlog``, the entry of cosign's signature) and hand them to the verifier, which
+proves the signing time and the log entries from them
+(:meth:`~opkey.verification.verifier.Verifier.prove`) and applies the time rule.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from opkey.cosign import (
     COSIGN_TIMESTAMP_ANNOTATION,
     OPKEY_OSM,
     OPKEY_PKTOKEN,
+    OPKEY_TLOG,
     parse_simple_signing_payload,
 )
 from opkey.digest import Digest
@@ -57,8 +60,10 @@ from opkey.pktoken import PKToken
 
 if TYPE_CHECKING:
     from opkey.timestamp import TimestampToken
+    from opkey.tlog.entry import LogEntry
+    from opkey.tlog.signature_entry import ExpectedSignature
     from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
-    from opkey.verification.signing_time import SigningTime
+    from opkey.verification.signing_time import SignatureProof, SigningTime
 
 __all__ = [
     "AttestationEvidence",
@@ -89,6 +94,16 @@ class SignatureChecker(Protocol):
         self, signature: bytes, tokens: Sequence[TimestampToken | bytes]
     ) -> SigningTime | None:
         """The signing time the RFC 3161 ``tokens`` prove for the raw ``signature`` bytes."""
+        ...
+
+    def prove(
+        self,
+        signature: bytes,
+        tokens: Sequence[TimestampToken | bytes],
+        entries: Sequence[LogEntry] = (),
+        expected: ExpectedSignature | None = None,
+    ) -> SignatureProof:
+        """What the RFC 3161 ``tokens`` and the log ``entries`` prove for a signature."""
         ...
 
     def open_bundle(
@@ -191,9 +206,17 @@ class CosignLayerEvidence:
             raw = base64.b64decode(cosign, validate=True)
         except (binascii.Error, ValueError):
             raise FormatError(f"{COSIGN_SIGNATURE} is not base64") from None
-        signed_at = verifier.signing_time(raw, self._timestamps())
-        message = verifier.open_message(pktoken, osm, at=at, signed_at=signed_at)
+        entries = _annotated_entries(annotations)
+        expected = None
+        if entries:
+            from opkey.tlog.signature_entry import ExpectedSignature
+
+            expected = ExpectedSignature(self.payload, raw, pktoken)
+        proof = verifier.prove(raw, self._timestamps(), entries, expected)
+        message = verifier.open_message(pktoken, osm, at=at, signed_at=proof.signed_at)
         verify_cosign_signature(pktoken.cic_claims.upk, self.payload, raw)
+        if proof.log_entries:
+            return replace(message.identity, log_entries=proof.log_entries)
         return message.identity
 
     def _timestamps(self) -> tuple[bytes, ...]:
@@ -205,6 +228,24 @@ class CosignLayerEvidence:
         from opkey.timestamp import cosign_annotation_der
 
         return (cosign_annotation_der(value),)
+
+
+def _annotated_entries(annotations: Mapping[str, str]) -> tuple[LogEntry, ...]:
+    """The log entry in opkey's ``dev.opkey/tlog`` layer annotation (none without it)."""
+    value = annotations.get(OPKEY_TLOG)
+    if value is None:
+        return ()
+    from opkey.jose import parse_json_object
+    from opkey.tlog.rekor import entry_from_transparency_log_entry
+
+    try:
+        return (
+            entry_from_transparency_log_entry(
+                parse_json_object(value, what=f"{OPKEY_TLOG} annotation")
+            ),
+        )
+    except FormatError as exc:
+        raise FormatError(f"{OPKEY_TLOG} annotation: {exc.message}") from None
 
 
 @dataclass(frozen=True)
@@ -258,6 +299,7 @@ class AttestationEvidence:
             annotations[OPKEY_OSM],
             stamps,
             envelope_json=self.envelope,
+            tlog_entries=_annotated_entries(annotations),
         )
         return attestation, annotations.get(PREDICATE_TYPE_ANNOTATION)
 
@@ -293,10 +335,19 @@ class AttestationEvidence:
                 expected=str(subject),
                 found=named,
             )
-        signed_at = verifier.signing_time(attestation.signature, attestation.timestamps)
         pktoken = attestation.pktoken
+        expected = None
+        if attestation.tlog_entries:
+            from opkey.tlog.signature_entry import ExpectedSignature
+
+            expected = ExpectedSignature(
+                envelope.pae, attestation.signature, pktoken, payload=envelope.payload
+            )
+        proof = verifier.prove(
+            attestation.signature, attestation.timestamps, attestation.tlog_entries, expected
+        )
         message = verifier.open_message(
-            pktoken, attestation.attached_osm, at=at, signed_at=signed_at
+            pktoken, attestation.attached_osm, at=at, signed_at=proof.signed_at
         )
         try:
             verify_cosign_signature(pktoken.cic_claims.upk, envelope.pae, attestation.signature)
@@ -304,4 +355,4 @@ class AttestationEvidence:
             raise SignatureError(
                 "the envelope's signature does not verify under the PK token's key"
             ) from None
-        return replace(message.identity, statement=statement)
+        return replace(message.identity, statement=statement, log_entries=proof.log_entries)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opkey.intoto import Statement
+    from opkey.tlog.entry import VerifiedLogEntry
     from opkey.verification.signing_time import SigningTime
 
 __all__ = ["VerifiedIdentity", "VerifiedMessage"]
@@ -38,6 +39,7 @@ class VerifiedIdentity:
     expires_at: datetime
     signed_at: SigningTime | None = None
     statement: Statement | None = None
+    log_entries: tuple[VerifiedLogEntry, ...] = ()
 
     def describe(self) -> str:
         """A one-line human summary."""

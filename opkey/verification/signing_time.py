@@ -2,9 +2,11 @@
 
 A PK token says until when its provider vouched for the ephemeral key (``exp``); nothing in a
 signature says when the key made it (``spec/time.md``). Evidence of that time comes from an
-authority the *verifier* trusts: today an RFC 3161 time-stamping authority
-(:mod:`opkey.timestamp`), later a transparency log's integrated time. Whatever its source, it
-is one :class:`SigningTime`: the proven time, the interval it stands for, and who vouched.
+authority the *verifier* trusts: an RFC 3161 time-stamping authority (:mod:`opkey.timestamp`)
+or a pinned transparency log's signed integrated time (Rekor v1's SET, :mod:`opkey.tlog`).
+Whatever its source, it is one :class:`SigningTime`: the proven time, the interval it stands
+for, and who vouched; :func:`earliest_proof` picks, among all the proofs a signature carries,
+the one that bounds its signing time first.
 
 :func:`check_signing_time` is the rule, applied by :class:`~opkey.verification.Verifier` in
 one place for every kind of evidence. With a proven time ``T`` standing for
@@ -26,7 +28,7 @@ Nothing here reads a clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,8 +37,15 @@ from opkey.errors import ExpiredError, TimestampError
 
 if TYPE_CHECKING:
     from opkey.timestamp import VerifiedTimestamp
+    from opkey.tlog.entry import VerifiedLogEntry
 
-__all__ = ["SigningTime", "check_signing_time", "latest_second"]
+__all__ = [
+    "SignatureProof",
+    "SigningTime",
+    "check_signing_time",
+    "earliest_proof",
+    "latest_second",
+]
 
 
 def _iso(moment: datetime) -> str:
@@ -50,17 +59,34 @@ class SigningTime:
 
     ``time`` is the time the authority stated, ``earliest``/``latest`` the interval it stands
     for (its accuracy; both equal ``time`` when it states none). ``kind`` says what kind of
-    authority (``"timestamp"``: an RFC 3161 time-stamping authority), ``authority`` names it
-    (the TSA certificate's subject, RFC 4514) and ``authority_id`` identifies the configured
-    trust anchor that vouched for it (the lowercase hex SHA-256 of the TSA root's DER).
+    authority (``"timestamp"``: an RFC 3161 time-stamping authority; ``"tlog"``: a
+    transparency log), ``authority`` names it (the TSA certificate's subject, RFC 4514; the
+    log's checkpoint origin) and ``authority_id`` identifies the configured trust anchor that
+    vouched for it (the lowercase hex SHA-256 of the TSA root's DER; the log ID in hex).
     """
 
     time: datetime
     earliest: datetime
     latest: datetime
-    kind: Literal["timestamp"]
+    kind: Literal["timestamp", "tlog"]
     authority: str
     authority_id: str
+
+    @classmethod
+    def from_log_entry(cls, entry: VerifiedLogEntry) -> SigningTime:
+        """The signing time a verified log entry's signed integrated time proves: the entry
+        existed when the log integrated it (whole seconds, as the log signs it)."""
+        if entry.integrated_time is None:
+            raise ValueError("the log entry carries no signed integrated time")
+        moment = datetime.fromtimestamp(entry.integrated_time, timezone.utc)
+        return cls(
+            time=moment,
+            earliest=moment,
+            latest=moment,
+            kind="tlog",
+            authority=entry.origin,
+            authority_id=entry.log_id.hex(),
+        )
 
     @classmethod
     def from_timestamp(cls, stamp: VerifiedTimestamp) -> SigningTime:
@@ -100,6 +126,22 @@ class SigningTime:
         }
 
 
+@dataclass(frozen=True)
+class SignatureProof:
+    """What a signature's timestamps and log entries prove: the signing time the time rule
+    uses (the earliest proven, or ``None``) and the log entries that verified."""
+
+    signed_at: SigningTime | None
+    log_entries: tuple[VerifiedLogEntry, ...] = ()
+
+
+def earliest_proof(proofs: Sequence[SigningTime]) -> SigningTime | None:
+    """Of the signing times proven for one signature (by timestamps and log entries alike),
+    the one whose interval ends first: the signature certainly existed by then. ``None``
+    when there is none."""
+    return min(proofs, key=lambda proof: proof.latest) if proofs else None
+
+
 def latest_second(signed_at: SigningTime) -> int:
     """``signed_at.latest`` in whole epoch seconds, rounded up (the expiry policy's unit)."""
     return math.ceil(signed_at.latest.timestamp())
@@ -118,7 +160,11 @@ def check_signing_time(
     margin = timedelta(seconds=leeway)
     iat = datetime.fromtimestamp(claims["iat"], timezone.utc)
     exp = datetime.fromtimestamp(claims["exp"], timezone.utc)
-    by = f"the {signed_at.kind} by {signed_at.authority}"
+    by = (
+        f"the {signed_at.kind} by {signed_at.authority}"
+        if signed_at.kind == "timestamp"
+        else f"the integrated time of transparency log {signed_at.authority}"
+    )
     if signed_at.latest > exp + margin:
         raise ExpiredError(
             f"signed after the ID token expired: {by} proves {signed_at.stated()}, the ID "

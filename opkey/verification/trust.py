@@ -39,6 +39,15 @@ chains a policy file's ``[timestamps]`` table names are trust anchors, used only
 :attr:`KeyOptions.policy_anchors`. Requiring a proven signing time
 (:attr:`Trust.require_signing_time`: ``--require-timestamp`` or the policy file's
 ``required``) only narrows what is accepted, so either source may ask for it.
+
+**Transparency logs** likewise: an entry proves inclusion (and, on Rekor v1, a signing time)
+only under a log the verifier pinned (:attr:`Trust.transparency_logs`: its public key and
+checkpoint origin, the log ID following from the key), never one an entry names. The logs
+passed on the command line (:attr:`KeyOptions.tlogs`, ``--tlog-key`` with ``--tlog-origin``)
+are always used; those of a policy file's ``[tlog]`` table are trust anchors, used only under
+:attr:`KeyOptions.policy_anchors`. :attr:`Trust.require_tlog` (``--require-tlog``, the
+table's ``required``) rejects signatures without a verified entry in a pinned log; a log's
+signed integrated time meets :attr:`Trust.require_signing_time` as a timestamp does.
 """
 
 from __future__ import annotations
@@ -59,8 +68,9 @@ if TYPE_CHECKING:
     from opkey.jwks.archive import JwksArchive
     from opkey.jwks.client import JwksClient
     from opkey.jwks.keyset import KeySet
-    from opkey.policy.file import IssuerEntry, TimestampSettings
+    from opkey.policy.file import IssuerEntry, LogPin, TimestampSettings, TlogSettings
     from opkey.timestamp import TimestampAuthority
+    from opkey.tlog.log import TrustedLog
 
 __all__ = ["KeyOptions", "Trust", "TrustedIssuer"]
 
@@ -107,9 +117,14 @@ class KeyOptions:
     transport: Transport | None = field(default=None, compare=False)
     timestamp_certs: Sequence[Path] = ()
     require_timestamp: bool = False
+    #: Transparency logs the verifier pins itself (always used), and whether an entry in one
+    #: of them is required.
+    tlogs: Sequence[LogPin] = ()
+    require_tlog: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timestamp_certs", tuple(self.timestamp_certs))
+        object.__setattr__(self, "tlogs", tuple(self.tlogs))
 
 
 @dataclass(frozen=True)
@@ -117,24 +132,40 @@ class Trust:
     """The issuers a verifier trusts, by exact issuer URL, and its rules for signing time.
 
     ``timestamp_authorities`` are the RFC 3161 authorities whose tokens prove a signing time
-    (``spec/timestamps.md``); ``require_signing_time`` rejects signatures for which none of
-    them proves one (``spec/time.md``), and needs at least one authority.
+    (``spec/timestamps.md``); ``transparency_logs`` the logs whose entries prove inclusion,
+    and for Rekor v1 a signing time (``spec/transparency-log.md``). ``require_signing_time``
+    rejects signatures for which none of them proves a time (``spec/time.md``), and needs an
+    authority or a log that signs times; ``require_tlog`` rejects signatures without a
+    verified entry in one of the logs, and needs at least one.
     """
 
     issuers: Sequence[TrustedIssuer]
     timestamp_authorities: Sequence[TimestampAuthority] = ()
     require_signing_time: bool = False
+    transparency_logs: Sequence[TrustedLog] = ()
+    require_tlog: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "issuers", tuple(self.issuers))
         object.__setattr__(self, "timestamp_authorities", tuple(self.timestamp_authorities))
+        object.__setattr__(self, "transparency_logs", tuple(self.transparency_logs))
         if not self.issuers:
             raise ConfigError("trust needs at least one trusted issuer")
-        if self.require_signing_time and not self.timestamp_authorities:
+        timed_logs = [log for log in self.transparency_logs if log.signs_entry_timestamps]
+        if self.require_signing_time and not (self.timestamp_authorities or timed_logs):
             raise ConfigError(
                 "a proven signing time is required, but no time-stamping authority is trusted "
-                "(pass --timestamp-certs FILE with the authority's PEM chain)"
+                "(pass --timestamp-certs FILE with the authority's PEM chain) and no pinned "
+                "transparency log signs times (a Rekor v1 log: --tlog-key, --tlog-origin)"
             )
+        if self.require_tlog and not self.transparency_logs:
+            raise ConfigError(
+                "a transparency log entry is required, but no log is pinned (pass --tlog-key "
+                "FILE with --tlog-origin ORIGIN)"
+            )
+        ids = [log.log_id for log in self.transparency_logs]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("a transparency log is pinned twice (the same key)")
         urls = [trusted.issuer for trusted in self.issuers]
         repeated = sorted({url for url in urls if urls.count(url) > 1})
         if repeated:
@@ -159,14 +190,18 @@ class Trust:
         options: KeyOptions | None = None,
         *,
         timestamps: TimestampSettings | None = None,
+        tlog: TlogSettings | None = None,
     ) -> Trust:
         """Trust the issuers ``entries`` describe, with key sources chosen as the module says.
 
         ``timestamps`` is a policy file's ``[timestamps]`` table: its chains are trust anchors
         (used only under ``options.policy_anchors``), its ``required`` is always honoured.
+        ``tlog``, its ``[tlog]`` table, likewise: its logs are trust anchors, its ``required``
+        always honoured.
         """
         options = options or KeyOptions()
         authorities = _timestamp_authorities(options, timestamps)
+        logs = _transparency_logs(options, tlog)
         entries = list(entries)
         if not entries:
             raise ConfigError("no trusted issuer: list at least one")
@@ -220,7 +255,8 @@ class Trust:
                 )
             trusted.append(TrustedIssuer(entry.config, tuple(sources)))
         required = options.require_timestamp or (timestamps is not None and timestamps.required)
-        return cls(tuple(trusted), authorities, required)
+        require_tlog = options.require_tlog or (tlog is not None and tlog.required)
+        return cls(tuple(trusted), authorities, required, logs, require_tlog)
 
     @classmethod
     def of(cls, configs: Sequence[IssuerConfig], options: KeyOptions | None = None) -> Trust:
@@ -253,6 +289,42 @@ def _timestamp_authorities(
         if authority not in authorities:
             authorities.append(authority)
     return tuple(authorities)
+
+
+def _transparency_logs(
+    options: KeyOptions, settings: TlogSettings | None
+) -> tuple[TrustedLog, ...]:
+    """The verifier's own pinned logs, then (if trusted) the policy file's; each key read once."""
+    from opkey.errors import FormatError
+    from opkey.files import read_regular_file
+    from opkey.tlog.log import TrustedLog
+    from opkey.tlog.note import load_log_public_key
+
+    named = settings.logs if settings is not None else ()
+    if named and not options.policy_anchors:
+        raise ConfigError(
+            "tlog.logs: the policy file names transparency logs, which are trust, not a "
+            "requirement; pin them yourself (--tlog-key, --tlog-origin), or, if the policy file "
+            "is trusted configuration, allow it with --trust-policy-anchors",
+            found=[str(pin.key_file) for pin in named],
+        )
+    logs: list[TrustedLog] = []
+    for pin in (*options.tlogs, *named):
+        data = read_regular_file(
+            Path(pin.key_file).expanduser(),
+            limit=16 * 1024,
+            what="transparency log key",
+            error=ConfigError,
+        )
+        try:
+            log = TrustedLog.pinned(
+                pin.origin, load_log_public_key(data, what=f"transparency log key {pin.key_file}")
+            )
+        except FormatError as exc:
+            raise ConfigError(exc.message) from None
+        if log not in logs:
+            logs.append(log)
+    return tuple(logs)
 
 
 #: A PEM chain of a few certificates is a few KiB (``opkey.timestamp`` bounds it again).

@@ -23,6 +23,14 @@ evaluated at that time instead of ``at``, and the signature must have been made 
 token was valid (:func:`~opkey.verification.signing_time.check_signing_time`). Both happen in
 :meth:`Verifier._verified`, the one place the time rule is applied, for every kind of evidence.
 
+Transparency log entries the evidence carries (a bundle's ``tlogEntries``, an image layer's
+``dev.opkey/tlog``) are checked in :meth:`Verifier.prove`, beside the timestamps: an entry of
+a log the trust pins must verify offline under that log (``spec/transparency-log.md`` §5) and
+record exactly this signature, key and PK token (§9); an entry of another log is skipped. A
+verified Rekor v1 entry's signed integrated time is a proven signing time like a timestamp's,
+and the earliest of all of them is the one the time rule uses
+(:func:`~opkey.verification.signing_time.earliest_proof`).
+
 Verified PK tokens are cached (bounded LRU, keyed by PK token hash and issuer configuration):
 many signatures from one CI run then cost one OP/GQ verification. A cache hit still re-checks
 that the provider key is trusted and re-applies the time rule. Verified timestamps are cached
@@ -46,6 +54,7 @@ from opkey.errors import (
     KeyNotFoundError,
     SignatureError,
     TimestampError,
+    TransparencyLogError,
     UntrustedTimestampError,
 )
 from opkey.expiry import ExpiryPolicy, timestamp, utc_datetime
@@ -56,7 +65,13 @@ from opkey.message import OSM_TYP, verify_message
 from opkey.pktoken import PKToken
 from opkey.policy.signoff import Requirement
 from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
-from opkey.verification.signing_time import SigningTime, check_signing_time, latest_second
+from opkey.verification.signing_time import (
+    SignatureProof,
+    SigningTime,
+    check_signing_time,
+    earliest_proof,
+    latest_second,
+)
 from opkey.verification.trust import Trust
 from opkey.verification.verdict import Verdict, decide
 from opkey.verify import VerifiedPKToken, check_op_algorithm, op_key_id, verify_pktoken
@@ -65,6 +80,9 @@ if TYPE_CHECKING:
     from opkey.bundle import Bundle
     from opkey.digest import Digest
     from opkey.timestamp import TimestampToken, VerifiedTimestamp
+    from opkey.tlog.entry import LogEntry, VerifiedLogEntry
+    from opkey.tlog.log import TrustedLog
+    from opkey.tlog.signature_entry import ExpectedSignature
     from opkey.verification.evidence import Evidence
 
 __all__ = ["ClaimsPolicy", "Verifier"]
@@ -133,7 +151,8 @@ class Verifier:
         if signed_at is None and signature and self.trust.require_signing_time:
             raise TimestampError(
                 "no proven signing time: the signature carries no timestamp from a trusted "
-                "time-stamping authority, and one is required"
+                "time-stamping authority and no entry with a signed time in a pinned "
+                "transparency log, and one is required"
             )
         policy_now = now if signed_at is None else latest_second(signed_at)
         policy_at = when if signed_at is None else signed_at.latest
@@ -180,44 +199,111 @@ class Verifier:
     def signing_time(
         self, signature: bytes, tokens: Sequence[TimestampToken | bytes]
     ) -> SigningTime | None:
-        """The signing time ``tokens`` (RFC 3161, DER or parsed) prove for ``signature``.
+        """The signing time ``tokens`` (RFC 3161) prove for ``signature``: :meth:`prove`
+        with no log entries."""
+        return self.prove(signature, tokens).signed_at
+
+    def prove(
+        self,
+        signature: bytes,
+        tokens: Sequence[TimestampToken | bytes],
+        entries: Sequence[LogEntry] = (),
+        expected: ExpectedSignature | None = None,
+    ) -> SignatureProof:
+        """What ``tokens`` (RFC 3161, DER or parsed) and log ``entries`` prove for a signature.
 
         ``signature`` is the raw signature bytes the tokens stamp (``spec/timestamps.md`` §1).
         Each token is verified against the trust's authorities only: one signed by none of them
         is skipped (a signer may ask authorities this verifier does not trust); one that names
         a trusted authority but does not verify rejects the signature (:class:`TimestampError`),
-        as does a malformed one (:class:`~opkey.errors.FormatError`). Of the tokens that verify,
-        the one whose interval ends first is the proof: the signature existed by then.
-        Returns ``None`` when nothing is proven (no tokens, or no authority configured), unless
-        the trust requires a signing time: then :class:`TimestampError` says why.
+        as does a malformed one (:class:`~opkey.errors.FormatError`).
+
+        Each entry of a pinned log must verify under it and record ``expected`` (the signed
+        bytes, the DER signature and the PK token), else :class:`TransparencyLogError`; an
+        entry of a log the trust does not pin is skipped. Without a verified entry, a trust
+        that requires one raises :class:`TransparencyLogError`.
+
+        Of the signing times proven (verified tokens, verified entries with a signed time),
+        the one whose interval ends first is the proof: the signature existed by then. None
+        proven, under a trust that requires a signing time: :class:`TimestampError`.
         """
+        proofs: list[SigningTime] = []
+        skipped: list[str] = []
         authorities = self.trust.timestamp_authorities
         if not authorities:
-            # Nothing can be proven (and Trust refuses to require it), but a malformed token
-            # is still a malformed signature: parse strictly whatever is carried.
+            # Nothing can be proven, but a malformed token is still a malformed signature:
+            # parse strictly whatever is carried.
             from opkey.timestamp import TimestampToken
 
             for token in tokens:
                 if isinstance(token, bytes):
                     TimestampToken.from_der(token)
-            return None
-        proofs: list[VerifiedTimestamp] = []
-        skipped: list[str] = []
-        for index, token in enumerate(tokens):
-            try:
-                proofs.append(self._verified_timestamp(token, signature))
-            except UntrustedTimestampError as exc:
-                skipped.append(f"timestamp {index}: {exc.message}")
-        if not proofs:
-            if self.trust.require_signing_time:
-                reason = "; ".join(skipped) if skipped else "the signature carries no timestamp"
-                raise TimestampError(
-                    f"no proven signing time, and one is required: {reason}",
-                    expected=[a.root_sha256 for a in authorities],
-                    found=len(tokens),
-                )
-            return None
-        return SigningTime.from_timestamp(min(proofs, key=lambda stamp: stamp.latest))
+        else:
+            for index, token in enumerate(tokens):
+                try:
+                    stamp = self._verified_timestamp(token, signature)
+                except UntrustedTimestampError as exc:
+                    skipped.append(f"timestamp {index}: {exc.message}")
+                else:
+                    proofs.append(SigningTime.from_timestamp(stamp))
+        logged = self._log_entries(entries, expected, skipped)
+        proofs.extend(
+            SigningTime.from_log_entry(entry) for entry in logged if entry.integrated_time
+        )
+        signed_at = earliest_proof(proofs)
+        if signed_at is None and self.trust.require_signing_time:
+            reason = "; ".join(skipped) if skipped else "the signature carries no timestamp"
+            if not skipped and logged:
+                reason = "its log entries carry no signed time (Rekor v2 signs none)"
+            raise TimestampError(
+                f"no proven signing time, and one is required: {reason}",
+                expected=[a.root_sha256 for a in authorities]
+                + [log.log_id.hex() for log in self.trust.transparency_logs],
+                found=len(tokens) + len(entries),
+            )
+        return SignatureProof(signed_at, logged)
+
+    def _trusted_log(self, log_id: bytes) -> TrustedLog | None:
+        for log in self.trust.transparency_logs:
+            if log.log_id == log_id:
+                return log
+        return None
+
+    def _log_entries(
+        self,
+        entries: Sequence[LogEntry],
+        expected: ExpectedSignature | None,
+        skipped: list[str],
+    ) -> tuple[VerifiedLogEntry, ...]:
+        """The entries of pinned logs, each verified and checked to record ``expected``."""
+        verified: list[VerifiedLogEntry] = []
+        if entries:
+            from opkey.tlog.entry import verify_log_entry
+            from opkey.tlog.signature_entry import check_entry_for
+
+            for index, entry in enumerate(entries):
+                log = self._trusted_log(entry.log_id)
+                if log is None:
+                    skipped.append(
+                        f"log entry {index}: from log {entry.log_id.hex()}, which is not pinned"
+                    )
+                    continue
+                if expected is None:
+                    raise TransparencyLogError(
+                        f"log entry {index} is for a signature opkey does not log (only ES256 "
+                        "signatures are logged)"
+                    )
+                checked = verify_log_entry(entry, log)
+                check_entry_for(entry.body, expected)
+                verified.append(checked)
+        if not verified and self.trust.require_tlog:
+            reason = "; ".join(skipped) if skipped else "the signature carries no log entry"
+            raise TransparencyLogError(
+                f"no entry in a pinned transparency log, and one is required: {reason}",
+                expected=[log.origin for log in self.trust.transparency_logs],
+                found=len(entries),
+            )
+        return tuple(verified)
 
     def _verified_timestamp(
         self, token: TimestampToken | bytes, signature: bytes
@@ -288,8 +374,15 @@ class Verifier:
         The bundle's timestamps, if any, prove its signing time (:meth:`signing_time`).
         """
         jws = bundle.signature_jws
-        signed_at = self.signing_time(jws.signature, bundle.timestamps)
-        message = self.open_message(bundle.pktoken, jws, at=at, signed_at=signed_at)
+        expected = None
+        if bundle.tlog_entries and jws.alg == "ES256" and len(jws.signature) == 64:
+            from opkey.tlog.signature_entry import ExpectedSignature, der_signature
+
+            expected = ExpectedSignature(
+                jws.signing_input, der_signature(jws.signature), bundle.pktoken
+            )
+        proof = self.prove(jws.signature, bundle.timestamps, bundle.tlog_entries, expected)
+        message = self.open_message(bundle.pktoken, jws, at=at, signed_at=proof.signed_at)
         if message.content != artifact_statement(digest):
             # Not the canonical statement for this digest: say what it signs instead (parsing
             # raises if it is no artifact statement at all).
@@ -297,6 +390,8 @@ class Verifier:
             raise SignatureError(
                 f"the bundle signs {signed}, not {digest}", expected=str(digest), found=str(signed)
             )
+        if proof.log_entries:
+            return dataclasses.replace(message.identity, log_entries=proof.log_entries)
         return message.identity
 
     def verify_bundle(

@@ -10,6 +10,7 @@ slowness.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from opkey.admission.policies import load_gate_policy
 from opkey.admission.service import ServeOptions, build_gate
 from opkey.images import attest_image
 from opkey.jwks.archive import JwksArchive
+from opkey.policy.file import LogPin
 from opkey.registry.reference import ImageReference
 from opkey.sandbox.devidp import DevIdP
 from opkey.sandbox.registry import LocalRegistry, seed_image
@@ -306,6 +308,46 @@ def test_a_policy_asking_for_an_attestation_admits_only_what_was_attested_so(
     assert [j.outcome.allowed for j in result.images] == [False, False, True, True]
 
 
+def _log_key(path: Path) -> Path:
+    """A transparency log's public key (P-256, PEM): a log pinned, whose entries none has."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    path.write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+def test_a_required_transparency_log_entry_is_required_by_the_gate_too(
+    registry: Registry, idp: DevIdP, tmp_path: Path, make_gate: Callable[..., Gate]
+) -> None:
+    """The gate's trust keeps the pinned logs and ``--require-tlog`` (or a policy file's
+    ``[tlog] required``): a signature with no entry in the pinned log is refused."""
+    image = registry.push("unlogged")
+    sign(registry.client, image, idp)
+    pin = LogPin(_log_key(tmp_path / "log.pem"), "rekor.example - 1")
+    policy = policy_file(tmp_path / "policy.toml", idp)
+    required = tmp_path / "required.toml"
+    required.write_text(
+        policy.read_text().replace("version = 1\n", "version = 1\n[tlog]\nrequired = true\n")
+    )
+    pinned = judge(make_gate(policy, keys=KeyOptions(tlogs=(pin,))), str(image))
+    assert pinned.response is not None
+    assert pinned.response.allowed, "a pinned log alone does not require an entry"
+    for path, keys in [
+        (policy, KeyOptions(tlogs=(pin,), require_tlog=True)),
+        (required, KeyOptions(tlogs=(pin,))),
+    ]:
+        result = judge(make_gate(path, keys=keys), str(image))
+        assert result.response is not None
+        assert not result.response.allowed
+        assert "transparency log" in (result.response.message or "")
+
+
 # -- faults ------------------------------------------------------------------------------------
 
 
@@ -490,6 +532,15 @@ def test_the_fingerprint_changes_with_the_policy_the_pinned_keys_and_the_flags(
     assert load_gate_policy(policy, pinned).fingerprint != base, "the pinned key file changed"
     policy_file(policy, idp, OTHER_REPO_ID)
     assert load_gate_policy(policy, pinned).fingerprint != base
+    logged = KeyOptions(jwks_file=jwks, tlogs=(LogPin(_log_key(tmp_path / "log.pem"), "a"),))
+    with_log = load_gate_policy(policy, logged).fingerprint
+    assert with_log != load_gate_policy(policy, pinned).fingerprint
+    required = dataclasses.replace(logged, require_tlog=True)
+    assert load_gate_policy(policy, required).fingerprint != with_log
+    other_origin = dataclasses.replace(logged, tlogs=(LogPin(tmp_path / "log.pem", "b"),))
+    assert load_gate_policy(policy, other_origin).fingerprint != with_log
+    _log_key(tmp_path / "log.pem")
+    assert load_gate_policy(policy, logged).fingerprint != with_log, "the log key changed"
 
 
 def _check(gate: Gate, image: ImageReference) -> ImageCheck:

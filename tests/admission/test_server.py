@@ -329,7 +329,9 @@ def test_a_body_that_does_not_arrive_in_time_is_answered_408(
         gate.stop()
 
 
-def test_serve_options_are_checked_before_anything_listens(tmp_path: Path) -> None:
+def test_serve_options_are_checked_before_anything_listens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from opkey.admission.service import ServeOptions, build_gate, parse_listen
     from opkey.cli import main
     from opkey.errors import ConfigError
@@ -351,6 +353,10 @@ def test_serve_options_are_checked_before_anything_listens(tmp_path: Path) -> No
         build_gate(ServeOptions(**base, config=config))  # type: ignore[arg-type]
     assert main(["admission", "serve", "--config", str(config), "--listen", "127.0.0.1:0",
                  "--tls-cert", "c", "--tls-key", "k"]) == 2  # fmt: skip
+    capsys.readouterr()
+    assert main(["admission", "serve", "--config", str(config), "--listen", "127.0.0.1:0",
+                 "--tls-cert", "c", "--tls-key", "k", "--tlog-key", "log.pem"]) == 2  # fmt: skip
+    assert "--tlog-key and --tlog-origin go together" in capsys.readouterr().err
 
 
 def test_a_changed_policy_file_is_reloaded_and_never_reuses_an_old_verdict(

@@ -109,6 +109,8 @@ class RekorV1:
     workdir: Path
     mariadb_socket: Path
     processes: list[ServerProcess] = field(default_factory=list)
+    #: The log's private key (PEM), for tests that play a compromised log.
+    signer_key_file: Path | None = None
 
     @property
     def public_key_pem(self) -> bytes:
@@ -347,6 +349,7 @@ def start_rekor_v1(netns: NetworkNamespace, workdir: Path) -> RekorV1:
             workdir=short,
             mariadb_socket=socket_path,
             processes=started,
+            signer_key_file=key_file,
         )
     except BaseException:
         for process in reversed(started):
@@ -362,13 +365,19 @@ def stop_rekor_v1(rekor: RekorV1) -> None:
     shutil.rmtree(rekor.workdir, ignore_errors=True)
 
 
-def start_rekor_v2(netns: NetworkNamespace, workdir: Path) -> RekorV2:
-    """Start rekor-tiles' POSIX server in ``netns`` with a fresh Ed25519 checkpoint key."""
+def start_rekor_v2(
+    netns: NetworkNamespace,
+    workdir: Path,
+    key: ed25519.Ed25519PrivateKey | None = None,
+    storage: Path | None = None,
+) -> RekorV2:
+    """Start rekor-tiles' POSIX server in ``netns`` with a fresh Ed25519 checkpoint key (or
+    ``key``), writing its tiles under ``storage`` (default: a new directory in ``workdir``)."""
     binary = go_tool("rekor-tiles", "rekor-server-posix")
-    key = ed25519.Ed25519PrivateKey.generate()
+    key = key or ed25519.Ed25519PrivateKey.generate()
     key_file = workdir / "rekor-v2-signer.pem"
     key_file.write_bytes(_pem_private(key))
-    storage = workdir / "rekor-v2-tiles"
+    storage = storage or workdir / "rekor-v2-tiles"
     storage.mkdir()
     origin = "rekor-v2.opkey.test"
     server = netns.popen(

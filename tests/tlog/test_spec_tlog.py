@@ -36,4 +36,31 @@ def test_the_spec_set_payload_is_what_the_code_signs() -> None:
     text = payload.decode()
     assert text.startswith(head)
     assert text.endswith(tail)
-    assert len(_blocks()) == 2
+
+
+def _template(name: str) -> re.Pattern[str]:
+    """A spec template as a pattern: each ``<placeholder>`` stands for a JSON string's content
+    or a number."""
+    parts = re.split(r"<[^>]+>", _blocks()[name].rstrip("\n"))
+    return re.compile(r"[^\"]+".join(re.escape(part) for part in parts))
+
+
+def test_the_spec_templates_are_what_the_code_writes() -> None:
+    import json
+
+    from opkey import CommitmentType
+    from opkey.tlog.certificate import pktoken_certificate
+    from opkey.tlog.rekor import cosign_rekor_bundle
+    from opkey.tlog.signature_entry import EntryRequest
+    from tests.helpers import MiniOP
+
+    pktoken, key = MiniOP().pktoken(CommitmentType.GQ_BOUND)
+    request = EntryRequest.hashedrekord(b"s", key.sign_der(b"s"), pktoken_certificate(pktoken, key))
+    v1 = json.dumps(request.rekor_v1(), separators=(",", ":"))
+    v2 = json.dumps(request.rekor_v2(), separators=(",", ":"))
+    assert _template("v1-request").fullmatch(v1)
+    assert _template("v2-request").fullmatch(v2)
+    assert _template("cosign-bundle").fullmatch(
+        cosign_rekor_bundle(entry_from_rekor_v1(V1["entry"]))
+    )
+    assert len(_blocks()) == 5
