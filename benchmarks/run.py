@@ -12,7 +12,8 @@ side; ``--setup-peer`` installs it into ``benchmarks/.peer-venv`` first), ``open
 offline check of one Rekor entry against its primitives and an ES256 verify, and a log
 monitor's checks per second), ``attestations`` (one attestation layer, DSSE envelope to
 decision, against its primitive floor, cold and cached) and, with
-``--registry``, ``registry`` (needs the CNCF distribution registry, ``docker-registry``) and,
+``--registry``, ``registry`` and ``admission_server`` (the admission gate as an HTTPS server
+under an open-loop load; both need the CNCF distribution registry, ``docker-registry``) and,
 with ``--cosign``, ``cosign`` (``cosign verify --key`` against ``opkey verify IMAGE`` as
 processes; needs docker-registry and cosign built by ``python tests/tools/build.py``).
 Each figure is one row of the table and of ``benchmarks/results.json``.
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (
     bench_admission,
+    bench_admission_server,
     bench_attestations,
     bench_core,
     bench_cosign,
@@ -55,6 +57,7 @@ SECTIONS: dict[str, Callable[[dict[str, float]], list[Figure]]] = {
     "registry": bench_registry.run,
     "cosign": bench_cosign.run,
     "admission": bench_admission.run,
+    "admission_server": bench_admission_server.run,
     "tlog": bench_tlog.run,
     "attestations": bench_attestations.run,
 }
@@ -107,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the selected sections (all but ``registry`` and ``cosign`` by default)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(SECTIONS), default=None)
-    parser.add_argument("--registry", action="store_true", help="also run the registry section")
+    parser.add_argument(
+        "--registry",
+        action="store_true",
+        help="also run the registry and admission_server sections",
+    )
     parser.add_argument("--cosign", action="store_true", help="also run the cosign section")
     parser.add_argument(
         "--setup-peer",
@@ -119,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.setup_peer:
         bench_peer.setup_peer()
     sections = list(args.only or DEFAULT_SECTIONS)
-    if args.registry and "registry" not in sections:
-        sections.append("registry")
+    if args.registry:
+        sections.extend(s for s in ("registry", "admission_server") if s not in sections)
     if args.cosign and "cosign" not in sections:
         sections.append("cosign")
     context: dict[str, float] = {}

@@ -17,6 +17,18 @@ everything in that path that needs no I/O (schema and rules: ``spec/admission.md
 * :mod:`~opkey.admission.plan`: which images to verify under which rule, the rest settled;
 * :mod:`~opkey.admission.response`: the bounded, sanitised response.
 
+Around the core, with I/O (imported by name, not from this package, so that reading reviews
+loads neither the registry client nor the HTTP server):
+
+* :mod:`~opkey.admission.gate`: :class:`~opkey.admission.gate.Gate`, judging a review within a
+  deadline: verdict cache, registry, ``verify_image``, fail-closed;
+* :mod:`~opkey.admission.cache`: the verdict cache (repository, digest, policy fingerprint);
+* :mod:`~opkey.admission.policies`: policy files loaded into verifiers, fingerprinted;
+* :mod:`~opkey.admission.refresh`: provider keys refreshed in the background;
+* :mod:`~opkey.admission.server`, :mod:`~opkey.admission.metrics`,
+  :mod:`~opkey.admission.service`: the HTTPS server (aiohttp), Prometheus metrics (the
+  ``admission`` extra), and their assembly for ``opkey admission serve``.
+
 A review that cannot be read raises :class:`~opkey.errors.AdmissionReviewError`;
 :func:`review_error_response` turns it into a denial when its ``uid`` is known.
 """

@@ -8,9 +8,11 @@ failed in ``warn`` mode. :func:`review_error_response` answers a request that co
 Text in a response reaches a person's terminal through ``kubectl`` and the API server's logs,
 and much of it comes from the request (image strings are whatever the submitter wrote), so:
 
-* control, format (bidirectional overrides, zero-width characters) and line-separator
-  characters are written as ``\\uXXXX`` escapes; the API server also drops any warning that
-  holds a control character, which would hide why an image was only admitted with a warning;
+* every character that is not printable (controls, format characters such as bidirectional
+  overrides and zero-width characters, line separators) is shown as a visible escape by
+  opkey's one sanitiser, :func:`opkey.remote_text.printable` (``\\x1b``, ``\\u202e``); the API
+  server also drops any warning that holds a control character, which would hide why an image
+  was only admitted with a warning;
 * images and reasons are shortened (:data:`MAX_IMAGE_CHARS`, :data:`MAX_REASON_CHARS`), the
   message to :data:`MAX_MESSAGE_CHARS` (it lists as many failures as fit and counts the rest);
 * each warning stays within the API server's 256 characters, and all within its 4096.
@@ -19,7 +21,6 @@ and much of it comes from the request (image strings are whatever the submitter 
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from opkey.admission.config import Mode
 from opkey.admission.images import ContainerImage
 from opkey.admission.review import API_VERSION, AdmissionRequest
 from opkey.errors import AdmissionReviewError
+from opkey.remote_text import printable
 
 __all__ = [
     "MAX_IMAGE_CHARS",
@@ -39,7 +41,6 @@ __all__ = [
     "ImageOutcome",
     "decide",
     "review_error_response",
-    "sanitize",
 ]
 
 #: Longest image string quoted in a message or warning.
@@ -53,28 +54,28 @@ MAX_MESSAGE_CHARS = 3000
 MAX_WARNING_CHARS = 256
 MAX_WARNINGS_CHARS = 4096
 _ELLIPSIS = "…"
-_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
-def sanitize(text: str, limit: int | None = None) -> str:
-    """``text`` with control, format and separator characters escaped, then shortened."""
-    if not text.isprintable() or any(unicodedata.category(c) in _ESCAPED_CATEGORIES for c in text):
-        text = "".join(
-            f"\\u{ord(c):04x}" if unicodedata.category(c) in _ESCAPED_CATEGORIES else c
-            for c in text
-        )
-    return _shorten(text, limit)
+def _clean(text: str, limit: int) -> str:
+    """``text`` made printable, at most ``limit`` characters in all (its escapes included).
+
+    :func:`~opkey.remote_text.printable` keeps ``limit`` characters of the original, each
+    escaped as needed; the response's limits are on what is sent, so the escaped text is cut
+    once more.
+    """
+    return _shorten(printable(text, limit=limit), limit)
 
 
-def _shorten(text: str, limit: int | None) -> str:
-    if limit is not None and len(text) > limit:
+def _shorten(text: str, limit: int) -> str:
+    if len(text) > limit:
         return text[: limit - 1] + _ELLIPSIS
     return text
 
 
 def _quote(text: str, limit: int) -> str:
-    """``text`` shortened, JSON-quoted and sanitised: ``"ghcr.io/acme/app:1"``."""
-    return sanitize(json.dumps(_shorten(text, limit), ensure_ascii=False))
+    """``text`` shortened, JSON-quoted and made printable: ``"ghcr.io/acme/app:1"``."""
+    quoted = json.dumps(_shorten(text, limit), ensure_ascii=False)
+    return printable(quoted, limit=len(quoted))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ class ImageOutcome:
 
     def describe(self) -> str:
         """``spec.containers[0].image "ghcr.io/acme/app:1": reason`` (sanitised, bounded)."""
-        reason = sanitize(self.reason or "refused", MAX_REASON_CHARS)
+        reason = _clean(self.reason or "refused", MAX_REASON_CHARS)
         return f"{self.image.path} {_quote(self.image.image, MAX_IMAGE_CHARS)}: {reason}"
 
 
@@ -194,7 +195,7 @@ def review_error_response(error: AdmissionReviewError) -> AdmissionResponse | No
     """
     if error.uid is None:
         return None
-    message = sanitize(f"opkey cannot judge this request: {error}", MAX_MESSAGE_CHARS)
+    message = _clean(f"opkey cannot judge this request: {error}", MAX_MESSAGE_CHARS)
     return AdmissionResponse(
         uid=error.uid, allowed=False, code=400, reason="BadRequest", message=message
     )

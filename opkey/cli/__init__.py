@@ -61,6 +61,7 @@ COMMANDS: tuple[str, ...] = (
     "jwks",
     "demo",
     "dev_idp",
+    "admission",
     "completion",
 )
 

@@ -187,6 +187,19 @@ class JwksClient:
                 found=kid if kid is not None else jkt,
             ) from None
 
+    def refresh(self, issuer: str) -> KeySet:
+        """Fetch the issuer's discovery document and keys now, however fresh the cache is.
+
+        For a long-running verifier (the admission gate) that refreshes in the background so
+        that no verification waits for a fetch. A failure raises and leaves the keys in hand as
+        they were, usable until they expire; it is remembered as any failed fetch is.
+        """
+        entry = self._entry(issuer)
+        with entry.lock:
+            keyset = self._fetch(issuer, entry, rediscover=True)
+        self._notify(issuer, keyset)
+        return keyset
+
     def invalidate(self, issuer: str) -> None:
         """Forget the cached keys and failures of ``issuer``; the next lookup fetches."""
         entry = self._entry(issuer)

@@ -23,9 +23,9 @@ from opkey.admission import (
 )
 from opkey.admission.response import (
     MAX_MESSAGE_CHARS,
+    MAX_REASON_CHARS,
     MAX_WARNING_CHARS,
     MAX_WARNINGS_CHARS,
-    sanitize,
 )
 from tests.admission.reviews import load_object, wrap
 
@@ -185,19 +185,37 @@ def test_response_review_shape_matches_what_the_api_server_reads() -> None:
 
 
 def test_control_and_bidi_characters_are_escaped() -> None:
+    """Through opkey's one sanitiser (``opkey.remote_text.printable``): every character that
+    is not printable is shown as a visible escape, a no-break space and a private-use code
+    point too."""
     evil = "ghcr.io/acme/x:1\u202egnp.exe\x1b[31m\n"
-    outcome = ImageOutcome(image(evil), False, "bad\x00reason\u2028")
+    outcome = ImageOutcome(image(evil), False, "bad\x00reason\u2028\xa0\U000f0000")
     response = decide(request_for("pod"), [outcome])
     assert response.message is not None
     assert "\\u202e" in response.message
-    assert "\\u001b" in response.message
-    assert "bad\\u0000reason\\u2028" in response.message
+    assert "\\u001b" in response.message  # the image is JSON-quoted first
+    assert "bad\\x00reason\\u2028\\xa0\\U000f0000" in response.message
     assert response.message.isprintable()
     warned = decide(request_for("pod"), [ImageOutcome(image(evil), False, "x", mode=Mode.WARN)])
     assert warned.allowed
+    assert warned.warnings
     assert all(w.isprintable() for w in warned.warnings)
-    assert sanitize("plain text") == "plain text"
-    assert sanitize("ab\tc", 3) == "ab…"
+
+
+def test_escapes_count_towards_the_limits() -> None:
+    """An escape is up to ten characters for one: the reason's bound is on what is sent."""
+    response = decide(
+        request_for("pod"), [ImageOutcome(image("ghcr.io/a/b:1"), False, "\u202e" * 1000)]
+    )
+    assert response.message is not None
+    reason = response.message.split('"ghcr.io/a/b:1": ', 1)[1]
+    assert len(reason) <= MAX_REASON_CHARS
+    assert reason.startswith("\\u202e\\u202e")
+    assert reason.endswith("…")
+    assert response.message.isprintable()
+    plain = decide(request_for("pod"), [ImageOutcome(image("ghcr.io/a/b:1"), False, "r" * 400)])
+    assert plain.message is not None
+    assert plain.message.endswith(": " + "r" * (MAX_REASON_CHARS - 1) + "…")
 
 
 def test_messages_are_bounded_and_count_what_is_left_out() -> None:

@@ -1,0 +1,267 @@
+"""Run the Kubernetes admission gate.
+
+The deploy-time gate: a validating admission webhook (``opkey admission serve``) that serves
+admission.k8s.io/v1 AdmissionReviews on POST /validate, with /healthz, /readyz and /metrics,
+until SIGTERM. Every container image of a Pod or pod template is verified against the policy its
+rule chooses; any error denies (fail closed). Logs are JSON lines on standard error. The server
+needs the admission extra: pip install 'opkey[admission]'. Rules, responses and the cache:
+https://github.com/opkey-dev/opkey/blob/main/spec/admission.md
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opkey.cli.tlog_options import add_tlog_verify_arguments
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["configure", "run"]
+
+_SPEC = "https://github.com/opkey-dev/opkey/blob/main/spec/admission.md"
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    import argparse
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a positive number")
+        return value
+
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    import argparse
+
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 0 or more")
+    return int(text)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``admission`` action ``serve`` and its options."""
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    serve = actions.add_parser(
+        "serve",
+        help="serve AdmissionReviews over HTTPS",
+        description="Serve admission.k8s.io/v1 AdmissionReviews on POST /validate, with "
+        "/healthz, /readyz and /metrics, until SIGTERM. Every image of a Pod or pod template "
+        "is verified against the policy its rule chooses; any error denies (fail closed). "
+        f"Rules and responses: {_SPEC}",
+    )
+    which = serve.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--config", metavar="FILE", help="rule file choosing a policy by namespace and image"
+    )
+    which.add_argument(
+        "--policy", metavar="FILE", help="one policy file applied to every image everywhere"
+    )
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", required=True, help="address to serve on (0.0.0.0:8443)"
+    )
+    serve.add_argument("--tls-cert", metavar="PEM", required=True, help="serving certificate")
+    serve.add_argument("--tls-key", metavar="PEM", required=True, help="its private key")
+    serve.add_argument(
+        "--mode",
+        choices=("enforce", "warn"),
+        help="warn: admit everything, returning warnings for what enforce would refuse (audit "
+        "mode for rolling out a policy); default: each rule's mode (enforce with --policy)",
+    )
+    serve.add_argument(
+        "--allow-tags",
+        action="store_true",
+        help="with --policy: resolve tags to digests through the registry instead of refusing "
+        "images not pinned by digest",
+    )
+    serve.add_argument(
+        "--deadline",
+        type=_positive(float),
+        default=8.0,
+        metavar="SECONDS",
+        help="time one admission may take, well inside the webhook's timeoutSeconds; images "
+        "not verified by then are refused (default: %(default)g)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=16,
+        metavar="N",
+        help="threads verifying images (default: %(default)s)",
+    )
+    cache = serve.add_argument_group("verdict cache")
+    cache.add_argument(
+        "--cache-size",
+        type=_count,
+        default=100_000,
+        metavar="N",
+        help="verdicts kept, least recently used dropped first; 0 turns the cache off "
+        "(default: %(default)s)",
+    )
+    cache.add_argument(
+        "--cache-ttl",
+        type=_non_negative,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long a passed verdict is reused (default: %(default)g)",
+    )
+    cache.add_argument(
+        "--negative-cache-ttl",
+        type=_non_negative,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a rejection is reused; failures to reach the registry or provider are "
+        "never cached (default: %(default)g)",
+    )
+    serve.add_argument(
+        "--max-request-bytes",
+        type=_positive(int),
+        default=8 * 1024 * 1024,
+        metavar="N",
+        help="largest request body accepted, 413 beyond (default: %(default)s)",
+    )
+    keys = serve.add_argument_group("provider keys")
+    keys.add_argument("--jwks", metavar="FILE", help="pinned JWKS of the one trusted issuer")
+    keys.add_argument(
+        "--jwks-archive",
+        metavar="PATH",
+        help="JWKS archive: rotated-out keys, and keys to verify with while the provider is "
+        "unreachable (live keys are recorded in it)",
+    )
+    keys.add_argument(
+        "--offline",
+        action="store_true",
+        help="never fetch provider keys: pinned JWKS and archives only",
+    )
+    keys.add_argument(
+        "--trust-policy-anchors",
+        action="store_true",
+        help="use the key files, archives and time-stamping authorities the policy files name "
+        "(they are the operator's configuration)",
+    )
+    keys.add_argument(
+        "--timestamp-certs",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="PEM chain of a trusted RFC 3161 time-stamping authority (repeatable)",
+    )
+    keys.add_argument(
+        "--require-timestamp",
+        "--require-signing-time",
+        dest="require_timestamp",
+        action="store_true",
+        help="refuse signatures without a proven signing time: a timestamp from a trusted "
+        "authority, or a signed integrated time in a pinned Rekor v1 log",
+    )
+    keys.add_argument(
+        "--refresh-interval",
+        type=_positive(float),
+        default=60.0,
+        metavar="SECONDS",
+        help="how often provider keys are fetched in the background (default: %(default)g)",
+    )
+    add_tlog_verify_arguments(serve)
+    serve.add_argument(
+        "--reload-interval",
+        type=_non_negative,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often the certificate, rule and policy files are checked and reloaded when "
+        "they changed; 0: the rules and policies only at start (default: %(default)g)",
+    )
+    registry = serve.add_argument_group("registries")
+    registry.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="allow plain http to this registry (loopback always may)",
+    )
+    registry.add_argument(
+        "--registry-ca-file", metavar="FILE", help="CA bundle (PEM) for registries' TLS"
+    )
+    registry.add_argument(
+        "--registry-private-addresses",
+        action="store_true",
+        help="allow registries on private addresses (an in-cluster registry); refused by "
+        "default so that an image name cannot point the gate at internal services",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="JSON logs on standard error from this level (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or SIGINT."""
+    import asyncio
+    from pathlib import Path
+
+    from opkey.cli._common import archive_path
+    from opkey.cli.tlog_options import log_pins
+    from opkey.errors import ConfigError
+    from opkey.verification.trust import KeyOptions
+
+    try:
+        from opkey.admission.config import Mode
+        from opkey.admission.server import configure_logging
+        from opkey.admission.service import ServeOptions, build_server
+    except ImportError as exc:  # the admission extra is not installed
+        raise ConfigError(
+            f"the admission server needs {exc.name}: pip install 'opkey[admission]'"
+        ) from None
+    options = ServeOptions(
+        listen=args.listen,
+        tls_cert=Path(args.tls_cert),
+        tls_key=Path(args.tls_key),
+        config=Path(args.config) if args.config else None,
+        policy=Path(args.policy) if args.policy else None,
+        mode=Mode(args.mode) if args.mode else None,
+        allow_tags=args.allow_tags,
+        deadline=args.deadline,
+        workers=args.workers,
+        cache_entries=args.cache_size,
+        cache_ttl=args.cache_ttl,
+        negative_cache_ttl=args.negative_cache_ttl,
+        max_request_bytes=args.max_request_bytes,
+        keys=KeyOptions(
+            jwks_file=Path(args.jwks) if args.jwks else None,
+            archive=archive_path(args.jwks_archive) if args.jwks_archive else None,
+            offline=args.offline,
+            policy_anchors=args.trust_policy_anchors,
+            timestamp_certs=tuple(Path(p) for p in args.timestamp_certs),
+            require_timestamp=args.require_timestamp,
+            tlogs=log_pins(args),
+            require_tlog=args.require_tlog,
+        ),
+        refresh_interval=args.refresh_interval,
+        reload_interval=args.reload_interval,
+        insecure_registries=tuple(args.insecure_registry),
+        registry_ca_file=args.registry_ca_file,
+        registry_private=args.registry_private_addresses,
+    )
+    configure_logging(args.log_level)
+    server = build_server(options)
+    asyncio.run(server.serve())
+    return 0
