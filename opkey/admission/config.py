@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from opkey import tables
 from opkey.errors import ConfigError
@@ -55,6 +55,7 @@ __all__ = [
 #: The ``version`` this module reads.
 CONFIG_VERSION = 1
 _MAX_RULES = 1024
+_Pattern = TypeVar("_Pattern")
 _MAX_PATTERNS = 256
 _MAX_PATTERN_LENGTH = 512
 _TOP_KEYS = ("version", "unmatched", "rules")
@@ -264,6 +265,17 @@ def _string_list(value: Any, path: str) -> list[str]:
     return [_string(item, f"{path}[{i}]") for i, item in enumerate(value)]
 
 
+def _pattern_list(value: Any, path: str, pattern: Callable[[str], _Pattern]) -> list[_Pattern]:
+    """An array of patterns; an entry that is not one is named by its index."""
+    patterns = []
+    for i, text in enumerate(_string_list(value, path)):
+        try:
+            patterns.append(pattern(text))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}[{i}]: {exc}", found=text) from None
+    return patterns
+
+
 def admission_config_from_dict(
     data: Mapping[str, Any], *, base_dir: Path | None = None
 ) -> AdmissionConfig:
@@ -304,18 +316,8 @@ def _parse_rule(entry: Any, path: str, base_dir: Path | None) -> AdmissionRule:
             "at most 63 characters)",
             found=name,
         )
-    namespaces = []
-    for i, text in enumerate(_string_list(entry["namespaces"], f"{path}.namespaces")):
-        try:
-            namespaces.append(NamespaceGlob(text))
-        except ConfigError as exc:
-            raise ConfigError(f"{path}.namespaces[{i}]: {exc}", found=text) from None
-    images = []
-    for i, text in enumerate(_string_list(entry["images"], f"{path}.images")):
-        try:
-            images.append(ImagePattern(text))
-        except ConfigError as exc:
-            raise ConfigError(f"{path}.images[{i}]: {exc}", found=text) from None
+    namespaces = _pattern_list(entry["namespaces"], f"{path}.namespaces", NamespaceGlob)
+    images = _pattern_list(entry["images"], f"{path}.images", ImagePattern)
     policy = Path(_string(entry["policy"], f"{path}.policy"))
     if base_dir is not None and not policy.is_absolute():
         policy = base_dir / policy

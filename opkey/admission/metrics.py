@@ -34,6 +34,7 @@ __all__ = ["CONTENT_TYPE", "AdmissionMetrics"]
 
 #: The media type of :meth:`AdmissionMetrics.render`.
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+_PREFIX = "opkey_admission"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -42,59 +43,45 @@ class AdmissionMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        prefix = "opkey_admission"
-        self.requests = Counter(
-            f"{prefix}_requests",
-            "Admission requests, by decision",
-            ["decision"],
-            registry=self.registry,
+        self.requests = self._counter("requests", "Admission requests, by decision", "decision")
+        self.request_seconds = self._histogram(
+            "request_seconds", "Time to judge one admission request"
         )
-        self.request_seconds = Histogram(
-            f"{prefix}_request_seconds",
-            "Time to judge one admission request",
-            buckets=_BUCKETS,
-            registry=self.registry,
+        self.images = self._counter(
+            "images", "Image outcomes, by where they came from", "source", "outcome"
         )
-        self.images = Counter(
-            f"{prefix}_images",
-            "Image outcomes, by where they came from",
-            ["source", "outcome"],
-            registry=self.registry,
+        self.verification_seconds = self._histogram(
+            "verification_seconds", "Time to verify one image"
         )
-        self.verification_seconds = Histogram(
-            f"{prefix}_verification_seconds",
-            "Time to verify one image",
-            buckets=_BUCKETS,
-            registry=self.registry,
+        self.cache_entries = self._gauge("cache_entries", "Verdicts in the cache")
+        self.cache_evictions = self._counter(
+            "cache_evictions", "Verdicts dropped to keep the cache within its bound"
         )
-        self.cache_entries = Gauge(
-            f"{prefix}_cache_entries", "Verdicts in the cache", registry=self.registry
+        self.jwks_refresh = self._counter(
+            "jwks_refresh", "Background refreshes of provider keys", "issuer", "outcome"
         )
-        self.cache_evictions = Counter(
-            f"{prefix}_cache_evictions",
-            "Verdicts dropped to keep the cache within its bound",
-            registry=self.registry,
-        )
-        self.jwks_refresh = Counter(
-            f"{prefix}_jwks_refresh",
-            "Background refreshes of provider keys",
-            ["issuer", "outcome"],
-            registry=self.registry,
-        )
-        self.jwks_last_refresh = Gauge(
-            f"{prefix}_jwks_last_refresh_timestamp_seconds",
+        self.jwks_last_refresh = self._gauge(
+            "jwks_last_refresh_timestamp_seconds",
             "When an issuer's keys were last fetched",
-            ["issuer"],
-            registry=self.registry,
+            "issuer",
         )
-        self.reloads = Counter(
-            f"{prefix}_config_reloads",
-            "Reloads of the rule and policy files after they changed",
-            ["outcome"],
-            registry=self.registry,
+        self.reloads = self._counter(
+            "config_reloads", "Reloads of the rule and policy files after they changed", "outcome"
         )
         self._cache: VerdictCache | None = None
         self._evictions_seen = 0
+
+    # Every metric is named with the one prefix and lives in this gate's own registry.
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(f"{_PREFIX}_{name}", documentation, labels, registry=self.registry)
+
+    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(f"{_PREFIX}_{name}", documentation, labels, registry=self.registry)
+
+    def _histogram(self, name: str, documentation: str) -> Histogram:
+        return Histogram(
+            f"{_PREFIX}_{name}", documentation, buckets=_BUCKETS, registry=self.registry
+        )
 
     def watch_cache(self, cache: VerdictCache) -> None:
         """Report ``cache``'s size and evictions at each scrape."""

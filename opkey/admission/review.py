@@ -345,24 +345,20 @@ def _parse_request(request: _Reader) -> AdmissionRequest:
 
 
 def _parse_gvk(table: _Reader | None) -> GroupVersionKind | None:
-    if table is None:
-        return None
-    table.only(("group", "version", "kind"))
-    return GroupVersionKind(
-        group=table.string("group"),
-        version=table.string("version", required=True, non_empty=True),
-        kind=table.string("kind", required=True, non_empty=True),
-    )
+    return None if table is None else GroupVersionKind(*_group_version(table, "kind"))
 
 
 def _parse_gvr(table: _Reader | None) -> GroupVersionResource | None:
-    if table is None:
-        return None
-    table.only(("group", "version", "resource"))
-    return GroupVersionResource(
-        group=table.string("group"),
-        version=table.string("version", required=True, non_empty=True),
-        resource=table.string("resource", required=True, non_empty=True),
+    return None if table is None else GroupVersionResource(*_group_version(table, "resource"))
+
+
+def _group_version(table: _Reader, last: str) -> tuple[str, str, str]:
+    """``group``, ``version`` and the kind or resource name: what both API coordinates hold."""
+    table.only(("group", "version", last))
+    return (
+        table.string("group"),
+        table.string("version", required=True, non_empty=True),
+        table.string(last, required=True, non_empty=True),
     )
 
 
