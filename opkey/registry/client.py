@@ -529,16 +529,7 @@ class RegistryClient:
         if credentials is not None:
             headers["Authorization"] = credentials.basic_header()
         token_request = _Request("GET", url, host, None, headers, None, _MAX_TOKEN_RESPONSE)
-
-        def once() -> HttpResponse:
-            response = self._transport_call(token_request, None)
-            if response.status in RETRYABLE_STATUSES:
-                raise _TransientError(
-                    RegistryError(f"token request to {shown}: {_error_summary(response)}"),
-                    retry_after=parse_retry_after(response.header("Retry-After")),
-                )
-            return response
-
+        once = partial(self._unauthenticated, token_request, f"token request to {shown}")
         response = self._retrying(f"token from {shown}", once)
         if response.status in (401, 403):
             if host in self._withheld and self._credentials(host) is not None:
@@ -864,7 +855,8 @@ class RegistryClient:
                 if same_origin:
                     response = self._request(request)
                 else:
-                    response = self._retrying(what, partial(self._unauthenticated, request))
+                    shown = f"GET {printable(request.url)}"
+                    response = self._retrying(what, partial(self._unauthenticated, request, shown))
         except ResponseTooLargeError:
             raise RegistryError(
                 f"{what}: larger than the {max_bytes}-byte limit", expected=max_bytes
@@ -882,11 +874,13 @@ class RegistryClient:
             )
         return response.body
 
-    def _unauthenticated(self, request: _Request) -> HttpResponse:
+    def _unauthenticated(self, request: _Request, shown: str) -> HttpResponse:
+        """One request sent as it is, without the registry's authentication (a token service,
+        a blob's storage on another origin); a 429 or 5xx is transient, named ``shown``."""
         response = self._transport_call(request, None)
         if response.status in RETRYABLE_STATUSES:
             raise _TransientError(
-                RegistryError(f"GET {printable(request.url)}: {_error_summary(response)}"),
+                RegistryError(f"{shown}: {_error_summary(response)}"),
                 retry_after=parse_retry_after(response.header("Retry-After")),
             )
         return response

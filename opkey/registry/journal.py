@@ -50,6 +50,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "Collection",
     "CollectionState",
+    "Encoded",
     "Layer",
     "LayerCollection",
     "Layers",
@@ -209,6 +210,11 @@ class Collection:
             return True, None
         return True, entry
 
+    def _encode(self, state: CollectionState | None, entries: Sequence[Descriptor]) -> Encoded:
+        """The tag's manifest listing ``entries``, extending ``state`` (its media type and
+        annotations) when there is one."""
+        raise NotImplementedError
+
     def write(
         self,
         client: RegistryClient,
@@ -216,8 +222,23 @@ class Collection:
         state: CollectionState | None,
         entries: Sequence[Descriptor],
     ) -> Digest:
-        """Store the collection with ``entries`` (blobs first); returns its digest."""
-        raise NotImplementedError
+        """Store the collection with ``entries``, blobs first (a crash leaves no dangling
+        reference); returns its digest."""
+        encoded = self._encode(state, entries)
+        for blob in encoded.blobs:
+            client.push_blob(ref, blob)
+        return client.put_manifest(
+            ref, encoded.manifest, encoded.media_type, blobs_pushed=bool(encoded.blobs)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A collection manifest to store, with the blobs it needs uploaded before it."""
+
+    manifest: bytes
+    media_type: str
+    blobs: tuple[bytes, ...] = ()
 
 
 def journal_tag(collection: Collection, digest: Digest, entry: Descriptor) -> str:
@@ -289,24 +310,16 @@ class LayerCollection(Collection):
         image = self._image(manifest, ref)
         return image.layers[0] if len(image.layers) == 1 else None
 
-    def write(
-        self,
-        client: RegistryClient,
-        ref: ImageReference,
-        state: CollectionState | None,
-        entries: Sequence[Descriptor],
-    ) -> Digest:
-        """Upload the config blob, then the manifest (blobs first: a crash leaves no dangling
-        reference)."""
+    def _encode(self, state: CollectionState | None, entries: Sequence[Descriptor]) -> Encoded:
+        """An image manifest with cosign's config blob (:func:`cosign_config`)."""
         media_type = state.media_type if state is not None else OCI_MANIFEST
         annotations = state.annotations if state is not None else {}
         config = cosign_config(entries)
-        client.push_blob(ref, config)
         config_descriptor = Descriptor(
             _CONFIG_FOR[media_type], Digest.of_bytes(config), len(config)
         )
         manifest = ImageManifest.build(media_type, config_descriptor, entries, annotations)
-        return client.put_manifest(ref, manifest.encode(), media_type, blobs_pushed=True)
+        return Encoded(manifest.encode(), media_type, (config,))
 
 
 def _journal_tags(

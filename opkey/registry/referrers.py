@@ -40,6 +40,7 @@ from opkey.registry.client import RegistryClient
 from opkey.registry.journal import (
     Collection,
     CollectionState,
+    Encoded,
     attach_entry,
     check_annotations,
     garbage,
@@ -138,13 +139,7 @@ class _ReferrersTag(Collection):
     def _entry(self, manifest: Manifest, ref: ImageReference, digest: Digest) -> Descriptor | None:
         return _descriptor_of(manifest, digest)
 
-    def write(
-        self,
-        client: RegistryClient,
-        ref: ImageReference,
-        state: CollectionState | None,
-        entries: Sequence[Descriptor],
-    ) -> Digest:
+    def _encode(self, state: CollectionState | None, entries: Sequence[Descriptor]) -> Encoded:
         members: dict[str, Any] = {
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
@@ -152,7 +147,7 @@ class _ReferrersTag(Collection):
         }
         if state is not None and state.annotations:
             members["annotations"] = dict(sorted(state.annotations.items()))
-        return client.put_manifest(ref, encode_go_json(members), OCI_INDEX)
+        return Encoded(encode_go_json(members), OCI_INDEX)
 
 
 #: The referrers tag as a collection.
