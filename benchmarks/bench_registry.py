@@ -48,7 +48,6 @@ from opkey.registry import (
 )
 from opkey.registry.manifest import Descriptor, ImageManifest
 from opkey.registry.mediatypes import COSIGN_SIMPLESIGNING, OCI_CONFIG, OCI_MANIFEST
-from opkey.registry.reference import sha256_digest
 from opkey.registry.retry import RetryPolicy
 from opkey.registry.signatures import cosign_config, signature_tag
 from opkey.sandbox.registry import LocalRegistry, find_registry_binary, seed_image
@@ -97,13 +96,13 @@ def naive_append(client: RegistryClient, image: ImageReference, payload: bytes, 
     layers = list(ImageManifest.from_manifest(current).layers) if current else []
     layers.append(
         Descriptor(
-            COSIGN_SIMPLESIGNING, sha256_digest(payload), len(payload), signer_annotations(n)
+            COSIGN_SIMPLESIGNING, Digest.of_bytes(payload), len(payload), signer_annotations(n)
         )
     )
     config = cosign_config(layers)
     client.push_blob(image, config)
     manifest = ImageManifest.build(
-        OCI_MANIFEST, Descriptor(OCI_CONFIG, sha256_digest(config), len(config)), layers
+        OCI_MANIFEST, Descriptor(OCI_CONFIG, Digest.of_bytes(config), len(config)), layers
     )
     client.put_manifest(sig, manifest.encode(), OCI_MANIFEST, blobs_pushed=True)
 
@@ -175,7 +174,7 @@ def main(argv: list[str] | None = None, *, figures: list[Figure] | None = None) 
 
         # Sequential: one signer, one image.
         target = image("sequential")
-        payload = simple_signing_payload(target.cosign_name, Digest(target.require_digest()))
+        payload = simple_signing_payload(target.cosign_name, target.require_digest())
         durations = []
         for n in range(args.sequential):
             started = time.perf_counter()
@@ -198,7 +197,7 @@ def main(argv: list[str] | None = None, *, figures: list[Figure] | None = None) 
 
         # Concurrent: 16 signers, each with its own client, on one image.
         target = image("concurrent")
-        payload = simple_signing_payload(target.cosign_name, Digest(target.require_digest()))
+        payload = simple_signing_payload(target.cosign_name, target.require_digest())
         writes: list[int] = []
 
         def signer(n: int) -> None:
@@ -227,7 +226,7 @@ def main(argv: list[str] | None = None, *, figures: list[Figure] | None = None) 
         # Listing: fetch and check every signature.
         for label, ref in (("1 signature", image("list-one")), (f"{count} signatures", target)):
             if label == "1 signature":
-                one = simple_signing_payload(ref.cosign_name, Digest(ref.require_digest()))
+                one = simple_signing_payload(ref.cosign_name, ref.require_digest())
                 attach_signature(client, ref, one, signer_annotations(0))
             started = time.perf_counter()
             for _ in range(args.lists):
@@ -244,7 +243,7 @@ def main(argv: list[str] | None = None, *, figures: list[Figure] | None = None) 
 
         # Contrast: cosign-style read-modify-write with the same concurrency.
         target = image("naive")
-        payload = simple_signing_payload(target.cosign_name, Digest(target.require_digest()))
+        payload = simple_signing_payload(target.cosign_name, target.require_digest())
         client.push_blob(target, payload)
         elapsed = concurrently(
             args.signers, lambda n: naive_append(new_client(), target, payload, n)

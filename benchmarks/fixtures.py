@@ -30,7 +30,6 @@ from opkey.pktoken import PKToken
 from opkey.policy.claims import AllOf, ClaimEquals, ClaimGlob, Issuer, Policy
 from opkey.registry.manifest import Descriptor
 from opkey.registry.mediatypes import COSIGN_SIMPLESIGNING
-from opkey.registry.reference import sha256_digest
 from opkey.registry.signatures import SignatureLayer
 from opkey.signer import Signer
 from opkey.verification.trust import Trust, TrustedIssuer
@@ -139,7 +138,9 @@ def image_layer(signer: Signer) -> SignatureLayer:
         OPKEY_PKTOKEN: signer.pktoken.to_compact(),
         OPKEY_OSM: f"{header}..{signature}",
     }
-    descriptor = Descriptor(COSIGN_SIMPLESIGNING, sha256_digest(payload), len(payload), annotations)
+    descriptor = Descriptor(
+        COSIGN_SIMPLESIGNING, Digest.of_bytes(payload), len(payload), annotations
+    )
     return SignatureLayer(payload, descriptor)
 
 

@@ -44,6 +44,12 @@ class Digest:
         """The 64 hex digits."""
         return self.value[len("sha256:") :]
 
+    @property
+    def tag_stem(self) -> str:
+        """The digest as OCI tags spell it (``sha256-<hex>``): a tag may not contain ``:``,
+        so cosign's ``.sig``/``.att`` tags and the referrers tag name the image this way."""
+        return "sha256-" + self.hex
+
     @classmethod
     def of_bytes(cls, data: bytes) -> Digest:
         """The digest of ``data``."""

@@ -517,14 +517,10 @@ def _watched_adapter() -> type[requests.adapters.HTTPAdapter]:
             _register_with_watchdog(self)
             super().request(*args, **kwargs)
 
-    class WatchedHTTPSConnection(HTTPSConnection):
-        def connect(self) -> None:
-            _register_with_watchdog(self)
-            super().connect()
-
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            _register_with_watchdog(self)
-            super().request(*args, **kwargs)
+    class WatchedHTTPSConnection(WatchedHTTPConnection, HTTPSConnection):
+        """The same registration for TLS: ``super()`` in the methods above reaches
+        ``HTTPSConnection`` first (the MRO puts it before ``HTTPConnection``), so the TLS
+        connect is the one that runs."""
 
     class WatchedHTTPPool(HTTPConnectionPool):
         ConnectionCls = WatchedHTTPConnection

@@ -164,7 +164,7 @@ def sign_image(
     client = client.within(deadline or Deadline.after(DEFAULT_SIGN_TIMEOUT))
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
-    digest = Digest(resolved.require_digest())
+    digest = resolved.require_digest()
     payload = simple_signing_payload(resolved.cosign_name, digest)
     header, _, signature = signer.sign(payload).split(".")
     cosign_signature = signer.signing_key.sign_der(payload)
@@ -217,7 +217,7 @@ def attest_image(
     client = client.within(deadline or Deadline.after(DEFAULT_SIGN_TIMEOUT))
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
-    digest = Digest(resolved.require_digest())
+    digest = resolved.require_digest()
     statement = Statement.about(
         [Subject.of(resolved.cosign_name, digest)], predicate_type, predicate
     )
@@ -318,7 +318,7 @@ def _image_evidence(
     listed = list_referrers(client, image) if not total else None
     places = []
     if wanted_signatures:
-        places.append(signature_tag(Digest(digest)))
+        places.append(signature_tag(digest))
     if wanted_attestations:
         places.append(attestation_tag(digest))
 
@@ -332,7 +332,7 @@ def _image_evidence(
         for referrer, kind, layer in referrers.layers(
             max_bytes=MAX_ENVELOPE_BYTES, artifact_types=frozenset(kinds)
         ):
-            label = f"referrer {referrer.digest[:19]}"
+            label = f"referrer {str(referrer.digest)[:19]}"
             if kind == COSIGN_SIGNATURE_ARTIFACT:
                 yield CosignLayerEvidence(layer.payload, layer.annotations, label=label)
             else:
@@ -368,7 +368,7 @@ def verify_image(
     client = client.within(deadline or Deadline.after(DEFAULT_VERIFY_TIMEOUT))
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
     resolved = client.resolve(ref)
-    digest = Digest(resolved.require_digest())
+    digest = resolved.require_digest()
     found = _image_evidence(client, resolved, requirement)
     if not found.total:
         kind = "signatures" if requirement.needs_signatures else "attestations"
@@ -404,7 +404,7 @@ class TreeEntry:
     layout: str
     kind: str
     where: str
-    digest: str
+    digest: Digest
     artifact_type: str | None = None
     predicate_type: str | None = None
     signer: str | None = None
@@ -476,7 +476,11 @@ def image_tree(
         if got is None:
             entries.append(
                 TreeEntry(
-                    "referrer", "other", referrer.digest, referrer.digest, referrer.artifact_type
+                    "referrer",
+                    "other",
+                    str(referrer.digest),
+                    referrer.digest,
+                    referrer.artifact_type,
                 )
             )
             continue
@@ -486,7 +490,7 @@ def image_tree(
             TreeEntry(
                 "referrer",
                 "attestation" if attested else "signature",
-                referrer.digest,
+                str(referrer.digest),
                 referrer.digest,
                 kind,
                 found.annotations.get("predicateType") if attested else None,

@@ -138,7 +138,7 @@ def _layer_report(index: int, layer: SignatureLayer) -> tuple[dict[str, Any], PK
     from opkey.pktoken import PKToken
     from opkey.verification.evidence import foreign_signature_note
 
-    report: dict[str, Any] = {"index": index, "layer_digest": layer.digest}
+    report: dict[str, Any] = {"index": index, "layer_digest": str(layer.digest)}
     note = foreign_signature_note(layer.annotations)
     if note is not None:
         return {**report, "kind": "other", "note": note}, None

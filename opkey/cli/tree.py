@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                         "layout": e.layout,
                         "kind": e.kind,
                         "where": e.where,
-                        "digest": e.digest,
+                        "digest": str(e.digest),
                         "artifact_type": e.artifact_type,
                         "predicate_type": e.predicate_type,
                         "claimed_signer": e.signer,

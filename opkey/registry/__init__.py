@@ -1,6 +1,7 @@
 """OCI registries: image references, the distribution API client, cosign-style signatures.
 
-* :mod:`~opkey.registry.reference`: :class:`ImageReference`, strict parsing and digests.
+* :mod:`~opkey.registry.reference`: :class:`ImageReference`, strict parsing of references and
+  digest text (into :class:`~opkey.digest.Digest`).
 * :mod:`~opkey.registry.client`: :class:`RegistryClient` (manifests, blobs, tags, auth, retries).
 * :mod:`~opkey.registry.signatures`: :func:`attach_signature` / :func:`list_signatures` /
   :func:`signature_layers` (streamed) on the cosign ``sha256-<hex>.sig`` tag, safe for
@@ -23,7 +24,7 @@ from opkey.cosign import (
 from opkey.registry.auth import Credentials, DockerCredentialStore
 from opkey.registry.client import RegistryClient
 from opkey.registry.manifest import Descriptor, ImageManifest, Manifest
-from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.reference import ImageReference, parse_digest
 from opkey.registry.retry import RetryPolicy
 from opkey.registry.signatures import (
     COSIGN_SIGNATURE_ANNOTATION,
@@ -56,7 +57,6 @@ __all__ = [
     "parse_digest",
     "parse_simple_signing_payload",
     "repair_signatures",
-    "sha256_digest",
     "signature_layers",
     "signature_tag",
     "simple_signing_payload",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from opkey.digest import Digest
 from opkey.dsse import DSSE_MEDIA_TYPE, MAX_ENVELOPE_BYTES
 from opkey.registry.client import RegistryClient
 from opkey.registry.journal import MAX_LAYER_BYTES, MAX_LAYERS, LayerCollection, Layers, read_layers
@@ -37,7 +38,7 @@ ATTESTATIONS = LayerCollection(
 )
 
 
-def attestation_tag(digest: str) -> str:
+def attestation_tag(digest: Digest) -> str:
     """The cosign attestation tag of the image ``digest``: ``sha256-<hex>.att``."""
     return ATTESTATIONS.tag(digest)
 

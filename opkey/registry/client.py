@@ -33,6 +33,7 @@ from functools import partial
 from typing import TypeVar
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
+from opkey.digest import Digest
 from opkey.errors import (
     DeadlineError,
     FormatError,
@@ -60,7 +61,7 @@ from opkey.registry.auth import (
 )
 from opkey.registry.manifest import MAX_MANIFEST_BYTES, Manifest
 from opkey.registry.mediatypes import MANIFEST_ACCEPT, OCI_INDEX
-from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.reference import ImageReference, check_digest_value
 from opkey.registry.responses import (
     MAX_ERROR_BODY,
     error_entries,
@@ -169,6 +170,21 @@ def _error_summary(response: HttpResponse) -> str:
     """``CODE: message`` pairs from a distribution error body, or the status alone."""
     parts = [f"{code}: {message}" if message else code for code, message in _errors(response)]
     return f"HTTP {response.status}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def _check_stored_digest(response: HttpResponse, digest: Digest, what: str, *, named: bool) -> None:
+    """Refuse an upload answer whose ``Docker-Content-Digest`` is not the digest of the bytes
+    sent: the registry stored something else (or is lying), and a signature bound to either
+    digest would be wrong. ``named``: ``what`` already names ``digest``, so it is not
+    repeated."""
+    echoed = response.header("Docker-Content-Digest")
+    if echoed is not None and echoed.strip() != str(digest):
+        expected = "" if named else f", not {digest}"
+        raise RegistryError(
+            f"{what}: the registry stored digest {echoed.strip()}{expected}",
+            expected=str(digest),
+            found=echoed.strip(),
+        )
 
 
 #: Error codes a registry may answer, for blobs that exist, while another client is uploading
@@ -513,16 +529,7 @@ class RegistryClient:
         if credentials is not None:
             headers["Authorization"] = credentials.basic_header()
         token_request = _Request("GET", url, host, None, headers, None, _MAX_TOKEN_RESPONSE)
-
-        def once() -> HttpResponse:
-            response = self._transport_call(token_request, None)
-            if response.status in RETRYABLE_STATUSES:
-                raise _TransientError(
-                    RegistryError(f"token request to {shown}: {_error_summary(response)}"),
-                    retry_after=parse_retry_after(response.header("Retry-After")),
-                )
-            return response
-
+        once = partial(self._unauthenticated, token_request, f"token request to {shown}")
         response = self._retrying(f"token from {shown}", once)
         if response.status in (401, 403):
             if host in self._withheld and self._credentials(host) is not None:
@@ -576,40 +583,24 @@ class RegistryClient:
         ``Docker-Content-Digest`` the registry sends, but not parsed: callers that must tell
         "not a manifest" apart from transport problems parse them themselves.
         """
-        url = self._repo_url(ref, f"manifests/{ref.reference}")
         what = f"manifest {ref}"
-        request = _Request(
-            "GET",
-            url,
-            ref.api_host,
-            f"repository:{ref.repository}:pull",
-            {"Accept": MANIFEST_ACCEPT},
-        )
-        try:
-            response = self._request(request)
-        except ResponseTooLargeError:
-            raise RegistryError(
-                f"{what}: larger than the {MAX_MANIFEST_BYTES}-byte manifest limit",
-                expected=MAX_MANIFEST_BYTES,
-            ) from None
-        if response.status == 404:
+        response = self._find_document(ref, f"manifests/{ref.reference}", MANIFEST_ACCEPT, what)
+        if response is None:
             return None
-        if response.status != 200:
-            raise self._fail(response, what)
-        computed = sha256_digest(response.body)
+        computed = Digest.of_bytes(response.body)
         if ref.digest is not None and computed != ref.digest:
             raise RegistryError(
                 f"{what}: the registry returned content whose digest is {computed}, "
                 f"not the {ref.digest} requested",
-                expected=ref.digest,
-                found=computed,
+                expected=str(ref.digest),
+                found=str(computed),
             )
         header = response.header("Docker-Content-Digest")
-        if header is not None and header.strip() != computed:
+        if header is not None and header.strip() != str(computed):
             raise RegistryError(
                 f"{what}: Docker-Content-Digest says {header.strip()} but the manifest bytes "
                 f"hash to {computed}",
-                expected=computed,
+                expected=str(computed),
                 found=header.strip(),
             )
         return response.body, response.header("Content-Type")
@@ -644,10 +635,23 @@ class RegistryClient:
         :data:`MAX_MANIFEST_BYTES`.
         """
         digest = ref.require_digest()
-        url = self._repo_url(ref, f"referrers/{digest}")
         what = f"referrers of {ref}"
+        response = self._find_document(ref, f"referrers/{digest}", OCI_INDEX, what)
+        return None if response is None else response.body
+
+    def _find_document(
+        self, ref: ImageReference, suffix: str, accept: str, what: str
+    ) -> HttpResponse | None:
+        """``GET`` a manifest-sized JSON document of ``ref``'s repository (a manifest, a
+        referrers index): the 200 answer, ``None`` on 404, a :class:`RegistryError` otherwise
+        or beyond :data:`MAX_MANIFEST_BYTES`. Both endpoints share these rules, so that a
+        referrers index is bounded exactly like the manifests it lists."""
         request = _Request(
-            "GET", url, ref.api_host, f"repository:{ref.repository}:pull", {"Accept": OCI_INDEX}
+            "GET",
+            self._repo_url(ref, suffix),
+            ref.api_host,
+            f"repository:{ref.repository}:pull",
+            {"Accept": accept},
         )
         try:
             response = self._request(request)
@@ -660,7 +664,7 @@ class RegistryClient:
             return None
         if response.status != 200:
             raise self._fail(response, what)
-        return response.body
+        return response
 
     def resolve(self, ref: ImageReference) -> ImageReference:
         """``ref`` pinned to the digest of the manifest it names (computed from the bytes)."""
@@ -674,14 +678,14 @@ class RegistryClient:
         media_type: str,
         *,
         blobs_pushed: bool = False,
-    ) -> str:
+    ) -> Digest:
         """Store ``raw`` under ``ref``'s tag (or digest); return the manifest digest.
 
         ``blobs_pushed``: the caller has just uploaded every blob the manifest references, so
         a "blob unknown" answer can only be a registry still settling a concurrent upload of
         the same blob, and is retried like a 5xx.
         """
-        digest = sha256_digest(raw)
+        digest = Digest.of_bytes(raw)
         what = f"storing manifest {ref}"
         if len(raw) > MAX_MANIFEST_BYTES:
             raise RegistryError(
@@ -712,13 +716,7 @@ class RegistryClient:
         response = self._retrying(what, attempt)
         if response.status not in (200, 201, 202):
             raise self._fail(response, what)
-        echoed = response.header("Docker-Content-Digest")
-        if echoed is not None and echoed.strip() != digest:
-            raise RegistryError(
-                f"{what}: the registry stored digest {echoed.strip()}, not {digest}",
-                expected=digest,
-                found=echoed.strip(),
-            )
+        _check_stored_digest(response, digest, what, named=False)
         return digest
 
     def delete_manifest(self, ref: ImageReference) -> None:
@@ -733,9 +731,9 @@ class RegistryClient:
 
     # -------------------------------------------------------------------------------- blobs
 
-    def blob_exists(self, ref: ImageReference, digest: str) -> bool:
+    def blob_exists(self, ref: ImageReference, digest: Digest) -> bool:
         """Whether ``ref``'s repository holds the blob ``digest``."""
-        parse_digest(digest)
+        check_digest_value(digest, what="blob digest")
         url = self._repo_url(ref, f"blobs/{digest}")
         response = self._request(
             _Request("HEAD", url, ref.api_host, f"repository:{ref.repository}:pull", {})
@@ -746,7 +744,7 @@ class RegistryClient:
             return False
         raise self._fail(response, f"checking blob {digest} in {ref.name}")
 
-    def push_blob(self, ref: ImageReference, data: bytes) -> str:
+    def push_blob(self, ref: ImageReference, data: bytes) -> Digest:
         """Upload ``data`` to ``ref``'s repository (skipped when present); return its digest.
 
         Monolithic upload: ``POST`` to open an upload session, ``PUT`` the bytes with
@@ -754,12 +752,12 @@ class RegistryClient:
         retried on its own; a failed ``PUT`` restarts from a new session, which is safe because
         blobs are addressed by content.
         """
-        digest = sha256_digest(data)
+        digest = Digest.of_bytes(data)
         scope = f"repository:{ref.repository}:pull,push"
         what = f"uploading blob {digest} to {ref.name}"
         head = _Request("HEAD", self._repo_url(ref, f"blobs/{digest}"), ref.api_host, scope, {})
 
-        def upload() -> str:
+        def upload() -> Digest:
             if self._request(head).status == 200:
                 # Present already (or our previous PUT succeeded and only its answer was lost).
                 return digest
@@ -786,7 +784,7 @@ class RegistryClient:
             finish = self._once(
                 _Request(
                     "PUT",
-                    f"{upload_url}{separator}digest={quote(digest, safe='')}",
+                    f"{upload_url}{separator}digest={quote(str(digest), safe='')}",
                     ref.api_host,
                     scope,
                     {"Content-Type": "application/octet-stream"},
@@ -803,13 +801,7 @@ class RegistryClient:
                 raise _TransientError(self._fail(finish, what))
             if finish.status not in (201, 204):
                 raise self._fail(finish, what)
-            echoed = finish.header("Docker-Content-Digest")
-            if echoed is not None and echoed.strip() != digest:
-                raise RegistryError(
-                    f"{what}: the registry stored digest {echoed.strip()}",
-                    expected=digest,
-                    found=echoed.strip(),
-                )
+            _check_stored_digest(finish, digest, what, named=True)
             return digest
 
         return self._retrying(what, upload)
@@ -827,14 +819,14 @@ class RegistryClient:
         return url
 
     def get_blob(
-        self, ref: ImageReference, digest: str, *, max_bytes: int = DEFAULT_MAX_BLOB_BYTES
+        self, ref: ImageReference, digest: Digest, *, max_bytes: int = DEFAULT_MAX_BLOB_BYTES
     ) -> bytes:
         """Download blob ``digest``, checking its hash; at most ``max_bytes``.
 
         A registry may redirect blob downloads to its storage (S3, a CDN): the redirect is
         followed (at most 3 hops), under the same URL rules and without our credentials.
         """
-        parse_digest(digest)
+        check_digest_value(digest, what="blob digest")
         what = f"blob {digest} in {ref.name}"
         url = self._repo_url(ref, f"blobs/{digest}")
         request = _Request(
@@ -863,7 +855,8 @@ class RegistryClient:
                 if same_origin:
                     response = self._request(request)
                 else:
-                    response = self._retrying(what, partial(self._unauthenticated, request))
+                    shown = f"GET {printable(request.url)}"
+                    response = self._retrying(what, partial(self._unauthenticated, request, shown))
         except ResponseTooLargeError:
             raise RegistryError(
                 f"{what}: larger than the {max_bytes}-byte limit", expected=max_bytes
@@ -872,20 +865,22 @@ class RegistryClient:
             raise RegistryError(f"{what}: not found", found=404)
         if response.status != 200:
             raise self._fail(response, what)
-        computed = sha256_digest(response.body)
+        computed = Digest.of_bytes(response.body)
         if computed != digest:
             raise RegistryError(
                 f"{what}: the registry returned content whose digest is {computed}",
-                expected=digest,
-                found=computed,
+                expected=str(digest),
+                found=str(computed),
             )
         return response.body
 
-    def _unauthenticated(self, request: _Request) -> HttpResponse:
+    def _unauthenticated(self, request: _Request, shown: str) -> HttpResponse:
+        """One request sent as it is, without the registry's authentication (a token service,
+        a blob's storage on another origin); a 429 or 5xx is transient, named ``shown``."""
         response = self._transport_call(request, None)
         if response.status in RETRYABLE_STATUSES:
             raise _TransientError(
-                RegistryError(f"GET {printable(request.url)}: {_error_summary(response)}"),
+                RegistryError(f"{shown}: {_error_summary(response)}"),
                 retry_after=parse_retry_after(response.header("Retry-After")),
             )
         return response

@@ -17,7 +17,8 @@ has the argument):
    its own write means others are writing too, so it pauses (jittered) before competing;
 3. it stops only when a check made after its last write finds nothing missing.
 
-A :class:`Collection` says what one kind of tag holds and how to read and write it;
+A :class:`Collection` says what one kind of tag holds and how to read and write it (reading
+a tag or a journal entry is the same for every kind, up to what the manifest must hold);
 :class:`LayerCollection` is cosign's kind (an image manifest with one layer per entry, the
 ``.sig`` and ``.att`` tags), and :mod:`opkey.registry.referrers` adds the referrers index.
 A collection tag holding something else is never overwritten: attaching fails with a
@@ -32,14 +33,14 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from opkey.digest import Digest
 from opkey.errors import ConfigError, FormatError, RegistryError
 from opkey.jose import go_json
 from opkey.registry.client import RegistryClient
 from opkey.registry.manifest import Descriptor, ImageManifest, Manifest, encode_go_json
 from opkey.registry.mediatypes import DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST
-from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.reference import ImageReference
 from opkey.remote_text import printable
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "Collection",
     "CollectionState",
+    "Encoded",
     "Layer",
     "LayerCollection",
     "Layers",
@@ -83,7 +85,7 @@ def layer_identity(layer: Descriptor) -> str:
     canonical = go_json(
         {
             "annotations": dict(layer.annotations),
-            "digest": layer.digest,
+            "digest": str(layer.digest),
             "mediaType": layer.media_type,
             "size": layer.size,
         }
@@ -119,7 +121,7 @@ def cosign_config(layers: Sequence[Descriptor]) -> bytes:
     if layers:
         document["history"] = [{"created": _ZERO_TIME} for _ in layers]
     document["os"] = ""
-    document["rootfs"] = {"type": "layers", "diff_ids": [layer.digest for layer in layers]}
+    document["rootfs"] = {"type": "layers", "diff_ids": [str(layer.digest) for layer in layers]}
     document["config"] = {}
     return encode_go_json(document)
 
@@ -134,42 +136,84 @@ class CollectionState:
     annotations: Mapping[str, str] = field(default_factory=dict)
 
 
-class Collection(Protocol):
-    """One kind of tag that accumulates entries from concurrent writers."""
+class Collection:
+    """One kind of tag that accumulates entries from concurrent writers.
 
-    @property
-    def kind(self) -> str:
-        """What an entry is, for messages: ``signature``, ``attestation``, ``referrer``."""
-        ...
+    Every kind is a manifest under ``sha256-<hex><suffix>`` with journal entries under
+    ``sha256-<hex><journal_mark><identity>``; reading the tag and reading a journal entry
+    are the same steps for every kind (fetch, parse, refuse what is not ours), so they live
+    here and a kind says only what its manifest must hold (:meth:`_state`, :meth:`_entry`),
+    how an entry is identified and how the tag is written.
+    """
 
-    @property
-    def max_entries(self) -> int:
-        """Entries a writer may leave in the collection."""
-        ...
+    #: What an entry is, for messages: ``signature``, ``attestation``, ``referrer``.
+    kind: str
+    #: What the collection tag must hold, for the refusal to overwrite anything else.
+    holds: str
+    #: What follows ``sha256-<hex>`` in the collection tag (``.sig``; empty for referrers).
+    suffix: str
+    #: Entries a writer may leave in the collection.
+    max_entries: int
+    #: What the tag's manifest is called when it cannot be parsed (``manifest``, ``index``).
+    document: str = "manifest"
 
-    def tag(self, digest: str) -> str:
+    def tag(self, digest: Digest) -> str:
         """The collection tag of the image ``digest``."""
-        ...
+        return digest.tag_stem + self.suffix
 
     def journal_mark(self) -> str:
         """What follows the collection's tag stem in its journal tags (``.sig.journal-``)."""
-        ...
+        raise NotImplementedError
 
     def identity(self, entry: Descriptor) -> str:
         """The entry's identity, hex (its journal tag names the first 32 digits)."""
-        ...
+        raise NotImplementedError
+
+    def _state(self, manifest: Manifest, ref: ImageReference) -> CollectionState:
+        """The collection ``manifest`` (read at ``ref``) holds; a FormatError or a
+        :func:`garbage` refusal when it is not one of this kind."""
+        raise NotImplementedError
+
+    def _entry(self, manifest: Manifest, ref: ImageReference, digest: Digest) -> Descriptor | None:
+        """The entry a journal ``manifest`` records for the image ``digest``, ``None`` when it
+        records none (FormatError and RegistryError count as none)."""
+        raise NotImplementedError
 
     def read(self, client: RegistryClient, ref: ImageReference) -> CollectionState | None:
         """The collection at ``ref``, ``None`` when absent; anything else raises."""
-        ...
+        found = client.find_manifest_bytes(ref)
+        if found is None:
+            return None
+        raw, content_type = found
+        what = f"{self.document} {ref}"
+        try:
+            manifest = Manifest.from_bytes(raw, content_type=content_type, what=what)
+            return self._state(manifest, ref)
+        except FormatError as exc:
+            raise garbage(ref, self.kind, self.holds, str(exc)) from None
 
     def read_entry(
-        self, client: RegistryClient, ref: ImageReference, digest: str, prefix: str
+        self, client: RegistryClient, ref: ImageReference, digest: Digest, prefix: str
     ) -> tuple[bool, Descriptor | None]:
         """``(found, entry)`` of the journal tag ``ref``: ``found`` is False when it cannot be
         read (yet); ``entry`` None when it is not an entry of ``digest`` whose identity starts
         with ``prefix`` (not opkey's: never merged)."""
-        ...
+        found = client.find_manifest_bytes(ref)
+        if found is None:
+            return False, None
+        try:
+            manifest = Manifest.from_bytes(found[0], content_type=found[1], what=f"manifest {ref}")
+            entry = self._entry(manifest, ref, digest)
+        except (FormatError, RegistryError):
+            return True, None
+        if entry is None or not self.identity(entry).startswith(prefix):
+            return True, None
+        return True, entry
+
+    def _encode(self, state: CollectionState | None, entries: Sequence[Descriptor]) -> Encoded:
+        """The tag's manifest listing ``entries``, extending ``state`` (its media type and
+        annotations) when there is one."""
+        raise NotImplementedError
 
     def write(
         self,
@@ -177,15 +221,29 @@ class Collection(Protocol):
         ref: ImageReference,
         state: CollectionState | None,
         entries: Sequence[Descriptor],
-    ) -> str:
-        """Store the collection with ``entries`` (blobs first); returns its digest."""
-        ...
+    ) -> Digest:
+        """Store the collection with ``entries``, blobs first (a crash leaves no dangling
+        reference); returns its digest."""
+        encoded = self._encode(state, entries)
+        for blob in encoded.blobs:
+            client.push_blob(ref, blob)
+        return client.put_manifest(
+            ref, encoded.manifest, encoded.media_type, blobs_pushed=bool(encoded.blobs)
+        )
 
 
-def journal_tag(collection: Collection, digest: str, entry: Descriptor) -> str:
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A collection manifest to store, with the blobs it needs uploaded before it."""
+
+    manifest: bytes
+    media_type: str
+    blobs: tuple[bytes, ...] = ()
+
+
+def journal_tag(collection: Collection, digest: Digest, entry: Descriptor) -> str:
     """The journal tag that records ``entry`` of ``collection`` for the image ``digest``."""
-    stem = digest.replace(":", "-")
-    return stem + collection.journal_mark() + collection.identity(entry)[:IDENTITY_HEX]
+    return digest.tag_stem + collection.journal_mark() + collection.identity(entry)[:IDENTITY_HEX]
 
 
 def garbage(ref: ImageReference, kind: str, holds: str, detail: str) -> RegistryError:
@@ -199,7 +257,7 @@ def garbage(ref: ImageReference, kind: str, holds: str, detail: str) -> Registry
 
 
 @dataclass(frozen=True)
-class LayerCollection:
+class LayerCollection(Collection):
     """cosign's kind of collection: an image manifest, one layer of ``layer_media_type`` per
     entry, config as cosign writes it; Docker media types are read and extended as they are."""
 
@@ -208,11 +266,6 @@ class LayerCollection:
     layer_media_type: str
     holds: str
     max_entries: int = MAX_LAYERS
-
-    def tag(self, digest: str) -> str:
-        """``sha256-<hex>`` plus the suffix."""
-        parse_digest(digest)
-        return digest.replace(":", "-") + self.suffix
 
     def journal_mark(self) -> str:
         """``<suffix>.journal-``."""
@@ -248,59 +301,32 @@ class LayerCollection:
                 )
         return image
 
-    def read(self, client: RegistryClient, ref: ImageReference) -> CollectionState | None:
-        """See :class:`Collection`."""
-        found = client.find_manifest_bytes(ref)
-        if found is None:
-            return None
-        raw, content_type = found
-        try:
-            manifest = Manifest.from_bytes(raw, content_type=content_type, what=f"manifest {ref}")
-        except FormatError as exc:
-            raise garbage(ref, self.kind, self.holds, str(exc)) from None
+    def _state(self, manifest: Manifest, ref: ImageReference) -> CollectionState:
         image = self._image(manifest, ref)
         return CollectionState(manifest, image.media_type, image.layers, image.annotations)
 
-    def read_entry(
-        self, client: RegistryClient, ref: ImageReference, digest: str, prefix: str
-    ) -> tuple[bool, Descriptor | None]:
-        """See :class:`Collection`: a one-layer manifest whose layer has the identity."""
-        found = client.find_manifest_bytes(ref)
-        if found is None:
-            return False, None
-        try:
-            manifest = Manifest.from_bytes(found[0], content_type=found[1], what=f"manifest {ref}")
-            image = self._image(manifest, ref)
-        except (FormatError, RegistryError):
-            return True, None
-        if len(image.layers) != 1:
-            return True, None
-        layer = image.layers[0]
-        return True, (layer if layer_identity(layer).startswith(prefix) else None)
+    def _entry(self, manifest: Manifest, ref: ImageReference, digest: Digest) -> Descriptor | None:
+        """A one-layer manifest of this kind: its layer."""
+        image = self._image(manifest, ref)
+        return image.layers[0] if len(image.layers) == 1 else None
 
-    def write(
-        self,
-        client: RegistryClient,
-        ref: ImageReference,
-        state: CollectionState | None,
-        entries: Sequence[Descriptor],
-    ) -> str:
-        """Upload the config blob, then the manifest (blobs first: a crash leaves no dangling
-        reference)."""
+    def _encode(self, state: CollectionState | None, entries: Sequence[Descriptor]) -> Encoded:
+        """An image manifest with cosign's config blob (:func:`cosign_config`)."""
         media_type = state.media_type if state is not None else OCI_MANIFEST
         annotations = state.annotations if state is not None else {}
         config = cosign_config(entries)
-        client.push_blob(ref, config)
-        config_descriptor = Descriptor(_CONFIG_FOR[media_type], sha256_digest(config), len(config))
+        config_descriptor = Descriptor(
+            _CONFIG_FOR[media_type], Digest.of_bytes(config), len(config)
+        )
         manifest = ImageManifest.build(media_type, config_descriptor, entries, annotations)
-        return client.put_manifest(ref, manifest.encode(), media_type, blobs_pushed=True)
+        return Encoded(manifest.encode(), media_type, (config,))
 
 
 def _journal_tags(
-    client: RegistryClient, image: ImageReference, collection: Collection, digest: str
+    client: RegistryClient, image: ImageReference, collection: Collection, digest: Digest
 ) -> dict[str, str]:
     """The journal tags of ``digest`` now listed, each with the identity prefix it names."""
-    prefix = digest.replace(":", "-") + collection.journal_mark()
+    prefix = digest.tag_stem + collection.journal_mark()
     pattern = re.compile(re.escape(prefix) + f"([0-9a-f]{{{IDENTITY_HEX}}})")
     tags: dict[str, str] = {}
     for tag in client.iter_tags(image):
@@ -426,7 +452,7 @@ def converge(
     raise RegistryError(
         f"could not confirm {what} in {ref} after {writes} writes (other writers kept "
         "overwriting it, or the deadline passed). Nothing is lost: every entry is kept "
-        f"under its journal tag ({digest.replace(':', '-')}{collection.journal_mark()}…); run "
+        f"under its journal tag ({digest.tag_stem}{collection.journal_mark()}…); run "
         "the command again to merge them"
     )
 
@@ -437,7 +463,7 @@ class Attached:
     tag, the writes made (0 when the entry was there already) and the entries restored."""
 
     ref: ImageReference
-    manifest_digest: str
+    manifest_digest: Digest
     journal_ref: ImageReference
     writes: int
     restored: int
@@ -523,7 +549,7 @@ class Layer:
         return self.descriptor.annotations
 
     @property
-    def digest(self) -> str:
+    def digest(self) -> Digest:
         """The blob's digest."""
         return self.descriptor.digest
 
@@ -562,7 +588,7 @@ class Layers:
         return len(self.descriptors)
 
     def __iter__(self) -> Iterator[Layer]:
-        cache: dict[str, bytes] = {}
+        cache: dict[Digest, bytes] = {}
         cached = downloaded = 0
         ref = self.signature_ref
         for index, layer in enumerate(self.descriptors):

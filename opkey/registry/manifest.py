@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from opkey.digest import Digest
 from opkey.errors import ConfigError, FormatError
 from opkey.jose import freeze_json, go_json, parse_json_object, thaw_json
 from opkey.registry.mediatypes import IMAGE_MANIFESTS, MANIFEST_TYPES
-from opkey.registry.reference import parse_digest, sha256_digest
+from opkey.registry.reference import check_digest_value, parse_digest
 from opkey.remote_text import printable
 
 __all__ = [
@@ -69,12 +70,13 @@ class Descriptor:
     """
 
     media_type: str
-    digest: str
+    digest: Digest
     size: int
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
+        check_digest_value(self.digest, what="descriptor digest")
         object.__setattr__(self, "annotations", MappingProxyType(dict(self.annotations)))
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
 
@@ -90,7 +92,7 @@ class Descriptor:
         if not isinstance(digest, str):
             raise FormatError(f"{what}: 'digest' must be a string")
         try:
-            parse_digest(digest, what=f"{what} digest")
+            parsed = parse_digest(digest, what=f"{what} digest")
         except ConfigError as exc:
             raise FormatError(str(exc), found=digest) from None
         size = value.get("size")
@@ -102,14 +104,14 @@ class Descriptor:
             for k, v in value.items()
             if k not in ("mediaType", "digest", "size", "annotations")
         }
-        return cls(media_type, digest, size, annotations, extra)
+        return cls(media_type, parsed, size, annotations, extra)
 
     def to_json(self) -> dict[str, Any]:
         """The descriptor as a dict in go-containerregistry's field order."""
         members: dict[str, Any] = {
             "mediaType": self.media_type,
             "size": self.size,
-            "digest": self.digest,
+            "digest": str(self.digest),
         }
         for key in _DESCRIPTOR_ORDER[3:]:
             if key == "annotations":
@@ -127,7 +129,7 @@ class Descriptor:
 class Manifest:
     """A manifest as stored: its digest, media type and exact bytes, plus the parsed JSON."""
 
-    digest: str
+    digest: Digest
     media_type: str
     raw: bytes = field(repr=False)
     document: Mapping[str, Any] = field(repr=False, compare=False)
@@ -163,7 +165,7 @@ class Manifest:
             raise FormatError(
                 f"{what}: schemaVersion must be 2, found {document.get('schemaVersion')!r}"
             )
-        return cls(sha256_digest(raw), media_type, raw, freeze_json(document))
+        return cls(Digest.of_bytes(raw), media_type, raw, freeze_json(document))
 
     @property
     def size(self) -> int:

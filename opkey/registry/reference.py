@@ -11,22 +11,25 @@ to, so parsing is strict and follows the grammar of the distribution project
 * digests must be ``sha256:`` followed by exactly 64 *lowercase* hex digits. Other algorithms,
   uppercase or short digests are refused with a message saying which rule failed: a digest that
   can be spelled two ways invites comparing the wrong strings.
+
+Digest text is parsed here, once, into a :class:`~opkey.digest.Digest`; the rest of the
+registry code takes and returns that type and never checks a digest string again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
+from opkey.digest import Digest
 from opkey.errors import ConfigError
 
 __all__ = [
     "DOCKER_HUB",
     "ImageReference",
+    "check_digest_value",
     "parse_digest",
     "parse_tag",
-    "sha256_digest",
 ]
 
 #: The canonical name of Docker Hub in references (``index.docker.io`` is an alias).
@@ -47,13 +50,10 @@ _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
-def sha256_digest(data: bytes) -> str:
-    """The OCI digest string (``sha256:<hex>``) of ``data``."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def parse_digest(text: str, *, what: str = "digest") -> str:
-    """Return ``text`` if it is ``sha256:`` + 64 lowercase hex digits, else raise ConfigError."""
+def parse_digest(text: str, *, what: str = "digest") -> Digest:
+    """``text`` as a :class:`Digest` if it is ``sha256:`` + 64 lowercase hex digits, else a
+    ConfigError saying which rule it breaks (more precise than :class:`Digest`'s own check,
+    for text a user typed)."""
     if not isinstance(text, str):
         raise ConfigError(f"{what}: expected a string, found {type(text).__name__}")
     algorithm, sep, hex_part = text.partition(":")
@@ -83,7 +83,19 @@ def parse_digest(text: str, *, what: str = "digest") -> str:
                 found=text,
             )
         raise ConfigError(f"{what}: digest {text!r} contains characters that are not hex")
-    return text
+    return Digest(text)
+
+
+def check_digest_value(value: object, *, what: str) -> Digest:
+    """``value`` if it is a :class:`Digest`, else a ConfigError: registry code takes digests
+    parsed once where text enters, and a ``str`` passed where a Digest belongs would compare
+    unequal to every digest instead of failing."""
+    if not isinstance(value, Digest):
+        raise ConfigError(
+            f"{what}: expected a Digest, found {type(value).__name__} (parse digest text with "
+            "parse_digest or ImageReference.parse)"
+        )
+    return value
 
 
 def parse_tag(text: object, *, what: str = "tag") -> str:
@@ -130,7 +142,7 @@ class ImageReference:
     registry: str
     repository: str
     tag: str | None = None
-    digest: str | None = None
+    digest: Digest | None = None
 
     def __post_init__(self) -> None:
         _check_registry(self.registry)
@@ -142,7 +154,7 @@ class ImageReference:
                 found=self.tag,
             )
         if self.digest is not None:
-            parse_digest(self.digest, what=f"digest of {self.registry}/{self.repository}")
+            check_digest_value(self.digest, what=f"digest of {self.registry}/{self.repository}")
         if len(self.name) > _MAX_NAME_LENGTH:
             raise ConfigError(
                 f"image name {self.name[:60]!r}... is longer than {_MAX_NAME_LENGTH} characters"
@@ -163,7 +175,7 @@ class ImageReference:
                 "(write registry/repository[:tag][@digest])"
             )
         rest, at, digest_text = text.partition("@")
-        digest: str | None = None
+        digest: Digest | None = None
         if at:
             if "@" in digest_text:
                 raise ConfigError(f"image reference {text!r} contains more than one '@'")
@@ -208,9 +220,11 @@ class ImageReference:
     @property
     def reference(self) -> str:
         """What the manifest endpoint is asked for: the digest, else the tag, else ``latest``."""
-        return self.digest or self.tag or "latest"
+        if self.digest is not None:
+            return str(self.digest)
+        return self.tag or "latest"
 
-    def with_digest(self, digest: str) -> ImageReference:
+    def with_digest(self, digest: Digest) -> ImageReference:
         """The same repository pinned to ``digest`` (the tag is dropped)."""
         return ImageReference(self.registry, self.repository, None, digest)
 
@@ -218,7 +232,7 @@ class ImageReference:
         """The same repository at ``tag`` (no digest)."""
         return ImageReference(self.registry, self.repository, tag, None)
 
-    def require_digest(self) -> str:
+    def require_digest(self) -> Digest:
         """The digest, or a ConfigError saying that a digest reference is needed."""
         if self.digest is None:
             raise ConfigError(

@@ -33,11 +33,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from opkey.digest import Digest
 from opkey.errors import FormatError, RegistryError
 from opkey.jose import thaw_json
 from opkey.registry.client import RegistryClient
 from opkey.registry.journal import (
+    Collection,
     CollectionState,
+    Encoded,
     attach_entry,
     check_annotations,
     garbage,
@@ -55,7 +58,7 @@ from opkey.registry.mediatypes import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
-from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.reference import ImageReference
 from opkey.remote_text import printable
 
 __all__ = [
@@ -85,10 +88,9 @@ _OURS = (COSIGN_SIGNATURE_ARTIFACT, INTOTO_ARTIFACT)
 Source = Literal["api", "tag", "none"]
 
 
-def referrers_tag(digest: str) -> str:
+def referrers_tag(digest: Digest) -> str:
     """The referrers tag of ``digest`` (OCI distribution 1.1's fallback): ``sha256-<hex>``."""
-    parse_digest(digest)
-    return digest.replace(":", "-")
+    return REFERRERS_TAG.tag(digest)
 
 
 def referrer_manifest(
@@ -102,7 +104,7 @@ def referrer_manifest(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": artifact_type,
-        "config": Descriptor(artifact_type, sha256_digest(EMPTY_CONFIG), 2).to_json(),
+        "config": Descriptor(artifact_type, Digest.of_bytes(EMPTY_CONFIG), 2).to_json(),
         "layers": [layer.to_json()],
         "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_json(),
     }
@@ -112,58 +114,32 @@ def referrer_manifest(
 
 
 @dataclass(frozen=True)
-class _ReferrersTag:
+class _ReferrersTag(Collection):
     """The referrers tag schema as a journal collection (see :mod:`opkey.registry.journal`)."""
 
     kind: str = "referrer"
+    holds: str = "an OCI referrers index"
+    suffix: str = ""
     max_entries: int = MAX_REFERRERS
-
-    def tag(self, digest: str) -> str:
-        return referrers_tag(digest)
+    document: str = "index"
 
     def journal_mark(self) -> str:
         return ".referrers.journal-"
 
     def identity(self, entry: Descriptor) -> str:
-        return entry.digest.removeprefix("sha256:")
+        return entry.digest.hex
 
-    def read(self, client: RegistryClient, ref: ImageReference) -> CollectionState | None:
-        found = client.find_manifest_bytes(ref)
-        if found is None:
-            return None
-        holds = "an OCI referrers index"
-        try:
-            manifest = Manifest.from_bytes(found[0], content_type=found[1], what=f"index {ref}")
-            entries = _index_entries(manifest.document, f"index {ref}")
-        except FormatError as exc:
-            raise garbage(ref, self.kind, holds, str(exc)) from None
+    def _state(self, manifest: Manifest, ref: ImageReference) -> CollectionState:
+        entries = _index_entries(manifest.document, f"index {ref}")
         if manifest.media_type != OCI_INDEX:
-            raise garbage(ref, self.kind, holds, f"it is a {printable(manifest.media_type)}")
+            raise garbage(ref, self.kind, self.holds, f"it is a {printable(manifest.media_type)}")
         annotations = manifest.document.get("annotations") or {}
         return CollectionState(manifest, OCI_INDEX, entries, dict(annotations))
 
-    def read_entry(
-        self, client: RegistryClient, ref: ImageReference, digest: str, prefix: str
-    ) -> tuple[bool, Descriptor | None]:
-        found = client.find_manifest_bytes(ref)
-        if found is None:
-            return False, None
-        try:
-            manifest = Manifest.from_bytes(found[0], content_type=found[1], what=f"manifest {ref}")
-            referrer = _descriptor_of(manifest, digest)
-        except FormatError:
-            return True, None
-        if referrer is None or not self.identity(referrer).startswith(prefix):
-            return True, None
-        return True, referrer
+    def _entry(self, manifest: Manifest, ref: ImageReference, digest: Digest) -> Descriptor | None:
+        return _descriptor_of(manifest, digest)
 
-    def write(
-        self,
-        client: RegistryClient,
-        ref: ImageReference,
-        state: CollectionState | None,
-        entries: Sequence[Descriptor],
-    ) -> str:
+    def _encode(self, state: CollectionState | None, entries: Sequence[Descriptor]) -> Encoded:
         members: dict[str, Any] = {
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
@@ -171,7 +147,7 @@ class _ReferrersTag:
         }
         if state is not None and state.annotations:
             members["annotations"] = dict(sorted(state.annotations.items()))
-        return client.put_manifest(ref, encode_go_json(members), OCI_INDEX)
+        return Encoded(encode_go_json(members), OCI_INDEX)
 
 
 #: The referrers tag as a collection.
@@ -188,13 +164,13 @@ def _index_entries(document: Mapping[str, Any], what: str) -> tuple[Descriptor, 
     )
 
 
-def _descriptor_of(manifest: Manifest, digest: str) -> Descriptor | None:
+def _descriptor_of(manifest: Manifest, digest: Digest) -> Descriptor | None:
     """The index entry of referrer ``manifest``, or ``None`` if its subject is not ``digest``."""
     document = thaw_json(manifest.document)
     if manifest.media_type != OCI_MANIFEST:
         return None
     subject = document.get("subject")
-    if not isinstance(subject, dict) or subject.get("digest") != digest:
+    if not isinstance(subject, dict) or subject.get("digest") != str(digest):
         return None
     extra: dict[str, Any] = {}
     artifact_type = document.get("artifactType")
@@ -216,7 +192,7 @@ class ReferrerPushed:
     """Where a referrer went: its manifest digest, and whether the registry's referrers API
     took it (``api``) or the referrers tag lists it (``tag``)."""
 
-    digest: str
+    digest: Digest
     source: Source
     writes: int = 0
 
@@ -239,10 +215,13 @@ def attach_referrer(
     image.require_digest()
     subject = client.get_manifest(image)
     layer = Descriptor(
-        layer_media_type, sha256_digest(payload), len(payload), check_annotations(layer_annotations)
+        layer_media_type,
+        Digest.of_bytes(payload),
+        len(payload),
+        check_annotations(layer_annotations),
     )
     raw = referrer_manifest(subject, artifact_type, layer, annotations)
-    digest = sha256_digest(raw)
+    digest = Digest.of_bytes(raw)
     if registry_api is None:
         registry_api = client.find_referrers(image) is not None
     client.push_blob(image, payload)
@@ -286,7 +265,7 @@ class Referrer:
     descriptor: Descriptor
 
     @property
-    def digest(self) -> str:
+    def digest(self) -> Digest:
         """The referrer manifest's digest."""
         return self.descriptor.digest
 
@@ -334,10 +313,10 @@ class Referrers:
             if manifest.media_type != OCI_MANIFEST or artifact_type not in artifact_types:
                 continue
             subject = document.get("subject")
-            if not isinstance(subject, dict) or subject.get("digest") != digest:
+            if not isinstance(subject, dict) or subject.get("digest") != str(digest):
                 raise RegistryError(
                     f"referrer {referrer.digest} of {self.image} names another subject",
-                    expected=digest,
+                    expected=str(digest),
                     found=subject,
                 )
             layers = document.get("layers")

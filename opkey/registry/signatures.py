@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from opkey.digest import Digest
 from opkey.errors import ConfigError
 from opkey.registry.client import RegistryClient
 from opkey.registry.journal import (
@@ -62,7 +63,7 @@ from opkey.registry.journal import (
 from opkey.registry.journal import journal_tag as _journal_tag
 from opkey.registry.manifest import Descriptor
 from opkey.registry.mediatypes import COSIGN_SIMPLESIGNING
-from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.registry.reference import ImageReference
 
 __all__ = [
     "COSIGN_SIGNATURE_ANNOTATION",
@@ -107,12 +108,12 @@ SignatureLayer = Layer
 SignatureLayers = Layers
 
 
-def signature_tag(digest: str) -> str:
+def signature_tag(digest: Digest) -> str:
     """The cosign signature tag of the image ``digest``: ``sha256-<hex>.sig``."""
     return SIGNATURES.tag(digest)
 
 
-def journal_tag(digest: str, layer: Descriptor) -> str:
+def journal_tag(digest: Digest, layer: Descriptor) -> str:
     """The journal tag that records ``layer`` for the image ``digest``."""
     return _journal_tag(SIGNATURES, digest, layer)
 
@@ -128,7 +129,7 @@ class AttachResult:
     """
 
     signature_ref: ImageReference
-    manifest_digest: str
+    manifest_digest: Digest
     layer: Descriptor
     journal_ref: ImageReference
     writes: int
@@ -159,7 +160,7 @@ def attach_layer(
         raise ConfigError(f"{what} payload of {len(payload)} bytes exceeds {max_payload_bytes}")
     layer = Descriptor(
         collection.layer_media_type,
-        sha256_digest(payload),
+        Digest.of_bytes(payload),
         len(payload),
         check_annotations(annotations),
     )

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from opkey.digest import Digest
 from opkey.errors import ConfigError
 from opkey.registry.client import RegistryClient
 from opkey.registry.manifest import Descriptor, ImageManifest
 from opkey.registry.mediatypes import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
-from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.registry.reference import ImageReference
 
 __all__ = [
     "LocalRegistry",
@@ -263,7 +264,7 @@ def seed_image(
     """
     body = content if content is not None else os.urandom(16).hex().encode()
     tarball = _layer_tarball(body)
-    diff_id = sha256_digest(gzip.decompress(tarball))
+    diff_id = str(Digest.of_bytes(gzip.decompress(tarball)))
     config = json.dumps(
         {
             "architecture": "amd64",
@@ -277,8 +278,8 @@ def seed_image(
     client.push_blob(ref, config)
     manifest = ImageManifest.build(
         OCI_MANIFEST,
-        Descriptor(OCI_CONFIG, sha256_digest(config), len(config)),
-        [Descriptor(OCI_LAYER, sha256_digest(tarball), len(tarball))],
+        Descriptor(OCI_CONFIG, Digest.of_bytes(config), len(config)),
+        [Descriptor(OCI_LAYER, Digest.of_bytes(tarball), len(tarball))],
     )
     digest = client.put_manifest(ref.with_tag(ref.tag or "latest"), manifest.encode(), OCI_MANIFEST)
     return ref.with_digest(digest)

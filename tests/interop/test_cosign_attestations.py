@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from opkey.cli import main
+from opkey.digest import Digest
 from opkey.images import attest_image, sign_image
 from opkey.jwks.client import JwksClient
 from opkey.keys import generate_signing_key
@@ -29,7 +30,7 @@ from opkey.provenance import provenance_for
 from opkey.providers import GitHubActionsProvider
 from opkey.registry.attestations import attestation_tag
 from opkey.registry.client import RegistryClient
-from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.registry.reference import ImageReference
 from opkey.sandbox.devidp import DevIdP
 from opkey.sandbox.registry import seed_image
 from opkey.signer import Signer
@@ -91,7 +92,7 @@ def test_cosign_verifies_opkeys_att_attestations(
         statements = [json.loads(base64.b64decode(e["payload"])) for e in envelopes]
         assert uri in {s["predicateType"] for s in statements}
         assert all(
-            s["subject"][0]["digest"]["sha256"] == image.require_digest()[7:] for s in statements
+            s["subject"][0]["digest"]["sha256"] == image.require_digest().hex for s in statements
         )
     by_uri = _verify_attestation(cosign, key, str(image.with_tag("v1")), VULN)
     assert by_uri.returncode == 0, by_uri.stderr
@@ -128,12 +129,12 @@ def test_cosign_rejects_a_tampered_opkey_attestation(
     att = image.with_tag(attestation_tag(image.require_digest()))
     manifest: dict[str, Any] = json.loads(registry_client.get_manifest(att).raw)
     layer = manifest["layers"][0]
-    envelope = json.loads(registry_client.get_blob(image, layer["digest"]))
+    envelope = json.loads(registry_client.get_blob(image, Digest(layer["digest"])))
     statement = base64.b64decode(envelope["payload"]).replace(b"FAILED", b"PASSED")
     envelope["payload"] = base64.b64encode(statement).decode()
     forged = json.dumps(envelope).encode()
     registry_client.push_blob(image, forged)
-    layer.update(digest=sha256_digest(forged), size=len(forged))
+    layer.update(digest=str(Digest.of_bytes(forged)), size=len(forged))
     registry_client.put_manifest(att, json.dumps(manifest).encode(), manifest["mediaType"])
     result = _verify_attestation(cosign, key, str(image), "vuln")
     assert result.returncode != 0, result.stdout
@@ -173,7 +174,7 @@ def test_oras_discover_lists_opkeys_referrers(
     )
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
-    assert listed["digest"] == image.require_digest()
+    assert listed["digest"] == str(image.require_digest())
     found = {
         (r["artifactType"], r.get("annotations", {}).get("in-toto.io/predicate-type"))
         for r in listed["referrers"]

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from opkey.cosign import simple_signing_payload
-from opkey.digest import Digest
 from opkey.images import sign_image
 from opkey.jwks.client import JwksClient
 from opkey.providers import GitHubActionsProvider
@@ -88,11 +87,13 @@ def test_crane_reads_what_opkey_wrote(
 
     config = _crane(tmp_path, "config", str(sig))
     assert config == cosign_config(manifest.layers)
-    assert json.loads(config)["rootfs"]["diff_ids"] == [layer.digest for layer in manifest.layers]
+    assert json.loads(config)["rootfs"]["diff_ids"] == [
+        str(layer.digest) for layer in manifest.layers
+    ]
 
     (payload_digest,) = {layer.digest for layer in manifest.layers}  # one payload, two signers
     blob = _crane(tmp_path, "blob", f"{image.name}@{payload_digest}")
-    assert blob == simple_signing_payload(image.cosign_name, Digest(digest))
+    assert blob == simple_signing_payload(image.cosign_name, digest)
 
 
 def test_cosign_discovery_names_opkey_tag_and_layers(
@@ -110,4 +111,4 @@ def test_cosign_discovery_names_opkey_tag_and_layers(
     manifest = ImageManifest.from_manifest(registry_client.get_manifest(sig))
     last_words = [line.split()[-1] for line in tree.stdout.splitlines() if line.strip()]
     listed = [word for word in last_words if word.startswith("sha256:")]
-    assert listed == [layer.digest for layer in manifest.layers]
+    assert listed == [str(layer.digest) for layer in manifest.layers]

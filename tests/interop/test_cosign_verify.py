@@ -33,7 +33,7 @@ from opkey.jwks.client import JwksClient
 from opkey.keys import generate_signing_key
 from opkey.providers import GitHubActionsProvider
 from opkey.registry.client import RegistryClient
-from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.registry.reference import ImageReference
 from opkey.registry.signatures import signature_tag
 from opkey.sandbox.devidp import DevIdP
 from opkey.sandbox.registry import seed_image
@@ -87,7 +87,7 @@ def test_cosign_verifies_opkey_signature_with_the_ephemeral_key(
     result = cosign.verify(public_key, str(image))
     assert result.returncode == 0, result.stderr
     (payload,) = _payload_json(result)
-    assert payload["critical"]["image"]["docker-manifest-digest"] == image.digest
+    assert payload["critical"]["image"]["docker-manifest-digest"] == str(image.digest)
     assert payload["critical"]["identity"]["docker-reference"] == image.cosign_name
     assert "verified against the specified public key" in result.stderr
     # By tag too: cosign resolves it to the digest opkey signed.
@@ -131,11 +131,11 @@ def _rewrite_sig(
 
 
 def _tamper_payload(client: RegistryClient, image: ImageReference) -> None:
-    forged = simple_signing_payload("evil.example/other", Digest(image.require_digest()))
+    forged = simple_signing_payload("evil.example/other", image.require_digest())
     client.push_blob(image, forged)
 
     def mutate(document: dict[str, Any]) -> None:
-        document["layers"][0]["digest"] = sha256_digest(forged)
+        document["layers"][0]["digest"] = str(Digest.of_bytes(forged))
         document["layers"][0]["size"] = len(forged)
 
     _rewrite_sig(client, image, mutate)

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 
-from opkey.digest import Digest
 from opkey.registry import (
     COSIGN_SIGNATURE_ANNOTATION,
     DockerCredentialStore,
@@ -29,7 +28,7 @@ from opkey.registry.signatures import layer_identity
 def main(argv: list[str]) -> int:
     image = ImageReference.parse(argv[1])
     first, count, start_at = int(argv[2]), int(argv[3]), float(argv[4])
-    payload = simple_signing_payload(image.cosign_name, Digest(image.require_digest()))
+    payload = simple_signing_payload(image.cosign_name, image.require_digest())
     identities: list[str] = []
     errors: list[str] = []
     lock = threading.Lock()

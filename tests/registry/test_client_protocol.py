@@ -15,6 +15,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from opkey.digest import Digest
 from opkey.errors import NetworkError, RegistryError
 from opkey.http import HttpResponse
 from opkey.registry.client import RegistryClient
@@ -26,7 +27,7 @@ from opkey.registry.mediatypes import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
-from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.registry.reference import ImageReference
 from opkey.registry.retry import RetryPolicy, parse_retry_after
 from opkey.sandbox.registry import free_port
 
@@ -34,12 +35,12 @@ MANIFEST = json.dumps(
     {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "size": 2, "digest": sha256_digest(b"{}")},
+        "config": {"mediaType": OCI_CONFIG, "size": 2, "digest": str(Digest.of_bytes(b"{}"))},
         "layers": [],
     },
     separators=(",", ":"),
 ).encode()
-MANIFEST_DIGEST = sha256_digest(MANIFEST)
+MANIFEST_DIGEST = Digest.of_bytes(MANIFEST)
 
 
 class Sleeps(list[float]):
@@ -74,7 +75,7 @@ def repo(httpserver: HTTPServer) -> ImageReference:
 
 
 def manifest_response(body: bytes = MANIFEST, headers: Mapping[str, str] | None = None) -> Response:
-    merged = {"Docker-Content-Digest": sha256_digest(body), "Content-Type": OCI_MANIFEST}
+    merged = {"Docker-Content-Digest": str(Digest.of_bytes(body)), "Content-Type": OCI_MANIFEST}
     merged.update(headers or {})
     return Response(body, 200, merged)
 
@@ -120,7 +121,7 @@ def test_manifest_fetched_by_digest_must_hash_to_it(
     wanted = repo.with_digest(MANIFEST_DIGEST)
     # A registry that serves tampered content and even a matching-looking header.
     httpserver.expect_request(f"/v2/team/app/manifests/{MANIFEST_DIGEST}").respond_with_response(
-        manifest_response(other, {"Docker-Content-Digest": MANIFEST_DIGEST})
+        manifest_response(other, {"Docker-Content-Digest": str(MANIFEST_DIGEST)})
     )
     with pytest.raises(RegistryError, match="not the sha256:"):
         client.get_manifest(wanted)
@@ -140,7 +141,7 @@ def test_unsupported_manifest_content_is_a_registry_error(
 def test_tampered_blob_is_rejected(
     httpserver: HTTPServer, client: RegistryClient, repo: ImageReference
 ) -> None:
-    digest = sha256_digest(b"payload")
+    digest = Digest.of_bytes(b"payload")
     httpserver.expect_request(f"/v2/team/app/blobs/{digest}").respond_with_data(b"PAYLOAD")
     with pytest.raises(RegistryError, match="digest is sha256:"):
         client.get_blob(repo, digest)
@@ -158,7 +159,7 @@ def test_blob_round_trip_through_upload_protocol(
     def put(request: Request) -> Response:
         digest = request.args["digest"]
         data = request.get_data()
-        assert sha256_digest(data) == digest
+        assert str(Digest.of_bytes(data)) == digest
         stored[digest] = data
         return Response(b"", 201, {"Docker-Content-Digest": digest})
 
@@ -169,10 +170,10 @@ def test_blob_round_trip_through_upload_protocol(
         put
     )
     httpserver.expect_request(
-        "/v2/team/app/blobs/" + sha256_digest(b"data"), method="HEAD"
+        f"/v2/team/app/blobs/{Digest.of_bytes(b'data')}", method="HEAD"
     ).respond_with_handler(head)
-    assert client.push_blob(repo, b"data") == sha256_digest(b"data")
-    assert stored == {sha256_digest(b"data"): b"data"}
+    assert client.push_blob(repo, b"data") == Digest.of_bytes(b"data")
+    assert stored == {str(Digest.of_bytes(b"data")): b"data"}
     before = count(httpserver)
     client.push_blob(repo, b"data")  # already there: one HEAD, no upload
     assert count(httpserver) == before + 1
@@ -181,7 +182,7 @@ def test_blob_round_trip_through_upload_protocol(
 def test_upload_location_on_another_origin_is_refused(
     httpserver: HTTPServer, client: RegistryClient, repo: ImageReference
 ) -> None:
-    httpserver.expect_request("/v2/team/app/blobs/" + sha256_digest(b"x")).respond_with_data(
+    httpserver.expect_request(f"/v2/team/app/blobs/{Digest.of_bytes(b'x')}").respond_with_data(
         b"", 404
     )
     httpserver.expect_request("/v2/team/app/blobs/uploads/").respond_with_data(
@@ -209,10 +210,10 @@ def test_blob_beyond_the_callers_limit_is_refused(
     httpserver: HTTPServer, client: RegistryClient, repo: ImageReference
 ) -> None:
     data = b"x" * 1000
-    httpserver.expect_request("/v2/team/app/blobs/" + sha256_digest(data)).respond_with_data(data)
+    httpserver.expect_request(f"/v2/team/app/blobs/{Digest.of_bytes(data)}").respond_with_data(data)
     with pytest.raises(RegistryError, match="999-byte limit"):
-        client.get_blob(repo, sha256_digest(data), max_bytes=999)
-    assert client.get_blob(repo, sha256_digest(data), max_bytes=1000) == data
+        client.get_blob(repo, Digest.of_bytes(data), max_bytes=999)
+    assert client.get_blob(repo, Digest.of_bytes(data), max_bytes=1000) == data
 
 
 def test_manifest_put_is_bounded_too(client: RegistryClient, repo: ImageReference) -> None:
@@ -334,7 +335,7 @@ def test_put_manifest_is_retried_on_5xx(
     httpserver.expect_request("/v2/team/app/manifests/v1", method="PUT").respond_with_handler(
         sequence(
             Response(b"", 500),
-            Response(b"", 201, {"Docker-Content-Digest": MANIFEST_DIGEST}),
+            Response(b"", 201, {"Docker-Content-Digest": str(MANIFEST_DIGEST)}),
         )
     )
     assert client.put_manifest(repo, MANIFEST, OCI_MANIFEST) == MANIFEST_DIGEST
@@ -423,7 +424,7 @@ def test_blob_redirect_is_followed_without_credentials(
     from opkey.registry.auth import Credentials
 
     data = b"signature payload"
-    digest = sha256_digest(data)
+    digest = Digest.of_bytes(data)
     httpserver.expect_request(f"/v2/team/app/blobs/{digest}").respond_with_handler(
         lambda request: (
             Response(b"", 401, {"WWW-Authenticate": 'Basic realm="r"'})
@@ -470,7 +471,7 @@ def _bearer_registry(
             challenge = f'Bearer realm="{realm}",service="{service}",scope="{scope}"'
             return Response(b"", 401, {"WWW-Authenticate": challenge})
         if request.method == "PUT":
-            return Response(b"", 201, {"Docker-Content-Digest": MANIFEST_DIGEST})
+            return Response(b"", 201, {"Docker-Content-Digest": str(MANIFEST_DIGEST)})
         return manifest_response()
 
     httpserver.expect_request("/token").respond_with_handler(token)

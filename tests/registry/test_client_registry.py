@@ -7,11 +7,12 @@ import json
 
 import pytest
 
+from opkey.digest import Digest
 from opkey.errors import RegistryError
 from opkey.registry.client import RegistryClient
 from opkey.registry.manifest import Descriptor, ImageManifest
 from opkey.registry.mediatypes import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
-from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.registry.reference import ImageReference
 from opkey.sandbox.registry import seed_image
 from tests.registries import RunningRegistry
 
@@ -29,7 +30,7 @@ def test_tag_resolves_to_the_sha256_of_the_manifest_bytes(
 ) -> None:
     tagged = registry_image.with_tag("v1")
     manifest = registry_client.get_manifest(tagged)
-    assert manifest.digest == sha256_digest(manifest.raw)
+    assert manifest.digest == Digest.of_bytes(manifest.raw)
     assert manifest.media_type == OCI_MANIFEST
     resolved = registry_client.resolve(tagged)
     assert resolved.digest == registry_image.digest == manifest.digest
@@ -52,7 +53,7 @@ def test_missing_tag_and_repository(
 @pytest.mark.both_registries
 def test_blobs_round_trip(registry_client: RegistryClient, registry_image: ImageReference) -> None:
     data = b"some bytes " * 100
-    digest = sha256_digest(data)
+    digest = Digest.of_bytes(data)
     assert not registry_client.blob_exists(registry_image, digest)
     assert registry_client.push_blob(registry_image, data) == digest
     assert registry_client.blob_exists(registry_image, digest)
@@ -79,8 +80,8 @@ def test_manifest_referencing_a_missing_blob_is_refused_clearly(
     registry_client.push_blob(registry_image, config)
     manifest = ImageManifest.build(
         OCI_MANIFEST,
-        Descriptor(OCI_CONFIG, sha256_digest(config), len(config)),
-        [Descriptor(OCI_LAYER, sha256_digest(b"never uploaded"), 14)],
+        Descriptor(OCI_CONFIG, Digest.of_bytes(config), len(config)),
+        [Descriptor(OCI_LAYER, Digest.of_bytes(b"never uploaded"), 14)],
     )
     with pytest.raises(RegistryError, match="MANIFEST_BLOB_UNKNOWN"):
         registry_client.put_manifest(

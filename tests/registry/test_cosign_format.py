@@ -31,7 +31,7 @@ from opkey.registry.mediatypes import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
-from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.registry.reference import ImageReference
 from opkey.registry.signatures import (
     COSIGN_SIGNATURE_ANNOTATION,
     cosign_config,
@@ -151,25 +151,26 @@ def test_payload_builder_rejects_bad_digests_and_references() -> None:
 
 def test_signature_manifest_rebuilt_byte_for_byte_from_a_cosign_trace(data_dir: Path) -> None:
     trace = json.loads((data_dir / "cosign-sig-manifest.json").read_text())
-    ref = ImageReference.parse(trace["image_reference"]).with_digest(trace["image_digest"])
-    payload = simple_signing_payload(ref.cosign_name, Digest(trace["image_digest"]))
-    assert sha256_digest(payload) == trace["payload_digest"]
+    image_digest = Digest(trace["image_digest"])
+    ref = ImageReference.parse(trace["image_reference"]).with_digest(image_digest)
+    payload = simple_signing_payload(ref.cosign_name, image_digest)
+    assert str(Digest.of_bytes(payload)) == trace["payload_digest"]
     assert len(payload) == trace["payload_size"]
-    assert signature_tag(trace["image_digest"]) == trace["signature_tag"]
+    assert signature_tag(image_digest) == trace["signature_tag"]
     config = trace["config"].encode()
-    assert sha256_digest(config) == trace["config_digest"]
+    assert str(Digest.of_bytes(config)) == trace["config_digest"]
     layer = Descriptor(
         COSIGN_SIMPLESIGNING,
-        sha256_digest(payload),
+        Digest.of_bytes(payload),
         len(payload),
         {COSIGN_SIGNATURE_ANNOTATION: trace["signature_annotation"]},
     )
     manifest = ImageManifest.build(
-        OCI_MANIFEST, Descriptor(OCI_CONFIG, sha256_digest(config), len(config)), [layer]
+        OCI_MANIFEST, Descriptor(OCI_CONFIG, Digest.of_bytes(config), len(config)), [layer]
     )
     raw = manifest.encode()
     assert raw == trace["manifest"].encode()
-    assert sha256_digest(raw) == trace["manifest_digest"]
+    assert str(Digest.of_bytes(raw)) == trace["manifest_digest"]
     # And reading cosign's bytes gives the same value back.
     parsed = ImageManifest.from_manifest(Manifest.from_bytes(trace["manifest"].encode()))
     assert parsed == manifest
@@ -179,7 +180,7 @@ def test_config_has_cosign_shape(data_dir: Path) -> None:
     """Same document as cosign's, except the creation time, which cosign records only with
     --record-creation-timestamp (Go's zero time otherwise)."""
     trace = json.loads((data_dir / "cosign-sig-manifest.json").read_text())
-    layer = Descriptor(COSIGN_SIMPLESIGNING, trace["payload_digest"], trace["payload_size"])
+    layer = Descriptor(COSIGN_SIMPLESIGNING, Digest(trace["payload_digest"]), trace["payload_size"])
     expected = trace["config"].replace("2023-02-17T09:25:33.91047962-08:00", "0001-01-01T00:00:00Z")
     assert cosign_config([layer]) == expected.encode()
     two = json.loads(cosign_config([layer, layer]))
@@ -188,13 +189,15 @@ def test_config_has_cosign_shape(data_dir: Path) -> None:
 
 
 def test_layer_identity_distinguishes_signatures_over_one_payload() -> None:
-    a = Descriptor(COSIGN_SIMPLESIGNING, DIGEST, 10, {COSIGN_SIGNATURE_ANNOTATION: "a"})
-    b = Descriptor(COSIGN_SIMPLESIGNING, DIGEST, 10, {COSIGN_SIGNATURE_ANNOTATION: "b"})
-    a_again = Descriptor(COSIGN_SIMPLESIGNING, DIGEST, 10, {COSIGN_SIGNATURE_ANNOTATION: "a"})
+    a = Descriptor(COSIGN_SIMPLESIGNING, Digest(DIGEST), 10, {COSIGN_SIGNATURE_ANNOTATION: "a"})
+    b = Descriptor(COSIGN_SIMPLESIGNING, Digest(DIGEST), 10, {COSIGN_SIGNATURE_ANNOTATION: "b"})
+    a_again = Descriptor(
+        COSIGN_SIMPLESIGNING, Digest(DIGEST), 10, {COSIGN_SIGNATURE_ANNOTATION: "a"}
+    )
     assert layer_identity(a) != layer_identity(b)
     assert layer_identity(a) == layer_identity(a_again)
-    tag = journal_tag(DIGEST, a)
-    assert tag.startswith(signature_tag(DIGEST) + ".journal-")
+    tag = journal_tag(Digest(DIGEST), a)
+    assert tag.startswith(signature_tag(Digest(DIGEST)) + ".journal-")
     assert len(tag) <= 128  # the distribution spec's tag limit
 
 
@@ -238,7 +241,7 @@ def test_media_type_from_content_type_when_document_omits_it() -> None:
     raw = _manifest_bytes(mediaType=None).replace(b'"mediaType": null, ', b"")
     manifest = Manifest.from_bytes(raw, content_type=OCI_MANIFEST + "; charset=utf-8")
     assert manifest.media_type == OCI_MANIFEST
-    assert manifest.digest == sha256_digest(raw)
+    assert manifest.digest == Digest.of_bytes(raw)
 
 
 @pytest.mark.parametrize(
@@ -279,6 +282,6 @@ def test_index_is_not_an_image_manifest() -> None:
 
 
 def test_go_escaping_of_html_characters() -> None:
-    layer = Descriptor(COSIGN_SIMPLESIGNING, DIGEST, 1, {"note": "<a&b>"})
+    layer = Descriptor(COSIGN_SIMPLESIGNING, Digest(DIGEST), 1, {"note": "<a&b>"})
     manifest = ImageManifest.build(OCI_MANIFEST, layer, [layer])
     assert b"\\u003ca\\u0026b\\u003e" in manifest.encode()

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator, Mapping
 import pytest
 
 from opkey.cosign import simple_signing_payload
-from opkey.digest import Digest
 from opkey.errors import NetworkError, OpkeyError, RegistryError
 from opkey.http import HttpResponse, RequestsTransport
 from opkey.registry.client import RegistryClient
@@ -31,7 +30,7 @@ pytestmark = pytest.mark.registry
 
 
 def sign(client: RegistryClient, image: ImageReference, n: int) -> str:
-    payload = simple_signing_payload(image.cosign_name, Digest(image.require_digest()))
+    payload = simple_signing_payload(image.cosign_name, image.require_digest())
     result = attach_signature(client, image, payload, {COSIGN_SIGNATURE_ANNOTATION: f"sig-{n}"})
     return layer_identity(result.layer)
 

@@ -25,7 +25,7 @@ from opkey.policy.signoff import Requirement
 from opkey.policy.workloads import GitHubWorkflow
 from opkey.providers import GitHubActionsProvider
 from opkey.registry.client import RegistryClient
-from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.registry.reference import ImageReference
 from opkey.registry.signatures import list_signatures, signature_tag
 from opkey.sandbox.devidp import DevIdP
 from opkey.sandbox.devidp.identities import GitHubWorkload
@@ -93,9 +93,7 @@ def test_layer_is_cosign_compatible(
     sign_image(registry_client, registry_image, signer)
     (layer,) = list_signatures(registry_client, registry_image)
     assert layer.descriptor.media_type == "application/vnd.dev.cosign.simplesigning.v1+json"
-    expected = simple_signing_payload(
-        registry_image.cosign_name, Digest(registry_image.require_digest())
-    )
+    expected = simple_signing_payload(registry_image.cosign_name, registry_image.require_digest())
     assert layer.payload == expected
     assert json.loads(layer.payload)["critical"]["type"] == "cosign container image signature"
     # cosign --key: PEM public key + base64 DER signature + payload bytes, nothing else
@@ -185,11 +183,11 @@ def test_tampered_layer_payload_is_rejected(
     idp: DevIdP, registry_client: RegistryClient, registry_image: ImageReference
 ) -> None:
     sign_image(registry_client, registry_image, _signer(idp))
-    forged = simple_signing_payload("evil.example/other", Digest(registry_image.require_digest()))
+    forged = simple_signing_payload("evil.example/other", registry_image.require_digest())
     registry_client.push_blob(registry_image, forged)
 
     def mutate(document: dict[str, Any]) -> None:
-        document["layers"][0]["digest"] = sha256_digest(forged)
+        document["layers"][0]["digest"] = str(Digest.of_bytes(forged))
         document["layers"][0]["size"] = len(forged)
 
     _rewrite_sig(registry_client, registry_image, mutate)
@@ -311,7 +309,7 @@ def test_cli_sign_and_verify_image(
     assert main([*base, "--github-repository-id", REPO_ID, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["verified"] is True
-    assert out["image"].endswith(registry_image.require_digest())
+    assert out["image"].endswith(str(registry_image.require_digest()))
     assert main([*base, "--github-repository-id", "614000002"]) == 1
     assert "repository_id" in capsys.readouterr().err
     assert main([*base, "--github-repository-id", REPO_ID, "--bundle", "x"]) == 2
@@ -342,7 +340,9 @@ def test_cli_inspect_lists_signatures_and_exports_the_chosen_key(
     assert [s["ephemeral_key_thumbprint"] for s in report["signatures"]] == [
         s.pktoken.cic_claims.upk.thumbprint() for s in signers
     ]
-    assert {s["docker_manifest_digest"] for s in report["signatures"]} == {registry_image.digest}
+    assert {s["docker_manifest_digest"] for s in report["signatures"]} == {
+        str(registry_image.digest)
+    }
     assert main(["inspect", tagged, "--public-key"]) == 2
     assert "2 opkey signatures (0, 1); choose one with --signature" in capsys.readouterr().err
     assert main(["inspect", tagged, "--public-key", "-", "--signature", "1"]) == 0

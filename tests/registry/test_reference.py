@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from opkey.digest import Digest
 from opkey.errors import ConfigError
-from opkey.registry.reference import ImageReference, parse_digest, sha256_digest
+from opkey.registry.reference import ImageReference, parse_digest
 
 HEX = "a" * 64
 DIGEST = f"sha256:{HEX}"
@@ -43,7 +44,7 @@ def test_valid_references_parse(
         registry,
         repository,
         tag,
-        digest,
+        None if digest is None else Digest(digest),
     )
     # The canonical form parses back to the same value.
     assert ImageReference.parse(str(ref)) == ref
@@ -84,8 +85,8 @@ def test_invalid_references_are_rejected_with_a_reason(text: str, message: str) 
 
 
 def test_constructor_validates_too() -> None:
-    with pytest.raises(ConfigError, match="lowercase"):
-        ImageReference("ghcr.io", "org/repo", digest="sha256:" + "F" * 64)
+    with pytest.raises(ConfigError, match="expected a Digest"):
+        ImageReference("ghcr.io", "org/repo", digest="sha256:" + "f" * 64)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="invalid registry"):
         ImageReference("bad host", "x")
 
@@ -99,7 +100,7 @@ def test_derived_names() -> None:
     assert local.api_host == "localhost:5000"
     assert local.cosign_name == "localhost:5000/x"
     assert local.reference == "latest"
-    pinned = local.with_digest(DIGEST)
+    pinned = local.with_digest(Digest(DIGEST))
     assert pinned.reference == DIGEST
     assert str(pinned) == f"localhost:5000/x@{DIGEST}"
     assert pinned.with_tag("t").digest is None
@@ -111,9 +112,10 @@ def test_require_digest_explains_what_is_missing() -> None:
 
 
 def test_digest_helpers() -> None:
-    assert sha256_digest(b"") == (
+    assert Digest.of_bytes(b"") == Digest(
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     )
-    assert parse_digest(DIGEST) == DIGEST
+    assert parse_digest(DIGEST) == Digest(DIGEST)
+    assert Digest(DIGEST).tag_stem == f"sha256-{HEX}"
     with pytest.raises(ConfigError, match="lowercase"):
         parse_digest(DIGEST.upper().replace("SHA256", "sha256"))

@@ -29,7 +29,7 @@ from opkey.registry.mediatypes import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
-from opkey.registry.reference import ImageReference, sha256_digest
+from opkey.registry.reference import ImageReference
 from opkey.registry.signatures import (
     COSIGN_SIGNATURE_ANNOTATION,
     AttachResult,
@@ -47,7 +47,7 @@ pytestmark = pytest.mark.registry
 
 
 def payload_for(image: ImageReference) -> bytes:
-    return simple_signing_payload(image.cosign_name, Digest(image.require_digest()))
+    return simple_signing_payload(image.cosign_name, image.require_digest())
 
 
 def signer_annotations(n: int) -> dict[str, str]:
@@ -70,14 +70,14 @@ def test_attach_and_list_round_trip_in_cosign_layout(
     extra = {COSIGN_SIGNATURE_ANNOTATION: signature, "dev.opkey/pktoken": "eyJ..."}
     result = attach_signature(registry_client, registry_image, payload, extra)
     assert result.writes == 1
-    assert result.signature_ref.tag == "sha256-" + registry_image.require_digest()[7:] + ".sig"
+    assert result.signature_ref.tag == "sha256-" + registry_image.require_digest().hex + ".sig"
 
     [stored] = list_signatures(registry_client, registry_image)
     assert stored.payload == payload
     assert dict(stored.annotations) == extra
-    assert stored.digest == sha256_digest(payload)
+    assert stored.digest == Digest.of_bytes(payload)
     parsed = parse_simple_signing_payload(stored.payload)
-    assert parsed.manifest_digest == Digest(registry_image.require_digest())
+    assert parsed.manifest_digest == registry_image.require_digest()
 
     # What cosign would read: an OCI manifest, the cosign config, one simplesigning layer.
     manifest = registry_client.get_manifest(sig_ref(registry_image))
@@ -126,7 +126,7 @@ def test_attach_needs_a_digest_and_an_existing_image(
         attach_signature(
             registry_client, registry_image.with_tag("v1"), payload, signer_annotations(0)
         )
-    missing = registry_image.with_digest(sha256_digest(b"no such manifest"))
+    missing = registry_image.with_digest(Digest.of_bytes(b"no such manifest"))
     with pytest.raises(RegistryError, match="not found"):
         attach_signature(registry_client, missing, payload, signer_annotations(0))
     with pytest.raises(ConfigError, match="must be a string"):
@@ -207,7 +207,7 @@ def test_journal_repairs_an_overwrite_by_a_non_merging_writer(
     config = cosign_config([first.layer])
     registry_client.push_blob(registry_image, config)
     stale = ImageManifest.build(
-        OCI_MANIFEST, Descriptor(OCI_CONFIG, sha256_digest(config), len(config)), [first.layer]
+        OCI_MANIFEST, Descriptor(OCI_CONFIG, Digest.of_bytes(config), len(config)), [first.layer]
     )
     registry_client.put_manifest(sig_ref(registry_image), stale.encode(), OCI_MANIFEST)
     assert len(list_signatures(registry_client, registry_image)) == 1
@@ -223,13 +223,13 @@ def test_signer_that_crashed_after_its_journal_entry_is_merged_by_the_next(
 ) -> None:
     payload = payload_for(registry_image)
     crashed = Descriptor(
-        COSIGN_SIMPLESIGNING, sha256_digest(payload), len(payload), signer_annotations(7)
+        COSIGN_SIMPLESIGNING, Digest.of_bytes(payload), len(payload), signer_annotations(7)
     )
     registry_client.push_blob(registry_image, payload)
     config = cosign_config([crashed])
     registry_client.push_blob(registry_image, config)
     entry = ImageManifest.build(
-        OCI_MANIFEST, Descriptor(OCI_CONFIG, sha256_digest(config), len(config)), [crashed]
+        OCI_MANIFEST, Descriptor(OCI_CONFIG, Digest.of_bytes(config), len(config)), [crashed]
     )
     journal = registry_image.with_tag(journal_tag(registry_image.require_digest(), crashed))
     registry_client.put_manifest(journal, entry.encode(), OCI_MANIFEST)
@@ -249,16 +249,16 @@ def test_journal_entry_that_does_not_match_its_name_is_not_merged(
 ) -> None:
     payload = payload_for(registry_image)
     honest = Descriptor(
-        COSIGN_SIMPLESIGNING, sha256_digest(payload), len(payload), signer_annotations(1)
+        COSIGN_SIMPLESIGNING, Digest.of_bytes(payload), len(payload), signer_annotations(1)
     )
     forged = Descriptor(
-        COSIGN_SIMPLESIGNING, sha256_digest(payload), len(payload), signer_annotations(2)
+        COSIGN_SIMPLESIGNING, Digest.of_bytes(payload), len(payload), signer_annotations(2)
     )
     registry_client.push_blob(registry_image, payload)
     config = cosign_config([forged])
     registry_client.push_blob(registry_image, config)
     entry = ImageManifest.build(
-        OCI_MANIFEST, Descriptor(OCI_CONFIG, sha256_digest(config), len(config)), [forged]
+        OCI_MANIFEST, Descriptor(OCI_CONFIG, Digest.of_bytes(config), len(config)), [forged]
     )
     name = registry_image.with_tag(journal_tag(registry_image.require_digest(), honest))
     registry_client.put_manifest(name, entry.encode(), OCI_MANIFEST)
@@ -275,14 +275,14 @@ def test_existing_docker_media_type_signatures_keep_their_format(
     """COSIGN_DOCKER_MEDIA_TYPES=1 writes .sig in Docker media types; opkey extends it as is."""
     payload = payload_for(registry_image)
     cosign_layer = Descriptor(
-        COSIGN_SIMPLESIGNING, sha256_digest(payload), len(payload), signer_annotations(0)
+        COSIGN_SIMPLESIGNING, Digest.of_bytes(payload), len(payload), signer_annotations(0)
     )
     registry_client.push_blob(registry_image, payload)
     config = cosign_config([cosign_layer])
     registry_client.push_blob(registry_image, config)
     docker = ImageManifest.build(
         DOCKER_MANIFEST,
-        Descriptor(DOCKER_CONFIG, sha256_digest(config), len(config)),
+        Descriptor(DOCKER_CONFIG, Digest.of_bytes(config), len(config)),
         [cosign_layer],
     )
     registry_client.put_manifest(sig_ref(registry_image), docker.encode(), DOCKER_MANIFEST)
@@ -325,7 +325,7 @@ def test_sig_tag_on_an_index_is_refused_and_kept(
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
             "manifests": [
-                {"mediaType": OCI_MANIFEST, "size": manifest.size, "digest": manifest.digest}
+                {"mediaType": OCI_MANIFEST, "size": manifest.size, "digest": str(manifest.digest)}
             ],
         }
     ).encode()
@@ -346,11 +346,11 @@ def test_sig_tag_holding_non_manifest_content_is_refused_without_writing(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "size": 2, "digest": sha256_digest(b"{}")},
+            "config": {"mediaType": OCI_CONFIG, "size": 2, "digest": str(Digest.of_bytes(b"{}"))},
             "layers": [],
         }
     ).encode()
-    digest = sha256_digest(image_raw)
+    digest = Digest.of_bytes(image_raw)
     image = ImageReference.parse(f"{httpserver.host}:{httpserver.port}/team/app@{digest}")
     httpserver.expect_request(f"/v2/team/app/manifests/{digest}").respond_with_data(
         image_raw, 200, {"Content-Type": OCI_MANIFEST}
@@ -378,7 +378,7 @@ def test_list_rejects_a_layer_whose_size_lies(
     config = cosign_config([lying])
     registry_client.push_blob(registry_image, config)
     manifest = ImageManifest.build(
-        OCI_MANIFEST, Descriptor(OCI_CONFIG, sha256_digest(config), len(config)), [lying]
+        OCI_MANIFEST, Descriptor(OCI_CONFIG, Digest.of_bytes(config), len(config)), [lying]
     )
     registry_client.put_manifest(sig_ref(registry_image), manifest.encode(), OCI_MANIFEST)
     with pytest.raises(OpkeyError, match=r"manifest says|size"):

@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 
+from opkey.digest import Digest
 from opkey.registry import DockerCredentialStore, RegistryClient
-from opkey.registry.reference import sha256_digest
 from opkey.registry.retry import RetryPolicy
 from tests.helpers import RoutingTransport
 
@@ -74,7 +74,7 @@ def oci_manifest(layers: Sequence[dict[str, Any]], config: bytes = b"{}") -> byt
             "config": {
                 "mediaType": "application/vnd.oci.image.config.v1+json",
                 "size": len(config),
-                "digest": sha256_digest(config),
+                "digest": str(Digest.of_bytes(config)),
             },
             "layers": list(layers),
         },

@@ -529,7 +529,7 @@ def test_artifact_signature_replayed_as_an_image_signature(
     """A genuine artifact bundle's statement and OSM pushed as a signature layer of an image
     (in a real registry) is not an image signature: its payload is no cosign payload."""
     pkt, key = op.pktoken()
-    image_digest = Digest(registry_image.require_digest())
+    image_digest = registry_image.require_digest()
     bundle = Signer(pkt, key).sign_digest(image_digest)
     head, payload_b64, signature = bundle.signature.split(".")
     annotations = {
@@ -559,7 +559,7 @@ def test_image_signature_replayed_as_an_artifact_bundle(
     head, _, signature = layer.annotations[OPKEY_OSM].split(".")
     osm = f"{head}.{b64url_encode(layer.payload)}.{signature}"
     bundle = Bundle(PKToken.from_compact(layer.annotations[OPKEY_PKTOKEN]), osm)
-    digest = Digest(registry_image.require_digest())
+    digest = registry_image.require_digest()
     with pytest.raises(FormatError, match="not an artifact signature"):
         verifier.verify_bundle(bundle, digest, policy=UnsafeNoPolicy())
 

@@ -20,6 +20,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from opkey.cli import main
+from opkey.digest import Digest
 from opkey.errors import (
     DeadlineError,
     NetworkError,
@@ -37,7 +38,6 @@ from opkey.policy.signoff import Requirement
 from opkey.providers.base import check_token_response
 from opkey.registry import Credentials, ImageReference
 from opkey.registry.client import MAX_TAG_BYTES, MAX_TAG_PAGES
-from opkey.registry.reference import sha256_digest
 from opkey.registry.retry import parse_retry_after
 from opkey.registry.signatures import (
     MAX_SIGNATURE_BYTES,
@@ -62,7 +62,7 @@ from tests.security.sec_registry import (
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 IMAGE = oci_manifest([])
-IMAGE_DIGEST = sha256_digest(IMAGE)
+IMAGE_DIGEST = Digest.of_bytes(IMAGE)
 SIG_TAG = signature_tag(IMAGE_DIGEST)
 CREDENTIALS = Credentials("ci", "s3cret")
 #: What a terminal would draw: erase the line, then a green "Verified" line of the attacker's.
@@ -158,7 +158,7 @@ def test_a_loopback_registry_may_use_a_loopback_realm(httpserver: HTTPServer) ->
 def test_a_remote_registry_cannot_redirect_a_blob_to_loopback_or_internal_addresses(
     httpserver: HTTPServer, location: str, message: str
 ) -> None:
-    digest = sha256_digest(b"payload")
+    digest = Digest.of_bytes(b"payload")
     target = location.format(port=httpserver.port)
     httpserver.expect_request(f"/v2/team/app/blobs/{digest}").respond_with_response(
         Response(b"", 307, {"Location": target})
@@ -286,7 +286,8 @@ def _signature_registry(
 ) -> list[str]:
     """The image, its .sig with one layer per payload, and the blobs; returns the blob paths."""
     layers = [
-        {"mediaType": SIMPLESIGNING, "size": len(p), "digest": sha256_digest(p)} for p in payloads
+        {"mediaType": SIMPLESIGNING, "size": len(p), "digest": str(Digest.of_bytes(p))}
+        for p in payloads
     ]
     sig = oci_manifest(layers)
     manifest_type = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
@@ -294,7 +295,7 @@ def _signature_registry(
     server.expect_request(f"/v2/team/app/manifests/{SIG_TAG}").respond_with_data(
         sig, 200, manifest_type
     )
-    by_digest = {sha256_digest(p): p for p in payloads}
+    by_digest = {str(Digest.of_bytes(p)): p for p in payloads}
 
     def serve_blob(request: Request) -> Response:
         payload = by_digest[request.path.rsplit("/", 1)[1]]
@@ -349,14 +350,15 @@ def test_cli_timeout_bounds_a_verification(capsys: pytest.CaptureFixture[str]) -
 
 def _static_signatures(payloads: list[bytes]) -> tuple[dict[str, Any], list[str]]:
     layers = [
-        {"mediaType": SIMPLESIGNING, "size": len(p), "digest": sha256_digest(p)} for p in payloads
+        {"mediaType": SIMPLESIGNING, "size": len(p), "digest": str(Digest.of_bytes(p))}
+        for p in payloads
     ]
     manifest_type = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
     routes: dict[str, Any] = {
         "/v2/team/app/manifests/v1": (200, manifest_type, IMAGE),
         f"/v2/team/app/manifests/{SIG_TAG}": (200, manifest_type, oci_manifest(layers)),
     }
-    blobs = [f"/v2/team/app/blobs/{sha256_digest(p)}" for p in payloads]
+    blobs = [f"/v2/team/app/blobs/{Digest.of_bytes(p)}" for p in payloads]
     routes.update({path: (200, {}, p) for path, p in zip(blobs, payloads, strict=True)})
     return routes, blobs
 
@@ -530,7 +532,11 @@ def test_discovery_error_text_is_made_printable(httpserver: HTTPServer) -> None:
 
 def test_a_signature_manifests_media_types_are_made_printable(httpserver: HTTPServer) -> None:
     payload = b"payload"
-    layer = {"mediaType": "text/\x1b[32mVerified", "size": 7, "digest": sha256_digest(payload)}
+    layer = {
+        "mediaType": "text/\x1b[32mVerified",
+        "size": 7,
+        "digest": str(Digest.of_bytes(payload)),
+    }
     manifest_type = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
     httpserver.expect_request("/v2/team/app/manifests/v1").respond_with_data(
         IMAGE, 200, manifest_type
@@ -571,7 +577,7 @@ def test_a_realm_with_a_broken_bracketed_host_is_a_network_error(
 def test_a_redirect_to_a_broken_bracketed_host_is_a_network_error() -> None:
     """requests parses a redirect's Location even when it does not follow it, and urllib
     raised ValueError out of RequestsTransport: for blobs, discovery and JWKS alike."""
-    digest = sha256_digest(b"payload")
+    digest = Digest.of_bytes(b"payload")
     broken = {"Location": "https://[]cdn.example/blob"}
     routes = {
         f"/v2/team/app/blobs/{digest}": (302, broken, b""),

@@ -29,7 +29,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from opkey import Digest, Signer, TimestampClient, TimestampToken, sign_image
+from opkey import Signer, TimestampClient, TimestampToken, sign_image
 from opkey.cosign import COSIGN_SIGNATURE, COSIGN_TIMESTAMP_ANNOTATION, simple_signing_payload
 from opkey.registry.client import RegistryClient
 from opkey.registry.reference import ImageReference
@@ -174,7 +174,7 @@ def _attach_layer(
     client: RegistryClient, image: ImageReference, signer: Signer, token: TimestampToken
 ) -> None:
     """A cosign-style layer by ``signer``'s key with ``token`` in the timestamp annotation."""
-    payload = simple_signing_payload(image.cosign_name, Digest(image.require_digest()))
+    payload = simple_signing_payload(image.cosign_name, image.require_digest())
     signature = signer.signing_key.sign_der(payload)
     annotations = {
         COSIGN_SIGNATURE: base64.b64encode(signature).decode("ascii"),

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from opkey import (
     CommitmentType,
-    Digest,
     ExpiredError,
     Requirement,
     Signer,
@@ -97,7 +96,7 @@ def test_a_layer_whose_entry_names_another_pk_token_is_rejected(
     """cosign's signature does not bind a PK token; the entry's certificate does. The same key
     with a second genuine PK token and the first token's entry is refused."""
     signer = fresh_signer(rekor_v1.url)
-    digest = Digest(registry_image.require_digest())
+    digest = registry_image.require_digest()
     payload = simple_signing_payload(registry_image.cosign_name, digest)
     signature = signer.signing_key.sign_der(payload)
     entry = signer.log_signature("hashedrekord", payload, signature)
@@ -250,7 +249,7 @@ def test_a_log_time_after_exp_is_rejected_by_cosign_and_opkey(
     from tests.tlog.test_logged_bundles import _moved_entry
 
     signer = fresh_signer(rekor_v1.url)
-    digest = Digest(registry_image.require_digest())
+    digest = registry_image.require_digest()
     payload = simple_signing_payload(registry_image.cosign_name, digest)
     signature = signer.signing_key.sign_der(payload)
     late = _moved_entry(rekor_v1, signer.log_signature("hashedrekord", payload, signature), 3600)
