@@ -364,6 +364,7 @@ def _wait_ready(port: int, context: ssl.SSLContext, process: subprocess.Popen[by
 def _cache_memory() -> tuple[float, float, int]:
     """KiB the verdict cache holds with 100,000 distinct images, and after 200,000 inserts."""
     from opkey.admission.cache import CacheKey, VerdictCache
+    from opkey.digest import Digest
 
     policy = "f" * 64
     tracemalloc.start()
@@ -372,11 +373,11 @@ def _cache_memory() -> tuple[float, float, int]:
     for n in range(CACHE_IMAGES):
         repository = f"ghcr.io/octo-org/service-{n % 5000:04d}"
         digest = "sha256:" + base64.b16encode(os.urandom(32)).decode().lower()
-        cache.passed(CacheKey(repository, digest, policy))
+        cache.passed(CacheKey(repository, Digest(digest), policy))
     full = tracemalloc.get_traced_memory()[0] - before
     for n in range(CACHE_IMAGES):
         digest = "sha256:" + base64.b16encode(os.urandom(32)).decode().lower()
-        cache.passed(CacheKey(f"ghcr.io/octo-org/more-{n}", digest, policy))
+        cache.passed(CacheKey(f"ghcr.io/octo-org/more-{n}", Digest(digest), policy))
     after = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     return full / 1024, after / 1024, len(cache)

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from opkey.admission.response import MAX_REASON_CHARS
+from opkey.digest import Digest
 
 __all__ = [
     "DEFAULT_CACHE_ENTRIES",
@@ -66,7 +67,7 @@ class CacheKey(NamedTuple):
     """
 
     repository: str
-    digest: str
+    digest: Digest
     policy: str
 
 

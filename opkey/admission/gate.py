@@ -44,6 +44,7 @@ from opkey.admission.plan import AdmissionPlan, ImageCheck, plan_admission
 from opkey.admission.policies import GatePolicies, GatePolicy, key_problems
 from opkey.admission.response import AdmissionResponse, ImageOutcome, review_error_response
 from opkey.admission.review import AdmissionRequest, parse_admission_review
+from opkey.digest import Digest
 from opkey.errors import AdmissionReviewError, DeadlineError, OpkeyError, VerificationError
 from opkey.http import Deadline
 from opkey.images import verify_image
@@ -91,7 +92,7 @@ class ImageJudgement:
 
     outcome: ImageOutcome
     source: Source
-    digest: str | None = None
+    digest: Digest | None = None
 
 
 @dataclass(frozen=True)
@@ -350,7 +351,7 @@ class Gate:
                 self.cache.rejected(key, result.reason)
         return self._judged(check, key.digest, result)
 
-    def _judged(self, check: ImageCheck, digest: str | None, result: _Result) -> ImageJudgement:
+    def _judged(self, check: ImageCheck, digest: Digest | None, result: _Result) -> ImageJudgement:
         if self.metrics is not None:
             self.metrics.image(result.source.value, passed=result.passed)
         outcome = check.passed() if result.passed else check.failed(result.reason)

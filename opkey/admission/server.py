@@ -273,7 +273,7 @@ class AdmissionServer:
             {
                 "path": j.outcome.image.path,
                 "image": j.outcome.image.image,
-                **({"digest": j.digest} if j.digest else {}),
+                **({"digest": str(j.digest)} if j.digest else {}),
                 "source": j.source.value,
                 "allowed": j.outcome.allowed,
                 **({"rule": j.outcome.rule} if j.outcome.rule else {}),

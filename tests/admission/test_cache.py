@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from opkey import Digest
 from opkey.admission.cache import CacheKey, VerdictCache
 from opkey.admission.response import MAX_REASON_CHARS
 from tests.helpers import FakeClock
@@ -12,7 +13,7 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def key(n: int = 0, policy: str = "p1", repository: str = "ghcr.io/acme/app") -> CacheKey:
-    return CacheKey(repository, f"sha256:{n:064x}", policy)
+    return CacheKey(repository, Digest(f"sha256:{n:064x}"), policy)
 
 
 def test_a_pass_lives_for_the_ttl_and_a_rejection_for_the_negative_ttl() -> None:

@@ -114,7 +114,7 @@ def test_kubectl_creates_a_pod_with_a_signed_image(cluster: ClusterGate) -> None
     assert pod["spec"]["containers"][0]["image"] == str(cluster.signed)
     (entry,) = [e for e in cluster.gate.logs() if e.get("name") == "signed"]
     assert entry["decision"] == "allowed"
-    assert entry["images"][0]["digest"] == cluster.signed.digest
+    assert entry["images"][0]["digest"] == str(cluster.signed.digest)
 
 
 def test_kubectl_is_refused_a_pod_with_an_unsigned_image_and_told_why(

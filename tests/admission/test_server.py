@@ -151,7 +151,7 @@ def test_every_admission_is_logged_as_one_json_line(served: Served) -> None:
     assert (entry["operation"], entry["kind"], entry["name"]) == ("CREATE", "v1 Pod", "logged")
     (image,) = entry["images"]
     assert image["path"] == "spec.containers[0].image"
-    assert image["digest"] == served.unsigned.digest
+    assert image["digest"] == str(served.unsigned.digest)
     assert image["source"] in ("verified", "cache")
     assert "has no signatures" in image["reason"]
     assert isinstance(entry["ms"], float)
