@@ -92,8 +92,7 @@ def _predicate_for(
 def run(args: argparse.Namespace) -> int:
     """Check every target, read the predicate, obtain one PK token, attest each target."""
     from opkey.cli.signing import start_signing, write_bundle
-    from opkey.cli.targets import collect_targets, sign_jobs
-    from opkey.cli.verification import ATTESTATION_SUFFIX
+    from opkey.cli.targets import ATTESTATION_SUFFIX, collect_targets, sign_jobs
     from opkey.errors import ConfigError
     from opkey.intoto import SLSA_PROVENANCE_V1, Statement, Subject, predicate_type_uri
 

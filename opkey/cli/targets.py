@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from opkey.registry.reference import ImageReference
 
 __all__ = [
+    "ATTESTATION_SUFFIX",
+    "BUNDLE_SUFFIX",
     "SignJob",
     "Target",
     "add_target_arguments",
@@ -40,6 +42,11 @@ __all__ = [
 ]
 
 TargetKind = Literal["file", "digest", "image"]
+
+#: What a file's bundle is called by default: ``PATH.opkey.json``.
+BUNDLE_SUFFIX = ".opkey.json"
+#: What a file's attestation bundle is called by default: ``PATH.att.opkey.json``.
+ATTESTATION_SUFFIX = ".att.opkey.json"
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class Target:
 
 
 def add_target_arguments(
-    parser: Any, *, verb: str, evidence: str | None = None, suffix: str = ".opkey.json"
+    parser: Any, *, verb: str, evidence: str | None = None, suffix: str = BUNDLE_SUFFIX
 ) -> None:
     """The targets group of ``sign``, ``attest``, ``verify`` and ``verify-attestation``:
     ``--digest`` and ``--file`` (repeatable) and image references, declared once so that every
@@ -159,7 +166,7 @@ def _check_destination(out: str) -> None:
 
 
 def sign_jobs(
-    targets: tuple[Target, ...], bundles: list[str], *, suffix: str = ".opkey.json"
+    targets: tuple[Target, ...], bundles: list[str], *, suffix: str = BUNDLE_SUFFIX
 ) -> tuple[SignJob, ...]:
     """Where each target's signature goes (see ``--bundle``); destinations are checked.
 
