@@ -29,7 +29,7 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The ``attest`` options."""
-    add_target_arguments(parser, verb="attest")
+    add_target_arguments(parser, verb=ATTEST.verb)
     what = parser.add_argument_group("the statement")
     what.add_argument(
         "--type",
@@ -43,14 +43,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="the predicate, a JSON object (- for standard input); optional for "
         "slsaprovenance1 in GitHub Actions or GitLab CI, where opkey writes it",
-    )
-    parser.add_argument(
-        "--bundle",
-        action="append",
-        default=[],
-        metavar="OUT",
-        help="where to write an attestation bundle (- for standard output): of a single "
-        "--file or --digest; with several targets, one per --digest, in order",
     )
     add_signing_arguments(parser, ATTEST)
 
@@ -91,16 +83,12 @@ def _predicate_for(
 
 def run(args: argparse.Namespace) -> int:
     """Check every target, read the predicate, obtain one PK token, attest each target."""
-    from opkey.cli.signing import start_signing, write_bundle
-    from opkey.cli.targets import ATTESTATION_SUFFIX, collect_targets, sign_jobs
+    from opkey.cli.signing import signing_jobs, start_signing, write_bundle
     from opkey.errors import ConfigError
     from opkey.intoto import SLSA_PROVENANCE_V1, Statement, Subject, predicate_type_uri
 
     predicate_type = predicate_type_uri(args.type)
-    targets = collect_targets(
-        files=args.file, digests=args.digest, images=args.image, command="attest"
-    )
-    jobs = sign_jobs(targets, args.bundle, suffix=ATTESTATION_SUFFIX)
+    jobs = signing_jobs(args, ATTEST)
     predicate = _read_predicate(args.predicate)
     if predicate is None and predicate_type != SLSA_PROVENANCE_V1:
         raise ConfigError(

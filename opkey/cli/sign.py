@@ -21,16 +21,7 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The ``sign`` options."""
-    add_target_arguments(parser, verb="sign")
-    parser.add_argument(
-        "--bundle",
-        action="append",
-        default=[],
-        metavar="OUT",
-        help="where to write a bundle (- for standard output): the bundle of a single --file "
-        "or --digest; with several targets, one per --digest, in order (a file's bundle is "
-        "always PATH.opkey.json then)",
-    )
+    add_target_arguments(parser, verb=SIGN.verb)
     add_signing_arguments(parser, SIGN)
 
 
@@ -44,13 +35,9 @@ def _logged(entries: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Check every target, obtain one PK token, sign each target and write the results."""
-    from opkey.cli.signing import start_signing, write_bundle
-    from opkey.cli.targets import collect_targets, sign_jobs
+    from opkey.cli.signing import signing_jobs, start_signing, write_bundle
 
-    targets = collect_targets(
-        files=args.file, digests=args.digest, images=args.image, command="sign"
-    )
-    jobs = sign_jobs(targets, args.bundle)
+    jobs = signing_jobs(args, SIGN)
     signing = start_signing(args, jobs, SIGN)
     signer = signing.signer
     for job in jobs:

@@ -4,8 +4,9 @@ Both take targets, obtain one PK token (from a provider, or a session saved by `
 login``) and sign every target with it, optionally time-stamped and logged; images go to
 their registry, files and digests get a bundle. Only what is signed differs (a digest, or an
 in-toto statement about it), so the options after the targets are declared here once
-(:func:`add_signing_arguments`), and the steps around the signing too: everything checked
-and the one signer built (:func:`start_signing`), each bundle written (:func:`write_bundle`).
+(:func:`add_signing_arguments`), and the steps around the signing too: every target checked
+(:func:`signing_jobs`), the rest checked and the one signer built (:func:`start_signing`),
+each bundle written (:func:`write_bundle`).
 ``opkey login`` shares the ephemeral key option (:func:`add_key_type_argument`).
 """
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from opkey.cli.providers import add_provider_arguments
 from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
+from opkey.cli.targets import ATTESTATION_SUFFIX, BUNDLE_SUFFIX
 from opkey.cli.timestamp_options import add_timestamp_sign_arguments
 from opkey.cli.tlog_options import add_tlog_sign_arguments
 
@@ -40,6 +42,7 @@ __all__ = [
     "add_key_type_argument",
     "add_signing_arguments",
     "signer_from_args",
+    "signing_jobs",
     "start_signing",
     "write_bundle",
 ]
@@ -51,8 +54,10 @@ class SigningCommand:
 
     verb: str
     """``sign``, ``attest``."""
-    gerund: str
-    """``signing``, ``attesting``."""
+    bundle: str
+    """What a file or digest gets: ``bundle``, ``attestation bundle``."""
+    suffix: str
+    """The file name a file's bundle gets after the file's: ``.opkey.json``, ``.att.opkey.json``."""
     made: str
     """What an image gets: ``signature``, ``attestation``."""
     tag: str
@@ -62,10 +67,29 @@ class SigningCommand:
     layer: str
     """What holds one timestamp on an image: ``an image signature``, ``an attestation layer``."""
 
+    @property
+    def gerund(self) -> str:
+        """``signing``, ``attesting``."""
+        return f"{self.verb}ing"
 
-SIGN = SigningCommand("sign", "signing", "signature", ".sig", "signature", "an image signature")
+
+SIGN = SigningCommand(
+    verb="sign",
+    bundle="bundle",
+    suffix=BUNDLE_SUFFIX,
+    made="signature",
+    tag=".sig",
+    signed="signature",
+    layer="an image signature",
+)
 ATTEST = SigningCommand(
-    "attest", "attesting", "attestation", ".att", "DSSE signature", "an attestation layer"
+    verb="attest",
+    bundle="attestation bundle",
+    suffix=ATTESTATION_SUFFIX,
+    made="attestation",
+    tag=".att",
+    signed="DSSE signature",
+    layer="an attestation layer",
 )
 
 
@@ -80,8 +104,19 @@ def add_key_type_argument(parser: Any) -> None:
 
 
 def add_signing_arguments(parser: Any, command: SigningCommand) -> None:
-    """Everything after the targets and ``--bundle`` that ``sign`` and ``attest`` share: the
-    session or key, signing time, the log, image storage, the deadline, registry, provider."""
+    """Everything after the targets (and ``attest``'s statement) that ``sign`` and ``attest``
+    share: bundles, the session or key, signing time, the log, image storage, the deadline,
+    registry, provider."""
+    article = "an" if command.bundle[0] in "aeiou" else "a"
+    parser.add_argument(
+        "--bundle",
+        action="append",
+        default=[],
+        metavar="OUT",
+        help=f"where to write {article} {command.bundle} (- for standard output): the "
+        f"{command.bundle} of a single --file or --digest; with several targets, one per "
+        f"--digest, in order (a file's {command.bundle} is always PATH{command.suffix} then)",
+    )
     parser.add_argument(
         "--session",
         metavar="FILE",
@@ -127,6 +162,16 @@ class SigningRun:
         """A client for the image ``target``'s registry, the step announced."""
         self.progress.step(f"{self.command.gerund} {target.image} in its registry")
         return self.registry.client(str(target.image), self.deadline)
+
+
+def signing_jobs(args: argparse.Namespace, command: SigningCommand) -> tuple[SignJob, ...]:
+    """Every target checked, and where each one's signature goes (:mod:`opkey.cli.targets`)."""
+    from opkey.cli.targets import collect_targets, sign_jobs
+
+    targets = collect_targets(
+        files=args.file, digests=args.digest, images=args.image, command=command.verb
+    )
+    return sign_jobs(targets, args.bundle, suffix=command.suffix)
 
 
 def start_signing(
