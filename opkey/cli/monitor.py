@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from opkey.cli._common import SPEC
 from opkey.cli.key_options import add_key_arguments
-from opkey.cli.registry_options import add_timeout_argument
+from opkey.cli.timeout_options import add_timeout_argument
 from opkey.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opkey.cli.providers import add_provider_arguments
-from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
+from opkey.cli.registry_options import add_registry_arguments
 from opkey.cli.targets import ATTESTATION_SUFFIX, BUNDLE_SUFFIX
+from opkey.cli.timeout_options import add_timeout_argument
 from opkey.cli.timestamp_options import add_timestamp_sign_arguments
 from opkey.cli.tlog_options import add_tlog_sign_arguments
 

@@ -18,8 +18,9 @@ from typing import Any
 
 from opkey.cli._common import SPEC, time_argument
 from opkey.cli.key_options import add_key_arguments
-from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
+from opkey.cli.registry_options import add_registry_arguments
 from opkey.cli.targets import BUNDLE_SUFFIX
+from opkey.cli.timeout_options import add_timeout_argument
 from opkey.cli.timestamp_options import add_timestamp_verify_arguments
 from opkey.cli.tlog_options import add_tlog_verify_arguments
 
