@@ -15,13 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opkey.cli.providers import add_provider_arguments
-from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
-from opkey.cli.sign import add_storage_argument
-from opkey.cli.tlog_options import add_tlog_sign_arguments
+from opkey.cli.signing import ATTEST, add_signing_arguments
+from opkey.cli.targets import add_target_arguments
 
 if TYPE_CHECKING:
     from opkey.cli.targets import Target
@@ -32,23 +29,7 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The ``attest`` options."""
-    target = parser.add_argument_group("targets (any number, at least one)")
-    target.add_argument(
-        "--digest", action="append", default=[], metavar="sha256:HEX", help="attest a digest"
-    )
-    target.add_argument(
-        "--file",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="attest a file, by its SHA-256 digest (repeatable)",
-    )
-    target.add_argument(
-        "image",
-        nargs="*",
-        metavar="IMAGE_REF",
-        help="attest a container image (registry/repository[:tag][@digest])",
-    )
+    add_target_arguments(parser, verb=ATTEST.verb)
     what = parser.add_argument_group("the statement")
     what.add_argument(
         "--type",
@@ -63,44 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the predicate, a JSON object (- for standard input); optional for "
         "slsaprovenance1 in GitHub Actions or GitLab CI, where opkey writes it",
     )
-    parser.add_argument(
-        "--bundle",
-        action="append",
-        default=[],
-        metavar="OUT",
-        help="where to write an attestation bundle (- for standard output): of a single "
-        "--file or --digest; with several targets, one per --digest, in order",
-    )
-    parser.add_argument(
-        "--session", metavar="FILE", help="attest with a key and PK token saved by opkey login"
-    )
-    parser.add_argument(
-        "--key-type",
-        choices=["ES256", "EdDSA", "RS256"],
-        default="ES256",
-        help="ephemeral key algorithm (default: %(default)s)",
-    )
-    stamps = parser.add_argument_group("signing time (RFC 3161)")
-    stamps.add_argument(
-        "--timestamp-url",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="ask this time-stamping authority for a token over the DSSE signature (one for "
-        "images; repeatable for bundles)",
-    )
-    stamps.add_argument(
-        "--timestamp-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="time allowed for each authority to answer (default: %(default)s)",
-    )
-    add_tlog_sign_arguments(parser)
-    add_storage_argument(parser, what="attestation")
-    add_timeout_argument(parser, default=300.0)
-    add_registry_arguments(parser)
-    add_provider_arguments(parser)
+    add_signing_arguments(parser, ATTEST)
 
 
 def _read_predicate(path: str | None) -> dict[str, Any] | None:
@@ -139,21 +83,12 @@ def _predicate_for(
 
 def run(args: argparse.Namespace) -> int:
     """Check every target, read the predicate, obtain one PK token, attest each target."""
-    from opkey.cli._common import write_new_file
-    from opkey.cli.progress import Progress
-    from opkey.cli.registry_options import RegistryOptions
-    from opkey.cli.sign import signer_from_args, timestamp_clients_from_args
-    from opkey.cli.targets import collect_targets, sign_jobs
-    from opkey.cli.verification import ATTESTATION_SUFFIX
+    from opkey.cli.signing import signing_jobs, start_signing, write_bundle
     from opkey.errors import ConfigError
-    from opkey.http import Deadline
     from opkey.intoto import SLSA_PROVENANCE_V1, Statement, Subject, predicate_type_uri
 
     predicate_type = predicate_type_uri(args.type)
-    targets = collect_targets(
-        files=args.file, digests=args.digest, images=args.image, command="attest"
-    )
-    jobs = sign_jobs(targets, args.bundle, suffix=ATTESTATION_SUFFIX)
+    jobs = signing_jobs(args, ATTEST)
     predicate = _read_predicate(args.predicate)
     if predicate is None and predicate_type != SLSA_PROVENANCE_V1:
         raise ConfigError(
@@ -165,54 +100,32 @@ def run(args: argparse.Namespace) -> int:
             "opkey writes SLSA provenance from a CI job's ID token (GitHub Actions, GitLab CI); "
             "a login is no build: give --predicate FILE"
         )
-    registry = RegistryOptions.from_args(args)
-    clients = timestamp_clients_from_args(args)
-    if len(clients) > 1 and any(job.target.image is not None for job in jobs):
-        raise ConfigError(
-            "an attestation layer carries one RFC 3161 timestamp: give one --timestamp-url "
-            "when attesting images"
-        )
-    from opkey.cli.tlog_options import tlog_client
-
-    tlog = tlog_client(args)
-    deadline = Deadline.after(args.timeout)
-    progress = Progress()
-    signer = signer_from_args(args, progress, deadline, clients, tlog)
+    signing = start_signing(args, jobs, ATTEST)
+    signer = signing.signer
     content = _predicate_for(predicate, predicate_type, signer)
-    subject = signer.pktoken.claims.get("sub")
-    as_whom = f"as {subject} (issuer {signer.pktoken.issuer})"
     for job in jobs:
         target = job.target
         if target.image is not None:
             from opkey.images import attest_image
 
-            progress.step(f"attesting {target.image} in its registry")
-            client = registry.client(str(target.image), deadline)
             reference = attest_image(
-                client,
+                signing.registry_client(target),
                 target.image,
                 signer,
                 predicate_type,
                 content,
-                deadline=deadline,
+                deadline=signing.deadline,
                 storage=args.storage,
             )
-            print(f"opkey: attested {predicate_type} for {reference} {as_whom}", file=sys.stderr)
+            print(
+                f"opkey: attested {predicate_type} for {reference} {signing.as_whom}",
+                file=sys.stderr,
+            )
             continue
         assert target.digest is not None
         statement = Statement.about(
             [Subject.of(_subject_name(target), target.digest)], predicate_type, content
         )
-        data = signer.attest(statement).to_json()
-        what = f"{target.text} ({target.digest})" if target.kind == "file" else target.text
-        if job.out in (None, "-"):
-            sys.stdout.write(data.decode())
-            sys.stdout.flush()
-            print(f"opkey: attested {predicate_type} for {what} {as_whom}", file=sys.stderr)
-        else:
-            write_new_file(Path(job.out), data)
-            print(
-                f"opkey: attested {predicate_type} for {what} {as_whom} -> {job.out}",
-                file=sys.stderr,
-            )
+        attested = f"attested {predicate_type} for {target.described} {signing.as_whom}"
+        write_bundle(job, signer.attest(statement).to_json(), attested)
     return 0

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from opkey.registry.reference import ImageReference
     from opkey.registry.signatures import SignatureLayer
 
-from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
+from opkey.cli.registry_options import add_registry_arguments
+from opkey.cli.timeout_options import add_timeout_argument
 
 __all__ = ["configure", "run"]
 

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from opkey.cli.providers import add_provider_arguments
+from opkey.cli.signing import add_key_type_argument
 
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -44,12 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="keep the ephemeral private key and PK token in FILE (mode 0600)",
     )
-    parser.add_argument(
-        "--key-type",
-        choices=["ES256", "EdDSA", "RS256"],
-        default="ES256",
-        help="ephemeral key algorithm (default: %(default)s)",
-    )
+    add_key_type_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

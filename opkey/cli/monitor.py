@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opkey.cli._common import SPEC
-from opkey.cli.registry_options import add_timeout_argument
+from opkey.cli.key_options import add_key_arguments
+from opkey.cli.timeout_options import add_timeout_argument
 from opkey.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -85,21 +86,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="where tokens of an --identity issuer without a preset commit to the key",
     )
     who.add_argument("--client-id", metavar="ID", help="audience for nonce commitments")
-    keys = parser.add_argument_group("provider keys")
-    keys.add_argument("--jwks", metavar="FILE", help="pinned JWKS of the (one) issuer")
-    keys.add_argument(
-        "--jwks-archive", metavar="DIR|FILE", help="JWKS archive holding rotated-out keys"
-    )
-    keys.add_argument(
-        "--offline",
-        action="store_true",
-        help="fetch no provider keys: they come from --jwks or --jwks-archive",
-    )
-    keys.add_argument(
-        "--trust-policy-anchors",
-        action="store_true",
-        help="the --policy file is trusted configuration: use the key files it names",
-    )
+    add_key_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_timeout_argument(parser, default=600.0)
 
@@ -183,7 +170,8 @@ def _print_human(report: MonitorReport, origin: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """One monitoring round; see the module doc for exit codes."""
     from opkey.cli import EXIT_OK, EXIT_REJECTED
-    from opkey.cli._common import archive_path, emit_json
+    from opkey.cli._common import emit_json
+    from opkey.cli.key_options import check_key_flags, key_options
     from opkey.files import read_regular_file, write_file_atomically
     from opkey.http import Deadline, RequestsTransport
     from opkey.remote_text import printable
@@ -191,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     from opkey.tlog.log import TrustedLog
     from opkey.tlog.monitor import Watch, monitor_log, policy_matcher
     from opkey.tlog.note import load_log_public_key
-    from opkey.verification.trust import KeyOptions, Trust
+    from opkey.verification.trust import Trust
     from opkey.verification.verifier import Verifier
 
     if "\n" in args.log_origin or not args.log_origin:
@@ -201,18 +189,10 @@ def run(args: argparse.Namespace) -> int:
     )
     log = TrustedLog.pinned(args.log_origin, load_log_public_key(key))
     entries, policies = _identities(args)
-    if args.offline and not (args.jwks or args.jwks_archive or args.policy):
-        raise ConfigError("--offline needs the issuer's keys: pass --jwks or --jwks-archive")
+    check_key_flags(args, policy_file=args.policy)
     deadline = Deadline.after(args.timeout)
     transport = deadline.bound(RequestsTransport(user_agent="opkey-monitor"))
-    options = KeyOptions(
-        jwks_file=Path(args.jwks) if args.jwks else None,
-        archive=archive_path(args.jwks_archive) if args.jwks_archive else None,
-        offline=args.offline,
-        policy_anchors=args.trust_policy_anchors,
-        transport=None if args.offline else transport,
-    )
-    verifier = Verifier(Trust.build(entries, options))
+    verifier = Verifier(Trust.build(entries, key_options(args, transport)))
     state_path = Path(args.state)
     state = _read_state(state_path, log)
     reader = log_reader(log, args.log, transport)

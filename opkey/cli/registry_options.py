@@ -1,4 +1,5 @@
-"""Registry options shared by ``opkey sign IMAGE`` and ``opkey verify IMAGE``, and ``--timeout``.
+"""Registry options shared by every command that reads or writes images (``opkey sign IMAGE``,
+``opkey verify IMAGE``, ``attest``, ``verify-attestation``, ``tree``, ``inspect``).
 
 One helper adds the same flags to both parsers, and :class:`RegistryOptions` turns them (and the
 environment) into a :class:`~opkey.registry.client.RegistryClient`:
@@ -32,33 +33,10 @@ __all__ = [
     "MAX_PASSWORD_BYTES",
     "RegistryOptions",
     "add_registry_arguments",
-    "add_timeout_argument",
 ]
 
 #: Longest password read from standard input (registry tokens are a few KiB at most).
 MAX_PASSWORD_BYTES = 64 * 1024
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value < 86_400:
-        raise argparse.ArgumentTypeError(f"{text!r}: give between 0 and 86400 seconds")
-    return value
-
-
-def add_timeout_argument(parser: Any, default: float) -> None:
-    """``--timeout SECONDS``: one deadline for the whole operation's network work."""
-    parser.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=default,
-        metavar="SECONDS",
-        help="deadline for all network work of this command: registry requests, retries and "
-        "waits, key fetches (default: %(default)g)",
-    )
 
 
 def add_registry_arguments(parser: Any) -> None:

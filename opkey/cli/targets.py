@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opkey.digest import Digest
 from opkey.errors import ConfigError
@@ -30,9 +30,23 @@ from opkey.errors import ConfigError
 if TYPE_CHECKING:
     from opkey.registry.reference import ImageReference
 
-__all__ = ["SignJob", "Target", "collect_targets", "image_reference", "sign_jobs"]
+__all__ = [
+    "ATTESTATION_SUFFIX",
+    "BUNDLE_SUFFIX",
+    "SignJob",
+    "Target",
+    "add_target_arguments",
+    "collect_targets",
+    "image_reference",
+    "sign_jobs",
+]
 
 TargetKind = Literal["file", "digest", "image"]
+
+#: What a file's bundle is called by default: ``PATH.opkey.json``.
+BUNDLE_SUFFIX = ".opkey.json"
+#: What a file's attestation bundle is called by default: ``PATH.att.opkey.json``.
+ATTESTATION_SUFFIX = ".att.opkey.json"
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,43 @@ class Target:
     def label(self) -> str:
         """How messages name the target: the file, the digest, or the image reference."""
         return self.text
+
+    @property
+    def described(self) -> str:
+        """How ``sign`` and ``attest`` report it: a file with the digest that was signed."""
+        return f"{self.text} ({self.digest})" if self.kind == "file" else self.text
+
+
+def add_target_arguments(
+    parser: Any, *, verb: str, evidence: str | None = None, suffix: str = BUNDLE_SUFFIX
+) -> None:
+    """The targets group of ``sign``, ``attest``, ``verify`` and ``verify-attestation``:
+    ``--digest`` and ``--file`` (repeatable) and image references, declared once so that every
+    command reads them alike (:func:`collect_targets`).
+
+    ``verb`` says what is done to each. A verifying command names the ``evidence`` it checks
+    (``"signatures"``, ``"attestations"``) and the ``suffix`` of a file's default bundle: it
+    takes one digest (its ``--bundle`` files are that digest's signatures).
+    """
+    if evidence is None:
+        title = "targets (any number, at least one)"
+        digest = f"{verb} a digest (repeatable)"
+        file = f"{verb} a file, by its SHA-256 digest (repeatable)"
+        image = f"{verb} a container image (registry/repository[:tag][@digest]); several may follow"
+    else:
+        title = "targets"
+        digest = f"{verb} a digest against its --bundle files (one digest per command)"
+        file = (
+            f"{verb} a file by its SHA-256 digest, against PATH{suffix} unless --bundle is given "
+            "(repeatable: each file against its own bundle)"
+        )
+        image = (
+            f"{verb} a container image against the {evidence} in its registry (several may follow)"
+        )
+    group = parser.add_argument_group(title)
+    group.add_argument("--digest", action="append", default=[], metavar="sha256:HEX", help=digest)
+    group.add_argument("--file", action="append", default=[], metavar="PATH", help=file)
+    group.add_argument("image", nargs="*", metavar="IMAGE_REF", help=image)
 
 
 def image_reference(text: str, *, command: str) -> ImageReference:
@@ -115,7 +166,7 @@ def _check_destination(out: str) -> None:
 
 
 def sign_jobs(
-    targets: tuple[Target, ...], bundles: list[str], *, suffix: str = ".opkey.json"
+    targets: tuple[Target, ...], bundles: list[str], *, suffix: str = BUNDLE_SUFFIX
 ) -> tuple[SignJob, ...]:
     """Where each target's signature goes (see ``--bundle``); destinations are checked.
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
+from opkey.cli.registry_options import add_registry_arguments
+from opkey.cli.timeout_options import add_timeout_argument
 
 __all__ = ["configure", "run"]
 

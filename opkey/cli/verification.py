@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opkey.bundle import Bundle
-from opkey.cli._common import MAX_INPUT, archive_path
+from opkey.cli._common import MAX_INPUT
+from opkey.cli.key_options import check_key_flags, key_options
 from opkey.cli.registry_options import RegistryOptions
-from opkey.cli.targets import image_reference
+from opkey.cli.targets import ATTESTATION_SUFFIX, BUNDLE_SUFFIX, image_reference
+from opkey.cli.verification_options import CLAIM_MATCHERS, GITHUB_FLAGS, GITLAB_FLAGS
 from opkey.digest import Digest
 from opkey.errors import ConfigError, NetworkError, VerificationError
 from opkey.issuers import (
@@ -50,9 +52,6 @@ from opkey.verification.verifier import Verifier
 if TYPE_CHECKING:
     from opkey.http import Deadline, HttpResponse, Transport
 
-#: What a file's attestation bundle is called by default: ``PATH.att.opkey.json``.
-ATTESTATION_SUFFIX = ".att.opkey.json"
-
 __all__ = [
     "ATTESTATION_SUFFIX",
     "KeyFetchWatch",
@@ -65,22 +64,6 @@ __all__ = [
     "verify_all",
     "verify_request",
 ]
-
-_GITHUB_FLAGS = {
-    "github_repository": "repository",
-    "github_repository_id": "repository_id",
-    "github_owner": "repository_owner",
-    "github_owner_id": "repository_owner_id",
-    "github_ref": "ref",
-    "github_workflow_ref": "workflow_ref",
-    "github_job_workflow_ref": "job_workflow_ref",
-    "github_environment": "environment",
-}
-_GITLAB_FLAGS = {
-    "gitlab_project": "project_path",
-    "gitlab_project_id": "project_id",
-    "gitlab_ref": "ref",
-}
 
 
 def _predicate_type(args: argparse.Namespace) -> str | None:
@@ -142,21 +125,14 @@ class VerificationRequest:
         ``--bundle`` name one target and its signatures, so they stand alone.
         """
         claims: list[tuple[str, str, str]] = []
-        for kind, values in (
-            ("equals", args.claim),
-            ("glob", args.claim_glob),
-            ("regex", args.claim_regex),
-        ):
-            for item in values:
+        for matcher in CLAIM_MATCHERS:
+            for item in getattr(args, matcher.dest):
                 name, sep, value = item.partition("=")
                 if not sep or not name:
-                    raise ConfigError(
-                        f"--claim{'' if kind == 'equals' else '-' + kind} "
-                        f"{item!r}: expected NAME=VALUE"
-                    )
-                claims.append((kind, name, value))
-        github = {c: getattr(args, f) for f, c in _GITHUB_FLAGS.items() if getattr(args, f)}
-        gitlab = {c: getattr(args, f) for f, c in _GITLAB_FLAGS.items() if getattr(args, f)}
+                    raise ConfigError(f"{matcher.option} {item!r}: expected NAME=VALUE")
+                claims.append((matcher.meaning, name, value))
+        github = {f.meaning: getattr(args, f.dest) for f in GITHUB_FLAGS if getattr(args, f.dest)}
+        gitlab = {f.meaning: getattr(args, f.dest) for f in GITLAB_FLAGS if getattr(args, f.dest)}
         # Read once for all targets (a --registry-password-stdin password included).
         registry = RegistryOptions.from_args(args)
         from opkey.cli.tlog_options import log_pins
@@ -245,8 +221,7 @@ class VerificationRequest:
                 )
             if self.github and self.gitlab:
                 raise ConfigError("--github-* and --gitlab-* flags cannot be combined")
-        if self.offline and not (self.jwks or self.jwks_archive or self.policy_file):
-            raise ConfigError("--offline needs the issuer's keys: pass --jwks or --jwks-archive")
+        check_key_flags(self, policy_file=self.policy_file)
         if self.trust_policy_anchors and not self.policy_file:
             raise ConfigError("--trust-policy-anchors applies to a --policy file")
         if self.image is None and not self.bundles and not self.file:
@@ -353,12 +328,8 @@ def plan(request: VerificationRequest, *, key_transport: Transport | None = None
 
     ``key_transport`` carries the live key requests (discovery, JWKS) when not offline.
     """
-    keys = KeyOptions(
-        jwks_file=Path(request.jwks) if request.jwks else None,
-        archive=archive_path(request.jwks_archive) if request.jwks_archive else None,
-        offline=request.offline,
-        policy_anchors=request.trust_policy_anchors,
-        transport=None if request.offline else key_transport,
+    keys = replace(
+        key_options(request, key_transport),
         timestamp_certs=tuple(Path(path) for path in request.timestamp_certs),
         require_timestamp=request.require_timestamp,
         tlogs=request.tlogs,
@@ -447,7 +418,7 @@ def _bundle_paths(request: VerificationRequest) -> list[str]:
     if request.bundles:
         return list(request.bundles)
     assert request.file is not None
-    suffix = ATTESTATION_SUFFIX if request.predicate_type is not None else ".opkey.json"
+    suffix = ATTESTATION_SUFFIX if request.predicate_type is not None else BUNDLE_SUFFIX
     return [f"{request.file}{suffix}"]
 
 

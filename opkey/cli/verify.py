@@ -15,189 +15,21 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from opkey.cli._common import SPEC, time_argument
-from opkey.cli.registry_options import add_registry_arguments, add_timeout_argument
-from opkey.cli.tlog_options import add_tlog_verify_arguments
+from opkey.cli.targets import add_target_arguments
+from opkey.cli.verification_options import add_verification_arguments
 
 if TYPE_CHECKING:
     from opkey.cli.verification import Outcome
     from opkey.verification.identity import VerifiedIdentity
     from opkey.verification.verdict import SignatureOutcome
 
-__all__ = ["add_verification_arguments", "configure", "run"]
+__all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The ``verify`` options."""
-    target = parser.add_argument_group("targets")
-    target.add_argument(
-        "--digest",
-        action="append",
-        default=[],
-        metavar="sha256:HEX",
-        help="verify a digest against its --bundle files (one digest per command)",
-    )
-    target.add_argument(
-        "--file",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="verify a file by its SHA-256 digest, against PATH.opkey.json unless --bundle is "
-        "given (repeatable: each file against its own bundle)",
-    )
-    target.add_argument(
-        "image",
-        nargs="*",
-        metavar="IMAGE_REF",
-        help="verify a container image against the signatures in its registry (several may follow)",
-    )
+    add_target_arguments(parser, verb="verify", evidence="signatures")
     add_verification_arguments(parser)
-
-
-def add_verification_arguments(
-    parser: Any, *, bundle_help: str | None = None, kind: str = "signature"
-) -> None:
-    """Everything after the targets that ``verify`` and ``verify-attestation`` share: the
-    bundles, the identity policy, issuer settings, keys, signing time, output, registry."""
-    parser.add_argument(
-        "--bundle",
-        action="append",
-        metavar="FILE",
-        help=bundle_help
-        or f"{kind} bundle of the one --digest or --file (repeat for multi-signer "
-        "policies; default for --file: PATH.opkey.json)",
-    )
-    who = parser.add_argument_group("identity policy")
-    who.add_argument(
-        "--policy", metavar="FILE", help=f"policy file (TOML); see {SPEC}/policy-file.md"
-    )
-    who.add_argument("--issuer", metavar="URL", help="the trusted issuer (exact URL)")
-    who.add_argument("--subject", metavar="SUB", help="required 'sub' claim (exact)")
-    who.add_argument(
-        "--github-repository",
-        metavar="OWNER/REPO",
-        help="required repository name (a name can change hands: prefer --github-repository-id)",
-    )
-    who.add_argument("--github-repository-id", metavar="ID", help="required repository id (stable)")
-    who.add_argument(
-        "--github-owner",
-        metavar="OWNER",
-        help="required repository owner name (prefer --github-owner-id)",
-    )
-    who.add_argument(
-        "--github-owner-id", metavar="ID", help="required repository owner id (stable)"
-    )
-    who.add_argument("--github-ref", metavar="REF", help="required ref, e.g. refs/heads/main")
-    who.add_argument(
-        "--github-workflow-ref",
-        metavar="REF",
-        help="required workflow: OWNER/REPO/.github/workflows/FILE@REF",
-    )
-    who.add_argument(
-        "--github-job-workflow-ref",
-        metavar="REF",
-        help="required reusable workflow that ran the job (job_workflow_ref): "
-        "OWNER/REPO/.github/workflows/FILE@REF",
-    )
-    who.add_argument(
-        "--github-environment",
-        metavar="NAME",
-        help="required deployment environment of the job",
-    )
-    who.add_argument(
-        "--gitlab-project",
-        metavar="GROUP/PROJECT",
-        help="required project path (prefer --gitlab-project-id)",
-    )
-    who.add_argument("--gitlab-project-id", metavar="ID", help="required project id (stable)")
-    who.add_argument("--gitlab-ref", metavar="REF", help="required branch or tag name")
-    who.add_argument(
-        "--claim",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="required claim value (exact; repeatable)",
-    )
-    who.add_argument(
-        "--claim-glob",
-        action="append",
-        default=[],
-        metavar="NAME=GLOB",
-        help="claim glob: * and ? do not match '/', ** matches anything",
-    )
-    who.add_argument(
-        "--claim-regex",
-        action="append",
-        default=[],
-        metavar="NAME=REGEX",
-        help="claim regex, always fully anchored",
-    )
-    who.add_argument(
-        "--unsafe-any-signer",
-        action="store_true",
-        help="accept any signer the issuer vouches for (no identity check)",
-    )
-    settings = parser.add_argument_group("issuer settings (for issuers without a preset)")
-    settings.add_argument(
-        "--commitment",
-        choices=["aud", "nonce", "gq-bound", "key-bound"],
-        help="where the issuer's tokens carry the key commitment (well-known issuers have a "
-        f"preset; see {SPEC}/protocol.md)",
-    )
-    settings.add_argument("--client-id", metavar="ID", help="audience for nonce commitments")
-    settings.add_argument(
-        "--expiry",
-        metavar="POLICY",
-        help=f"oidc, 12h, 24h, 48h, 1w or never (default: never; see {SPEC}/time.md)",
-    )
-    keys = parser.add_argument_group("provider keys")
-    keys.add_argument("--jwks", metavar="FILE", help="pinned JWKS of the issuer (no network)")
-    keys.add_argument(
-        "--jwks-archive",
-        metavar="DIR|FILE",
-        help="JWKS archive to consult after the live keys, and to record them in",
-    )
-    keys.add_argument(
-        "--offline",
-        action="store_true",
-        help="make no request to identity providers: keys come only from --jwks or "
-        "--jwks-archive (bundles are then verified with no network at all; images are still "
-        "read from their registry)",
-    )
-    keys.add_argument(
-        "--trust-policy-anchors",
-        action="store_true",
-        help="the --policy file is trusted configuration: use the key files and archives it "
-        "names and its changes to well-known issuers' settings (without this they are refused: "
-        "a policy file from elsewhere must not choose keys or redefine an issuer)",
-    )
-    times = parser.add_argument_group("signing time (RFC 3161 timestamps)")
-    times.add_argument(
-        "--timestamp-certs",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="PEM certificate chain of a time-stamping authority to trust (repeatable); its "
-        "tokens prove when a signature was made, checked against the ID token's validity",
-    )
-    times.add_argument(
-        "--require-timestamp",
-        "--require-signing-time",
-        dest="require_timestamp",
-        action="store_true",
-        help="reject signatures without a proven signing time: a timestamp from a trusted "
-        "authority, or a signed integrated time in a pinned Rekor v1 log",
-    )
-    add_tlog_verify_arguments(parser)
-    parser.add_argument(
-        "--at",
-        type=time_argument,
-        metavar="TIME",
-        help="verify as of this time (RFC 3339 or epoch seconds; default now)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_timeout_argument(parser, default=120.0)  # opkey.images.DEFAULT_VERIFY_TIMEOUT
-    add_registry_arguments(parser)
 
 
 def _signature_json(outcome: SignatureOutcome) -> dict[str, Any]:

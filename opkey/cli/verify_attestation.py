@@ -16,35 +16,15 @@ from __future__ import annotations
 
 import argparse
 
+from opkey.cli.targets import ATTESTATION_SUFFIX, add_target_arguments
+from opkey.cli.verification_options import add_verification_arguments
+
 __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The ``verify-attestation`` options."""
-    from opkey.cli.verify import add_verification_arguments
-
-    target = parser.add_argument_group("targets")
-    target.add_argument(
-        "--digest",
-        action="append",
-        default=[],
-        metavar="sha256:HEX",
-        help="verify a digest against its --bundle files (one digest per command)",
-    )
-    target.add_argument(
-        "--file",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="verify a file by its SHA-256 digest, against PATH.att.opkey.json unless --bundle "
-        "is given (repeatable)",
-    )
-    target.add_argument(
-        "image",
-        nargs="*",
-        metavar="IMAGE_REF",
-        help="verify a container image against the attestations in its registry",
-    )
+    add_target_arguments(parser, verb="verify", evidence="attestations", suffix=ATTESTATION_SUFFIX)
     parser.add_argument(
         "--type",
         required=True,
@@ -52,11 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the predicate type attestations must have: a URI, or slsaprovenance1, vuln, "
         "custom, spdxjson, cyclonedx, openvex, link",
     )
-    add_verification_arguments(
-        parser,
-        bundle_help="attestation bundle of the one --digest or --file (repeatable; default "
-        "for --file: PATH.att.opkey.json)",
-    )
+    add_verification_arguments(parser, kind="attestation", suffix=ATTESTATION_SUFFIX)
 
 
 def run(args: argparse.Namespace) -> int:
