@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opkey.cli.key_options import add_key_arguments
+from opkey.cli.registry_options import add_insecure_registry_argument, add_registry_ca_argument
+from opkey.cli.timestamp_options import add_timestamp_verify_arguments
 from opkey.cli.tlog_options import add_tlog_verify_arguments
 
 if TYPE_CHECKING:
@@ -138,47 +141,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="largest request body accepted, 413 beyond (default: %(default)s)",
     )
-    keys = serve.add_argument_group("provider keys")
-    keys.add_argument("--jwks", metavar="FILE", help="pinned JWKS of the one trusted issuer")
-    keys.add_argument(
-        "--jwks-archive",
-        metavar="PATH",
-        help="JWKS archive: rotated-out keys, and keys to verify with while the provider is "
-        "unreachable (live keys are recorded in it)",
-    )
-    keys.add_argument(
-        "--offline",
-        action="store_true",
-        help="never fetch provider keys: pinned JWKS and archives only",
-    )
-    keys.add_argument(
-        "--trust-policy-anchors",
-        action="store_true",
-        help="use the key files, archives and time-stamping authorities the policy files name "
-        "(they are the operator's configuration)",
-    )
-    keys.add_argument(
-        "--timestamp-certs",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="PEM chain of a trusted RFC 3161 time-stamping authority (repeatable)",
-    )
-    keys.add_argument(
-        "--require-timestamp",
-        "--require-signing-time",
-        dest="require_timestamp",
-        action="store_true",
-        help="refuse signatures without a proven signing time: a timestamp from a trusted "
-        "authority, or a signed integrated time in a pinned Rekor v1 log",
-    )
-    keys.add_argument(
+    add_key_arguments(serve, offline_note=" (and the policy files' key files)")
+    serve.add_argument(
         "--refresh-interval",
         type=_positive(float),
         default=60.0,
         metavar="SECONDS",
         help="how often provider keys are fetched in the background (default: %(default)g)",
     )
+    add_timestamp_verify_arguments(serve)
     add_tlog_verify_arguments(serve)
     serve.add_argument(
         "--reload-interval",
@@ -189,16 +160,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "they changed; 0: the rules and policies only at start (default: %(default)g)",
     )
     registry = serve.add_argument_group("registries")
-    registry.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="allow plain http to this registry (loopback always may)",
-    )
-    registry.add_argument(
-        "--registry-ca-file", metavar="FILE", help="CA bundle (PEM) for registries' TLS"
-    )
+    add_insecure_registry_argument(registry)
+    add_registry_ca_argument(registry)
     registry.add_argument(
         "--registry-private-addresses",
         action="store_true",
@@ -216,12 +179,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT."""
     import asyncio
+    from dataclasses import replace
     from pathlib import Path
 
-    from opkey.cli._common import archive_path
+    from opkey.cli.key_options import key_options
     from opkey.cli.tlog_options import log_pins
     from opkey.errors import ConfigError
-    from opkey.verification.trust import KeyOptions
 
     try:
         from opkey.admission.config import Mode
@@ -245,11 +208,8 @@ def run(args: argparse.Namespace) -> int:
         cache_ttl=args.cache_ttl,
         negative_cache_ttl=args.negative_cache_ttl,
         max_request_bytes=args.max_request_bytes,
-        keys=KeyOptions(
-            jwks_file=Path(args.jwks) if args.jwks else None,
-            archive=archive_path(args.jwks_archive) if args.jwks_archive else None,
-            offline=args.offline,
-            policy_anchors=args.trust_policy_anchors,
+        keys=replace(
+            key_options(args, None),
             timestamp_certs=tuple(Path(p) for p in args.timestamp_certs),
             require_timestamp=args.require_timestamp,
             tlogs=log_pins(args),
