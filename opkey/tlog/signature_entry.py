@@ -264,8 +264,9 @@ def read_entry_body(body: bytes) -> LoggedSignature:
     document = parse_json_object(body, what="log entry body", max_length=MAX_BODY_LENGTH)
     kind, version = document.get("kind"), document.get("apiVersion")
     spec = json_object(document.get("spec"), "log entry body spec")
+    entry_kind: EntryKind
     if (kind, version) == ("hashedrekord", "0.0.1"):
-        what = "hashedrekord v0.0.1"
+        what, entry_kind = "hashedrekord v0.0.1", "hashedrekord"
         data = json_object(json_member(spec, "data", what), f"{what} data")
         digest = _hash_hex(json_member(data, "hash", f"{what} data"), f"{what} data.hash")
         signature = json_object(json_member(spec, "signature", what), f"{what} signature")
@@ -275,17 +276,10 @@ def read_entry_body(body: bytes) -> LoggedSignature:
         certificate, public_key, parsed = _pem_verifier(
             json_member(key, "content", f"{what} publicKey"), f"{what} publicKey.content"
         )
-        return LoggedSignature(
-            "hashedrekord",
-            str(version),
-            digest,
-            _b64_member(signature, "content", f"{what} signature", _MAX_SIGNATURE),
-            certificate,
-            public_key,
-            parsed=parsed,
-        )
-    if (kind, version) == ("hashedrekord", "0.0.2"):
-        what = "hashedrekord v0.0.2"
+        signed = _b64_member(signature, "content", f"{what} signature", _MAX_SIGNATURE)
+        envelope_hash = None
+    elif (kind, version) == ("hashedrekord", "0.0.2"):
+        what, entry_kind = "hashedrekord v0.0.2", "hashedrekord"
         inner = json_object(json_member(spec, "hashedRekordV002", what), what)
         data = json_object(json_member(inner, "data", what), f"{what} data")
         if json_member(data, "algorithm", f"{what} data") != "SHA2_256":
@@ -306,17 +300,11 @@ def read_entry_body(body: bytes) -> LoggedSignature:
             public_key = _raw_bytes(verifier, "publicKey", what)
         else:
             raise FormatError(f"{what}: the verifier is neither a certificate nor a key")
-        return LoggedSignature(
-            "hashedrekord",
-            str(version),
-            digest,
-            _b64_member(signature, "content", f"{what} signature", _MAX_SIGNATURE),
-            certificate,
-            public_key,
-        )
-    if (kind, version) == ("dsse", "0.0.1"):
-        what = "dsse v0.0.1"
-        payload_hash = _hash_hex(json_member(spec, "payloadHash", what), f"{what} payloadHash")
+        signed = _b64_member(signature, "content", f"{what} signature", _MAX_SIGNATURE)
+        envelope_hash = parsed = None
+    elif (kind, version) == ("dsse", "0.0.1"):
+        what, entry_kind = "dsse v0.0.1", "dsse"
+        digest = _hash_hex(json_member(spec, "payloadHash", what), f"{what} payloadHash")
         envelope_hash = _hash_hex(json_member(spec, "envelopeHash", what), f"{what} envelopeHash")
         signatures = json_member(spec, "signatures", what)
         if not isinstance(signatures, list) or len(signatures) != 1:
@@ -326,20 +314,15 @@ def read_entry_body(body: bytes) -> LoggedSignature:
             json_member(entry, "verifier", f"{what} signatures[0]"),
             f"{what} signatures[0].verifier",
         )
-        return LoggedSignature(
-            "dsse",
-            str(version),
-            payload_hash,
-            _b64_member(entry, "signature", f"{what} signatures[0]", _MAX_SIGNATURE),
-            certificate,
-            public_key,
-            envelope_hash,
-            parsed=parsed,
+        signed = _b64_member(entry, "signature", f"{what} signatures[0]", _MAX_SIGNATURE)
+    else:
+        raise FormatError(
+            f"log entry body: kind {kind!r:.40} version {version!r:.20} is not one opkey reads "
+            "(hashedrekord 0.0.1 or 0.0.2, dsse 0.0.1)",
+            found=f"{kind} {version}",
         )
-    raise FormatError(
-        f"log entry body: kind {kind!r:.40} version {version!r:.20} is not one opkey reads "
-        "(hashedrekord 0.0.1 or 0.0.2, dsse 0.0.1)",
-        found=f"{kind} {version}",
+    return LoggedSignature(
+        entry_kind, str(version), digest, signed, certificate, public_key, envelope_hash, parsed
     )
 
 
