@@ -170,22 +170,32 @@ class Bundle:
         return (json.dumps(self.to_dict(), indent=2) + "\n").encode()
 
 
+def _bounded_array(value: Any, member: str, items: str, noun: str, limit: int) -> list[Any]:
+    """The optional array ``member`` (present, so non-empty) of at most ``limit`` ``items``
+    (counted as ``noun`` in errors): a bundle's evidence members are either left out or hold
+    something, and are bounded."""
+    if not isinstance(value, list) or not value:
+        raise FormatError(
+            f"bundle: {member!r} must be a non-empty array of {items} (leave the member "
+            "out when there are none)"
+        )
+    if len(value) > limit:
+        raise FormatError(
+            f"bundle: {len(value)} {noun} is more than {limit}",
+            expected=limit,
+            found=len(value),
+        )
+    return value
+
+
 def read_timestamps(value: Any) -> tuple[bytes, ...]:
     """The ``timestamps`` member: a non-empty array of canonical standard base64 strings
     (the same member in attestation bundles, :mod:`opkey.attestation`)."""
-    if not isinstance(value, list) or not value:
-        raise FormatError(
-            "bundle: 'timestamps' must be a non-empty array of base64 strings (leave the member "
-            "out when there are none)"
-        )
-    if len(value) > MAX_BUNDLE_TIMESTAMPS:
-        raise FormatError(
-            f"bundle: {len(value)} timestamps is more than {MAX_BUNDLE_TIMESTAMPS}",
-            expected=MAX_BUNDLE_TIMESTAMPS,
-            found=len(value),
-        )
+    texts = _bounded_array(
+        value, "timestamps", "base64 strings", "timestamps", MAX_BUNDLE_TIMESTAMPS
+    )
     tokens: list[bytes] = []
-    for index, text in enumerate(value):
+    for index, text in enumerate(texts):
         what = f"bundle: timestamps[{index}]"
         tokens.append(
             b64std_decode(text, what=what, max_length=(_MAX_TIMESTAMP_BYTES * 4) // 3 + 4)
@@ -195,19 +205,11 @@ def read_timestamps(value: Any) -> tuple[bytes, ...]:
 
 def read_tlog_entries(value: Any) -> tuple[LogEntry, ...]:
     """The ``tlogEntries`` member: a non-empty array of Sigstore ``TransparencyLogEntry``."""
-    if not isinstance(value, list) or not value:
-        raise FormatError(
-            "bundle: 'tlogEntries' must be a non-empty array of log entries (leave the member "
-            "out when there are none)"
-        )
-    if len(value) > MAX_BUNDLE_TLOG_ENTRIES:
-        raise FormatError(
-            f"bundle: {len(value)} log entries is more than {MAX_BUNDLE_TLOG_ENTRIES}",
-            expected=MAX_BUNDLE_TLOG_ENTRIES,
-            found=len(value),
-        )
+    items = _bounded_array(
+        value, "tlogEntries", "log entries", "log entries", MAX_BUNDLE_TLOG_ENTRIES
+    )
     entries: list[LogEntry] = []
-    for index, item in enumerate(value):
+    for index, item in enumerate(items):
         try:
             entries.append(entry_from_transparency_log_entry(item))
         except FormatError as exc:
