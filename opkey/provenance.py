@@ -101,6 +101,32 @@ def _origin(url: str, what: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _slsa_predicate(
+    *,
+    build_type: str,
+    external: dict[str, Any],
+    internal: dict[str, Any],
+    source: str,
+    commit: str,
+    builder_id: str,
+    invocation_id: str,
+) -> dict[str, Any]:
+    """A SLSA provenance v1 predicate: every CI platform fills the same skeleton (one source
+    repository at one commit, one builder, one run), only the values are its own."""
+    return {
+        "buildDefinition": {
+            "buildType": build_type,
+            "externalParameters": external,
+            "internalParameters": internal,
+            "resolvedDependencies": [{"uri": source, "digest": {"gitCommit": commit}}],
+        },
+        "runDetails": {
+            "builder": {"id": builder_id},
+            "metadata": {"invocationId": invocation_id},
+        },
+    }
+
+
 def is_github_workload(claims: Mapping[str, Any]) -> bool:
     """Whether the claims are a GitHub (or Forgejo) Actions workload's."""
     return all(isinstance(claims.get(n), str) for n in ("repository", "run_id", "workflow_ref"))
@@ -125,32 +151,18 @@ def github_provenance(claims: Mapping[str, Any], *, server_url: str) -> dict[str
     }
     if isinstance(claims.get("runner_environment"), str):
         internal["runner_environment"] = claims["runner_environment"]
-    return {
-        "buildDefinition": {
-            "buildType": GITHUB_BUILD_TYPE,
-            "externalParameters": {
-                "workflow": {
-                    "ref": ref,
-                    "repository": f"{server}/{c['repository']}",
-                    "path": path,
-                }
-            },
-            "internalParameters": {"github": internal},
-            "resolvedDependencies": [
-                {
-                    "uri": f"git+{server}/{c['repository']}@{c['ref']}",
-                    "digest": {"gitCommit": c["sha"]},
-                }
-            ],
+    return _slsa_predicate(
+        build_type=GITHUB_BUILD_TYPE,
+        external={
+            "workflow": {"ref": ref, "repository": f"{server}/{c['repository']}", "path": path}
         },
-        "runDetails": {
-            "builder": {"id": f"{server}/{c['job_workflow_ref']}"},
-            "metadata": {
-                "invocationId": f"{server}/{c['repository']}/actions/runs/{c['run_id']}"
-                f"/attempts/{c['run_attempt']}"
-            },
-        },
-    }
+        internal={"github": internal},
+        source=f"git+{server}/{c['repository']}@{c['ref']}",
+        commit=c["sha"],
+        builder_id=f"{server}/{c['job_workflow_ref']}",
+        invocation_id=f"{server}/{c['repository']}/actions/runs/{c['run_id']}"
+        f"/attempts/{c['run_attempt']}",
+    )
 
 
 def gitlab_provenance(claims: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,31 +174,21 @@ def gitlab_provenance(claims: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("pipeline_source", "runner_environment"):
         if isinstance(claims.get(name), str):
             internal[name] = claims[name]
-    return {
-        "buildDefinition": {
-            "buildType": GITLAB_BUILD_TYPE,
-            "externalParameters": {
-                "pipeline": {
-                    "ref": c["ref_path"],
-                    "repository": f"{server}/{c['project_path']}",
-                    "config": c["ci_config_ref_uri"],
-                }
-            },
-            "internalParameters": {"gitlab": internal},
-            "resolvedDependencies": [
-                {
-                    "uri": f"git+{server}/{c['project_path']}@{c['ref_path']}",
-                    "digest": {"gitCommit": c["sha"]},
-                }
-            ],
+    return _slsa_predicate(
+        build_type=GITLAB_BUILD_TYPE,
+        external={
+            "pipeline": {
+                "ref": c["ref_path"],
+                "repository": f"{server}/{c['project_path']}",
+                "config": c["ci_config_ref_uri"],
+            }
         },
-        "runDetails": {
-            "builder": {"id": f"https://{c['ci_config_ref_uri']}"},
-            "metadata": {
-                "invocationId": f"{server}/{c['project_path']}/-/jobs/{c['job_id']}",
-            },
-        },
-    }
+        internal={"gitlab": internal},
+        source=f"git+{server}/{c['project_path']}@{c['ref_path']}",
+        commit=c["sha"],
+        builder_id=f"https://{c['ci_config_ref_uri']}",
+        invocation_id=f"{server}/{c['project_path']}/-/jobs/{c['job_id']}",
+    )
 
 
 def provenance_for(claims: Mapping[str, Any], *, server_url: str | None) -> dict[str, Any]:
