@@ -75,12 +75,7 @@ class Bundle:
             self, "signature_jws", parse_compact(self.signature, what="bundle signature")
         )
         stamps = tuple(self.timestamps)
-        if len(stamps) > MAX_BUNDLE_TIMESTAMPS:
-            raise FormatError(
-                f"bundle: {len(stamps)} timestamps is more than {MAX_BUNDLE_TIMESTAMPS}",
-                expected=MAX_BUNDLE_TIMESTAMPS,
-                found=len(stamps),
-            )
+        _check_count(len(stamps), "timestamps", MAX_BUNDLE_TIMESTAMPS)
         for index, der in enumerate(stamps):
             if not isinstance(der, bytes):
                 raise TypeError(f"bundle timestamps[{index}] must be DER bytes")
@@ -90,12 +85,7 @@ class Bundle:
                 )
         object.__setattr__(self, "timestamps", stamps)
         entries = tuple(self.tlog_entries)
-        if len(entries) > MAX_BUNDLE_TLOG_ENTRIES:
-            raise FormatError(
-                f"bundle: {len(entries)} log entries is more than {MAX_BUNDLE_TLOG_ENTRIES}",
-                expected=MAX_BUNDLE_TLOG_ENTRIES,
-                found=len(entries),
-            )
+        _check_count(len(entries), "log entries", MAX_BUNDLE_TLOG_ENTRIES)
         seen: set[tuple[bytes, int]] = set()
         for index, entry in enumerate(entries):
             if not isinstance(entry, LogEntry):
@@ -179,13 +169,17 @@ def _bounded_array(value: Any, member: str, items: str, noun: str, limit: int) -
             f"bundle: {member!r} must be a non-empty array of {items} (leave the member "
             "out when there are none)"
         )
-    if len(value) > limit:
-        raise FormatError(
-            f"bundle: {len(value)} {noun} is more than {limit}",
-            expected=limit,
-            found=len(value),
-        )
+    _check_count(len(value), noun, limit)
     return value
+
+
+def _check_count(count: int, noun: str, limit: int) -> None:
+    """At most ``limit`` items of evidence (``noun``), whether built or read: a bundle's size
+    is bounded before anything in it is parsed or verified."""
+    if count > limit:
+        raise FormatError(
+            f"bundle: {count} {noun} is more than {limit}", expected=limit, found=count
+        )
 
 
 def read_timestamps(value: Any) -> tuple[bytes, ...]:
