@@ -1,12 +1,12 @@
-"""OpenID Connect clients for interactive logins: registrations, presets and shared steps.
+"""OpenID Connect clients for interactive logins: registrations, the built-in clients and
+shared steps.
 
 Browser and device logins put the CIC commitment in the ``nonce``; verifiers then check that
-the ID token was issued to the expected client (``aud`` contains the client id). The presets
-are OpenPubkey's public client registrations, so PK tokens made with them verify under
-OpenPubkey's default provider settings. Their redirect URIs are the loopback URIs those
-registrations allow; the Google "secret" is public by design (Google requires one even for
-public clients).
-"""
+the ID token was issued to the expected client (``aud`` contains the client id). The built-in
+login clients (:data:`LOGIN_CLIENTS`) are OpenPubkey's public client registrations, so PK
+tokens made with them verify under OpenPubkey's default provider settings. Their redirect URIs
+are the loopback URIs those registrations allow; the Google "secret" is public by design
+(Google requires one even for public clients)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from opkey.providers.base import parse_id_token, require_issuer, self_verify
 __all__ = [
     "GITLAB_USER",
     "GOOGLE",
+    "LOGIN_CLIENTS",
     "MICROSOFT",
     "OPENPUBKEY_REDIRECT_URIS",
-    "PRESETS",
     "LoginProvider",
     "OidcClient",
 ]
@@ -110,8 +110,9 @@ GITLAB_USER = OidcClient(
     redirect_uris=OPENPUBKEY_REDIRECT_URIS,
     extra_auth_params=_OFFLINE_CONSENT,
 )
-#: Presets by name, as the command line offers them.
-PRESETS: Mapping[str, OidcClient] = MappingProxyType(
+#: The built-in login clients by provider name, as ``--issuer google|microsoft|gitlab`` offers
+#: them (how verifiers check each issuer's tokens, its preset, is :mod:`opkey.issuers`).
+LOGIN_CLIENTS: Mapping[str, OidcClient] = MappingProxyType(
     {"google": GOOGLE, "microsoft": MICROSOFT, "gitlab": GITLAB_USER}
 )
 
