@@ -28,8 +28,9 @@ Parsing is strict and pure (:func:`parse_policy_file` reads text; :func:`load_po
 one file, nothing else). Unknown keys, wrong types, empty rules and invalid patterns are
 :class:`~opkey.errors.ConfigError` whose message begins with the key path, e.g.
 ``signers[1].github.repository_id: expected a string, found integer 123`` (indices count from
-0). Every signer must pin its issuer (an ``issuer`` rule or a preset) so that a token from
-another trusted issuer can never satisfy it; only ``unsafe_no_policy`` is exempt.
+0). Every signer must pin its issuer (an ``issuer`` rule or a ``github``/``gitlab`` workload
+rule) so that a token from another trusted issuer can never satisfy it; only
+``unsafe_no_policy`` is exempt.
 
 :meth:`PolicyFile.to_dict` and :meth:`PolicyFile.to_toml` write the same schema back:
 parsing their output gives an equal :class:`PolicyFile`.
@@ -552,7 +553,7 @@ def _parse_rule(rule: Any, path: str, *, depth: int, extra_keys: Sequence[str] =
         sub = tables.require_string(value, key_path)
         return _construct(key_path, lambda: Subject(sub))
     if kind in ("github", "gitlab"):
-        return _parse_preset(kind, value, key_path)
+        return _parse_workload(kind, value, key_path)
     if kind in ("all_of", "any_of"):
         tables.require_array(value, key_path)
         if not value:
@@ -604,7 +605,7 @@ def _parse_claim_rule(rule: Mapping[str, Any], path: str, extra_keys: Sequence[s
     return _construct(key_path, lambda: ClaimRegex(name, pattern, allow_non_ascii=allow))
 
 
-def _parse_preset(kind: str, table: Any, path: str) -> Policy:
+def _parse_workload(kind: str, table: Any, path: str) -> Policy:
     tables.require_table(table, path)
     cls: type[GitHubWorkflow] | type[GitLabPipeline]
     cls = GitHubWorkflow if kind == "github" else GitLabPipeline
@@ -641,10 +642,10 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
         kind = "github" if isinstance(policy, GitHubWorkflow) else "gitlab"
         default = GITHUB_ACTIONS_ISSUER if kind == "github" else GITLAB_ISSUER
         table = {name: getattr(policy, name) for name in policy.CLAIMS}
-        preset = {k: v for k, v in table.items() if v is not None}
+        pins = {k: v for k, v in table.items() if v is not None}
         if policy.issuer != default:
-            preset["issuer"] = policy.issuer
-        return {kind: preset}
+            pins["issuer"] = policy.issuer
+        return {kind: pins}
     if isinstance(policy, (AllOf, AnyOf)):
         kind = "all_of" if isinstance(policy, AllOf) else "any_of"
         return {kind: [policy_to_dict(member) for member in policy.policies]}
