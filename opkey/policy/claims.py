@@ -245,18 +245,25 @@ class Subject:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimEquals:
-    """Claim ``name`` equals ``value``, type-exactly (``"1"`` ≠ ``1`` ≠ ``true``).
-
-    An array claim never equals a scalar; use :class:`ClaimContains` for membership.
-    """
+class _ValueRule:
+    """What the equality and membership rules share: claim ``name`` compared, type-exactly,
+    with one configured ``value``, both checked at construction (named by the rule's class)."""
 
     name: str
     value: ClaimValue
 
     def __post_init__(self) -> None:
-        _require_name("ClaimEquals", self.name)
-        _require_claim_value(f"ClaimEquals({self.name!r}) value", self.value)
+        kind = type(self).__name__
+        _require_name(kind, self.name)
+        _require_claim_value(f"{kind}({self.name!r}) value", self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimEquals(_ValueRule):
+    """Claim ``name`` equals ``value``, type-exactly (``"1"`` ≠ ``1`` ≠ ``true``).
+
+    An array claim never equals a scalar; use :class:`ClaimContains` for membership.
+    """
 
     def check(self, claims: Mapping[str, Any]) -> None:
         """Raise :class:`PolicyError` unless the claim is exactly :attr:`value`."""
@@ -268,19 +275,12 @@ class ClaimEquals:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimContains:
+class ClaimContains(_ValueRule):
     """Array claim ``name`` has an element equal (type-exactly) to ``value``.
 
     A string claim counts as a one-element array, because RFC 7519 lets ``aud`` be either a
     string or an array; it is never searched for substrings. Any other type fails.
     """
-
-    name: str
-    value: ClaimValue
-
-    def __post_init__(self) -> None:
-        _require_name("ClaimContains", self.name)
-        _require_claim_value(f"ClaimContains({self.name!r}) value", self.value)
 
     def check(self, claims: Mapping[str, Any]) -> None:
         """Raise :class:`PolicyError` unless the claim contains :attr:`value`."""
