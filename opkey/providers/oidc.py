@@ -139,6 +139,44 @@ class LoginProvider:
         """``nonce`` commitment, audience = client id."""
         return issuers.oidc(self.client.issuer, self.client.client_id)
 
+    def _metadata(self) -> ProviderMetadata:
+        """The issuer's discovery document (through the JWKS client's cache)."""
+        assert self.jwks is not None
+        return self.jwks.metadata(self.client.issuer)
+
+    def _finish_login(
+        self,
+        token_response: Mapping[str, Any],
+        cic: ClientInstanceClaims,
+        signing_key: SigningKey,
+        *,
+        what: str,
+    ) -> PKToken:
+        """Check the ID token of an interactive login and wrap it into a verified PK token:
+        however the browser or the device got it, the token must carry the commitment in its
+        ``nonce`` and verify as this client's."""
+        assert self.jwks is not None
+        client = self.client
+        id_token = token_response.get("id_token")
+        if not isinstance(id_token, str):
+            raise ProviderError(
+                f"{what}: the token response has no id_token (is 'openid' in the scopes?)",
+                expected="id_token",
+                found=sorted(token_response),
+            )
+        _, claims = parse_id_token(id_token, what=f"{what} ID token")
+        require_issuer(claims, client.issuer, what=f"{what} ID token")
+        commitment = cic.commitment()
+        if claims.get("nonce") != commitment:
+            raise ProviderError(
+                f"{what}: the ID token's nonce is not the commitment that was requested",
+                expected=commitment,
+                found=claims.get("nonce"),
+            )
+        pktoken = PKToken.create(id_token, cic, signing_key)
+        self_verify(pktoken, issuers.oidc(client.issuer, client.client_id), self.jwks, what=what)
+        return pktoken
+
 
 def endpoint(metadata: ProviderMetadata, name: str) -> str:
     """A discovery endpoint opkey may connect to (checked with :func:`check_url`)."""
@@ -148,34 +186,3 @@ def endpoint(metadata: ProviderMetadata, name: str) -> str:
         raise ProviderError(str(exc)) from None
     check_url(url, what=f"{metadata.issuer} {name}")
     return url
-
-
-def finish_nonce_login(
-    token_response: Mapping[str, Any],
-    *,
-    client: OidcClient,
-    cic: ClientInstanceClaims,
-    signing_key: SigningKey,
-    jwks: JwksClient,
-    what: str,
-) -> PKToken:
-    """Check the ID token of an interactive login and wrap it into a verified PK token."""
-    id_token = token_response.get("id_token")
-    if not isinstance(id_token, str):
-        raise ProviderError(
-            f"{what}: the token response has no id_token (is 'openid' in the scopes?)",
-            expected="id_token",
-            found=sorted(token_response),
-        )
-    _, claims = parse_id_token(id_token, what=f"{what} ID token")
-    require_issuer(claims, client.issuer, what=f"{what} ID token")
-    commitment = cic.commitment()
-    if claims.get("nonce") != commitment:
-        raise ProviderError(
-            f"{what}: the ID token's nonce is not the commitment that was requested",
-            expected=commitment,
-            found=claims.get("nonce"),
-        )
-    pktoken = PKToken.create(id_token, cic, signing_key)
-    self_verify(pktoken, issuers.oidc(client.issuer, client.client_id), jwks, what=what)
-    return pktoken
