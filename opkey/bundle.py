@@ -75,12 +75,7 @@ class Bundle:
             self, "signature_jws", parse_compact(self.signature, what="bundle signature")
         )
         stamps = tuple(self.timestamps)
-        if len(stamps) > MAX_BUNDLE_TIMESTAMPS:
-            raise FormatError(
-                f"bundle: {len(stamps)} timestamps is more than {MAX_BUNDLE_TIMESTAMPS}",
-                expected=MAX_BUNDLE_TIMESTAMPS,
-                found=len(stamps),
-            )
+        _check_count(len(stamps), "timestamps", MAX_BUNDLE_TIMESTAMPS)
         for index, der in enumerate(stamps):
             if not isinstance(der, bytes):
                 raise TypeError(f"bundle timestamps[{index}] must be DER bytes")
@@ -90,12 +85,7 @@ class Bundle:
                 )
         object.__setattr__(self, "timestamps", stamps)
         entries = tuple(self.tlog_entries)
-        if len(entries) > MAX_BUNDLE_TLOG_ENTRIES:
-            raise FormatError(
-                f"bundle: {len(entries)} log entries is more than {MAX_BUNDLE_TLOG_ENTRIES}",
-                expected=MAX_BUNDLE_TLOG_ENTRIES,
-                found=len(entries),
-            )
+        _check_count(len(entries), "log entries", MAX_BUNDLE_TLOG_ENTRIES)
         seen: set[tuple[bytes, int]] = set()
         for index, entry in enumerate(entries):
             if not isinstance(entry, LogEntry):
@@ -170,22 +160,36 @@ class Bundle:
         return (json.dumps(self.to_dict(), indent=2) + "\n").encode()
 
 
+def _bounded_array(value: Any, member: str, items: str, noun: str, limit: int) -> list[Any]:
+    """The optional array ``member`` (present, so non-empty) of at most ``limit`` ``items``
+    (counted as ``noun`` in errors): a bundle's evidence members are either left out or hold
+    something, and are bounded."""
+    if not isinstance(value, list) or not value:
+        raise FormatError(
+            f"bundle: {member!r} must be a non-empty array of {items} (leave the member "
+            "out when there are none)"
+        )
+    _check_count(len(value), noun, limit)
+    return value
+
+
+def _check_count(count: int, noun: str, limit: int) -> None:
+    """At most ``limit`` items of evidence (``noun``), whether built or read: a bundle's size
+    is bounded before anything in it is parsed or verified."""
+    if count > limit:
+        raise FormatError(
+            f"bundle: {count} {noun} is more than {limit}", expected=limit, found=count
+        )
+
+
 def read_timestamps(value: Any) -> tuple[bytes, ...]:
     """The ``timestamps`` member: a non-empty array of canonical standard base64 strings
     (the same member in attestation bundles, :mod:`opkey.attestation`)."""
-    if not isinstance(value, list) or not value:
-        raise FormatError(
-            "bundle: 'timestamps' must be a non-empty array of base64 strings (leave the member "
-            "out when there are none)"
-        )
-    if len(value) > MAX_BUNDLE_TIMESTAMPS:
-        raise FormatError(
-            f"bundle: {len(value)} timestamps is more than {MAX_BUNDLE_TIMESTAMPS}",
-            expected=MAX_BUNDLE_TIMESTAMPS,
-            found=len(value),
-        )
+    texts = _bounded_array(
+        value, "timestamps", "base64 strings", "timestamps", MAX_BUNDLE_TIMESTAMPS
+    )
     tokens: list[bytes] = []
-    for index, text in enumerate(value):
+    for index, text in enumerate(texts):
         what = f"bundle: timestamps[{index}]"
         tokens.append(
             b64std_decode(text, what=what, max_length=(_MAX_TIMESTAMP_BYTES * 4) // 3 + 4)
@@ -195,19 +199,11 @@ def read_timestamps(value: Any) -> tuple[bytes, ...]:
 
 def read_tlog_entries(value: Any) -> tuple[LogEntry, ...]:
     """The ``tlogEntries`` member: a non-empty array of Sigstore ``TransparencyLogEntry``."""
-    if not isinstance(value, list) or not value:
-        raise FormatError(
-            "bundle: 'tlogEntries' must be a non-empty array of log entries (leave the member "
-            "out when there are none)"
-        )
-    if len(value) > MAX_BUNDLE_TLOG_ENTRIES:
-        raise FormatError(
-            f"bundle: {len(value)} log entries is more than {MAX_BUNDLE_TLOG_ENTRIES}",
-            expected=MAX_BUNDLE_TLOG_ENTRIES,
-            found=len(value),
-        )
+    items = _bounded_array(
+        value, "tlogEntries", "log entries", "log entries", MAX_BUNDLE_TLOG_ENTRIES
+    )
     entries: list[LogEntry] = []
-    for index, item in enumerate(value):
+    for index, item in enumerate(items):
         try:
             entries.append(entry_from_transparency_log_entry(item))
         except FormatError as exc:

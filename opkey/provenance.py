@@ -33,6 +33,7 @@ an ``https`` origin, and every other field is still pinned to the token.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,6 +84,37 @@ _GITLAB_NEEDS = (
 )
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What a CI job's token says about its run, as provenance names it: the source repository
+    at its commit, the builder and the invocation. Written from the claims and checked
+    against them the same way (:func:`_github_run`, :func:`_gitlab_run`)."""
+
+    source: str
+    commit: str
+    builder_id: str
+    invocation_id: str
+
+
+def _github_run(c: Mapping[str, Any], server: str) -> _Run:
+    return _Run(
+        source=f"git+{server}/{c['repository']}@{c['ref']}",
+        commit=str(c["sha"]),
+        builder_id=f"{server}/{c['job_workflow_ref']}",
+        invocation_id=f"{server}/{c['repository']}/actions/runs/{c['run_id']}"
+        f"/attempts/{c['run_attempt']}",
+    )
+
+
+def _gitlab_run(c: Mapping[str, Any], server: str) -> _Run:
+    return _Run(
+        source=f"git+{server}/{c['project_path']}@{c['ref_path']}",
+        commit=str(c["sha"]),
+        builder_id=f"https://{c['ci_config_ref_uri']}",
+        invocation_id=f"{server}/{c['project_path']}/-/jobs/{c['job_id']}",
+    )
+
+
 def _strings(claims: Mapping[str, Any], names: tuple[str, ...], what: str) -> dict[str, str]:
     missing = [n for n in names if not isinstance(claims.get(n), str) or not claims.get(n)]
     if missing:
@@ -99,6 +131,29 @@ def _origin(url: str, what: str) -> str:
     if parts.scheme not in ("https", "http") or not parts.netloc or parts.path not in ("", "/"):
         raise ConfigError(f"{what} must be an http(s) origin, found {url!r}")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _slsa_predicate(
+    *,
+    build_type: str,
+    external: dict[str, Any],
+    internal: dict[str, Any],
+    run: _Run,
+) -> dict[str, Any]:
+    """A SLSA provenance v1 predicate: every CI platform fills the same skeleton (one source
+    repository at one commit, one builder, one run), only the values are its own."""
+    return {
+        "buildDefinition": {
+            "buildType": build_type,
+            "externalParameters": external,
+            "internalParameters": internal,
+            "resolvedDependencies": [{"uri": run.source, "digest": {"gitCommit": run.commit}}],
+        },
+        "runDetails": {
+            "builder": {"id": run.builder_id},
+            "metadata": {"invocationId": run.invocation_id},
+        },
+    }
 
 
 def is_github_workload(claims: Mapping[str, Any]) -> bool:
@@ -125,32 +180,14 @@ def github_provenance(claims: Mapping[str, Any], *, server_url: str) -> dict[str
     }
     if isinstance(claims.get("runner_environment"), str):
         internal["runner_environment"] = claims["runner_environment"]
-    return {
-        "buildDefinition": {
-            "buildType": GITHUB_BUILD_TYPE,
-            "externalParameters": {
-                "workflow": {
-                    "ref": ref,
-                    "repository": f"{server}/{c['repository']}",
-                    "path": path,
-                }
-            },
-            "internalParameters": {"github": internal},
-            "resolvedDependencies": [
-                {
-                    "uri": f"git+{server}/{c['repository']}@{c['ref']}",
-                    "digest": {"gitCommit": c["sha"]},
-                }
-            ],
+    return _slsa_predicate(
+        build_type=GITHUB_BUILD_TYPE,
+        external={
+            "workflow": {"ref": ref, "repository": f"{server}/{c['repository']}", "path": path}
         },
-        "runDetails": {
-            "builder": {"id": f"{server}/{c['job_workflow_ref']}"},
-            "metadata": {
-                "invocationId": f"{server}/{c['repository']}/actions/runs/{c['run_id']}"
-                f"/attempts/{c['run_attempt']}"
-            },
-        },
-    }
+        internal={"github": internal},
+        run=_github_run(c, server),
+    )
 
 
 def gitlab_provenance(claims: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,31 +199,18 @@ def gitlab_provenance(claims: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("pipeline_source", "runner_environment"):
         if isinstance(claims.get(name), str):
             internal[name] = claims[name]
-    return {
-        "buildDefinition": {
-            "buildType": GITLAB_BUILD_TYPE,
-            "externalParameters": {
-                "pipeline": {
-                    "ref": c["ref_path"],
-                    "repository": f"{server}/{c['project_path']}",
-                    "config": c["ci_config_ref_uri"],
-                }
-            },
-            "internalParameters": {"gitlab": internal},
-            "resolvedDependencies": [
-                {
-                    "uri": f"git+{server}/{c['project_path']}@{c['ref_path']}",
-                    "digest": {"gitCommit": c["sha"]},
-                }
-            ],
+    return _slsa_predicate(
+        build_type=GITLAB_BUILD_TYPE,
+        external={
+            "pipeline": {
+                "ref": c["ref_path"],
+                "repository": f"{server}/{c['project_path']}",
+                "config": c["ci_config_ref_uri"],
+            }
         },
-        "runDetails": {
-            "builder": {"id": f"https://{c['ci_config_ref_uri']}"},
-            "metadata": {
-                "invocationId": f"{server}/{c['project_path']}/-/jobs/{c['job_id']}",
-            },
-        },
-    }
+        internal={"gitlab": internal},
+        run=_gitlab_run(c, server),
+    )
 
 
 def provenance_for(claims: Mapping[str, Any], *, server_url: str | None) -> dict[str, Any]:
@@ -263,13 +287,8 @@ def check_provenance(predicate: Mapping[str, Any], claims: Mapping[str, Any]) ->
         path, _, ref = relative.partition("@")
         _require(document, (*external, "path"), path)
         _require(document, (*external, "ref"), ref)
-        internal = ("buildDefinition", "internalParameters", "github")
-        _require(document, (*internal, "repository_id"), str(c["repository_id"]))
-        _require(document, (*internal, "repository_owner_id"), str(c["repository_owner_id"]))
-        source = f"git+{server}/{repository}@{c['ref']}"
-        commit = str(c["sha"])
-        builder = f"{server}/{c['job_workflow_ref']}"
-        invocation = f"{server}/{repository}/actions/runs/{c['run_id']}/attempts/{c['run_attempt']}"
+        internal = ("github", ("repository_id", "repository_owner_id"))
+        run = _github_run(c, server)
     elif is_gitlab_workload(claims):
         c = {n: claims.get(n) for n in _GITLAB_NEEDS}
         if not all(isinstance(v, str) for v in c.values()):
@@ -281,20 +300,20 @@ def check_provenance(predicate: Mapping[str, Any], claims: Mapping[str, Any]) ->
         _require(document, (*external, "repository"), f"{server}/{project}")
         _require(document, (*external, "ref"), str(c["ref_path"]))
         _require(document, (*external, "config"), str(c["ci_config_ref_uri"]))
-        internal = ("buildDefinition", "internalParameters", "gitlab")
-        _require(document, (*internal, "project_id"), str(c["project_id"]))
-        _require(document, (*internal, "namespace_id"), str(c["namespace_id"]))
-        source = f"git+{server}/{project}@{c['ref_path']}"
-        commit = str(c["sha"])
-        builder = f"https://{c['ci_config_ref_uri']}"
-        invocation = f"{server}/{project}/-/jobs/{c['job_id']}"
+        internal = ("gitlab", ("project_id", "namespace_id"))
+        run = _gitlab_run(c, server)
     else:
         raise PolicyError(
             "SLSA provenance must be signed by the CI job it describes (a GitHub Actions or "
             "GitLab CI identity); this signer is neither, so its builder cannot be checked"
         )
-    _require(document, ("runDetails", "builder", "id"), builder)
-    _require(document, ("runDetails", "metadata", "invocationId"), invocation)
+    # The source's stable numeric ids, which its name alone does not pin.
+    platform, ids = internal
+    for name in ids:
+        _require(document, ("buildDefinition", "internalParameters", platform, name), str(c[name]))
+    source, commit = run.source, run.commit
+    _require(document, ("runDetails", "builder", "id"), run.builder_id)
+    _require(document, ("runDetails", "metadata", "invocationId"), run.invocation_id)
     dependencies = _at(document, "buildDefinition", "resolvedDependencies")
     if not isinstance(dependencies, (list, tuple)) or not any(
         isinstance(d, Mapping)

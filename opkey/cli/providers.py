@@ -86,13 +86,13 @@ def _oidc_client(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     """The client registration: a preset, a preset's issuer with one's own client, or any."""
     from dataclasses import replace
 
-    from opkey.providers import PRESETS, OidcClient
+    from opkey.providers import LOGIN_CLIENTS, OidcClient
 
     client_id = args.client_id or environ.get(CLIENT_ID_VARIABLE) or None
     secret = environ.get(CLIENT_SECRET_VARIABLE) or None
     name = (args.issuer or "").lower()
-    if name in PRESETS:
-        preset = PRESETS[name]
+    if name in LOGIN_CLIENTS:
+        preset = LOGIN_CLIENTS[name]
         if client_id is None:
             return preset
         # One's own client at a known provider: the preset's issuer, scopes and parameters,

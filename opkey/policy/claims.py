@@ -51,7 +51,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from opkey.errors import ConfigError, PolicyError
 from opkey.jose import thaw_json
@@ -245,18 +245,25 @@ class Subject:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimEquals:
-    """Claim ``name`` equals ``value``, type-exactly (``"1"`` ≠ ``1`` ≠ ``true``).
-
-    An array claim never equals a scalar; use :class:`ClaimContains` for membership.
-    """
+class _ValueRule:
+    """What the equality and membership rules share: claim ``name`` compared, type-exactly,
+    with one configured ``value``, both checked at construction (named by the rule's class)."""
 
     name: str
     value: ClaimValue
 
     def __post_init__(self) -> None:
-        _require_name("ClaimEquals", self.name)
-        _require_claim_value(f"ClaimEquals({self.name!r}) value", self.value)
+        kind = type(self).__name__
+        _require_name(kind, self.name)
+        _require_claim_value(f"{kind}({self.name!r}) value", self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimEquals(_ValueRule):
+    """Claim ``name`` equals ``value``, type-exactly (``"1"`` ≠ ``1`` ≠ ``true``).
+
+    An array claim never equals a scalar; use :class:`ClaimContains` for membership.
+    """
 
     def check(self, claims: Mapping[str, Any]) -> None:
         """Raise :class:`PolicyError` unless the claim is exactly :attr:`value`."""
@@ -268,19 +275,12 @@ class ClaimEquals:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimContains:
+class ClaimContains(_ValueRule):
     """Array claim ``name`` has an element equal (type-exactly) to ``value``.
 
     A string claim counts as a one-element array, because RFC 7519 lets ``aud`` be either a
     string or an array; it is never searched for substrings. Any other type fails.
     """
-
-    name: str
-    value: ClaimValue
-
-    def __post_init__(self) -> None:
-        _require_name("ClaimContains", self.name)
-        _require_claim_value(f"ClaimContains({self.name!r}) value", self.value)
 
     def check(self, claims: Mapping[str, Any]) -> None:
         """Raise :class:`PolicyError` unless the claim contains :attr:`value`."""
@@ -357,6 +357,13 @@ def _glob_class(pattern: str, body: str, negate: bool) -> str:
     return f"[^/{''.join(members)}]" if negate else f"[{''.join(members)}]"
 
 
+def _check_pattern_rule(kind: str, name: str, pattern: str, allow_non_ascii: bool) -> None:
+    """The checks a wildcard rule (glob or regex) makes before compiling its pattern."""
+    _require_name(kind, name)
+    _require_text(f"{kind}({name!r}) pattern", pattern)
+    _check_pattern_ascii(f"{kind}({name!r})", pattern, allow_non_ascii)
+
+
 def _check_pattern_ascii(what: str, pattern: str, allow_non_ascii: bool) -> None:
     if not isinstance(allow_non_ascii, bool):
         raise ConfigError(f"{what}: allow_non_ascii must be a boolean", found=allow_non_ascii)
@@ -378,7 +385,33 @@ def _wildcard_value(
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimGlob:
+class _PatternRule:
+    """What the glob and the regex rules share: string claim ``name`` matched in full by the
+    compiled ``pattern``, printable ASCII unless ``allow_non_ascii``. Only how the pattern is
+    compiled, and how the match is phrased, differ."""
+
+    name: str
+    pattern: str
+    allow_non_ascii: bool = False
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False, hash=False)
+    #: The match, as a failure expects it and as :meth:`describe` says it.
+    _EXPECTATION: ClassVar[str]
+    _DESCRIPTION: ClassVar[str]
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        """Raise :class:`PolicyError` unless the whole claim matches :attr:`pattern`."""
+        expectation = f"{self._EXPECTATION} {_render(self.pattern)}"
+        value = _wildcard_value(claims, self.name, expectation, self.allow_non_ascii, self.pattern)
+        if self._regex.fullmatch(value) is None:
+            raise _fail(self.name, expectation, value, self.pattern)
+
+    def describe(self) -> str:
+        """``<name> matches glob "<pattern>"``, ``<name> fully matches regex "<pattern>"``."""
+        return f"{self.name} {self._DESCRIPTION} {_render(self.pattern)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimGlob(_PatternRule):
     """String claim ``name`` matches the glob ``pattern`` in full, case-sensitively.
 
     * ``*`` matches any run of characters **except** ``/`` (``refs/heads/*`` matches
@@ -391,32 +424,17 @@ class ClaimGlob:
     Everything else is literal. Values must be printable ASCII unless ``allow_non_ascii``.
     """
 
-    name: str
-    pattern: str
-    allow_non_ascii: bool = False
-    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False, hash=False)
+    _EXPECTATION: ClassVar[str] = "a match for glob"
+    _DESCRIPTION: ClassVar[str] = "matches glob"
 
     def __post_init__(self) -> None:
-        _require_name("ClaimGlob", self.name)
-        _require_text(f"ClaimGlob({self.name!r}) pattern", self.pattern)
-        _check_pattern_ascii(f"ClaimGlob({self.name!r})", self.pattern, self.allow_non_ascii)
+        _check_pattern_rule("ClaimGlob", self.name, self.pattern, self.allow_non_ascii)
         regex = re.compile(_glob_to_regex(self.pattern), re.DOTALL)
         object.__setattr__(self, "_regex", regex)
 
-    def check(self, claims: Mapping[str, Any]) -> None:
-        """Raise :class:`PolicyError` unless the whole claim matches :attr:`pattern`."""
-        expectation = f"a match for glob {_render(self.pattern)}"
-        value = _wildcard_value(claims, self.name, expectation, self.allow_non_ascii, self.pattern)
-        if self._regex.fullmatch(value) is None:
-            raise _fail(self.name, expectation, value, self.pattern)
-
-    def describe(self) -> str:
-        """``<name> matches glob "<pattern>"``."""
-        return f"{self.name} matches glob {_render(self.pattern)}"
-
 
 @dataclass(frozen=True, slots=True)
-class ClaimRegex:
+class ClaimRegex(_PatternRule):
     """String claim ``name`` matches the regular expression ``pattern`` **in full**.
 
     The pattern is always anchored (``re.fullmatch``), whether or not it says ``^…$``. Without
@@ -427,15 +445,11 @@ class ClaimRegex:
     construction, not at verification time.
     """
 
-    name: str
-    pattern: str
-    allow_non_ascii: bool = False
-    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False, hash=False)
+    _EXPECTATION: ClassVar[str] = "a full match for regex"
+    _DESCRIPTION: ClassVar[str] = "fully matches regex"
 
     def __post_init__(self) -> None:
-        _require_name("ClaimRegex", self.name)
-        _require_text(f"ClaimRegex({self.name!r}) pattern", self.pattern)
-        _check_pattern_ascii(f"ClaimRegex({self.name!r})", self.pattern, self.allow_non_ascii)
+        _check_pattern_rule("ClaimRegex", self.name, self.pattern, self.allow_non_ascii)
         try:
             regex = re.compile(self.pattern, 0 if self.allow_non_ascii else re.ASCII)
         except (re.error, ValueError, OverflowError, RecursionError) as exc:
@@ -445,17 +459,6 @@ class ClaimRegex:
                 found=self.pattern,
             ) from None
         object.__setattr__(self, "_regex", regex)
-
-    def check(self, claims: Mapping[str, Any]) -> None:
-        """Raise :class:`PolicyError` unless the whole claim matches :attr:`pattern`."""
-        expectation = f"a full match for regex {_render(self.pattern)}"
-        value = _wildcard_value(claims, self.name, expectation, self.allow_non_ascii, self.pattern)
-        if self._regex.fullmatch(value) is None:
-            raise _fail(self.name, expectation, value, self.pattern)
-
-    def describe(self) -> str:
-        """``<name> fully matches regex "<pattern>"``."""
-        return f"{self.name} fully matches regex {_render(self.pattern)}"
 
 
 # -- composition -------------------------------------------------------------------------------

@@ -28,8 +28,9 @@ Parsing is strict and pure (:func:`parse_policy_file` reads text; :func:`load_po
 one file, nothing else). Unknown keys, wrong types, empty rules and invalid patterns are
 :class:`~opkey.errors.ConfigError` whose message begins with the key path, e.g.
 ``signers[1].github.repository_id: expected a string, found integer 123`` (indices count from
-0). Every signer must pin its issuer (an ``issuer`` rule or a preset) so that a token from
-another trusted issuer can never satisfy it; only ``unsafe_no_policy`` is exempt.
+0). Every signer must pin its issuer (an ``issuer`` rule or a ``github``/``gitlab`` workload
+rule) so that a token from another trusted issuer can never satisfy it; only
+``unsafe_no_policy`` is exempt.
 
 :meth:`PolicyFile.to_dict` and :meth:`PolicyFile.to_toml` write the same schema back:
 parsing their output gives an equal :class:`PolicyFile`.
@@ -42,7 +43,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from opkey import tables
 from opkey.errors import ConfigError
@@ -321,18 +322,50 @@ def policy_file_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = No
     )
 
 
-def _parse_tlog(table: Any, base_dir: Path | None) -> TlogSettings:
+_Item = TypeVar("_Item")
+
+
+@dataclass(frozen=True)
+class _EvidenceTable(Generic[_Item]):
+    """A ``[tlog]`` or ``[timestamps]`` table, read: its trust list and ``required``."""
+
+    items: tuple[_Item, ...]
+    required: bool
+
+
+def _parse_evidence_table(
+    table: Any,
+    name: str,
+    keys: tuple[str, str],
+    noun: str,
+    limit: int,
+    parse_item: Callable[[Any, str], _Item],
+) -> _EvidenceTable[_Item] | None:
+    """Read an evidence table, ``None`` when left out: the bounded array ``keys[0]`` (each
+    item read by ``parse_item(value, where)``) and the bool ``keys[1]``. The tables of
+    transparency logs and of time-stamping authorities have the same rules: an empty one
+    must at least say ``required``, or it says nothing."""
     if table is None:
-        return TlogSettings()
-    tables.require_table(table, "tlog")
-    tables.reject_unknown(table, _TLOG_KEYS, "tlog")
-    raw = table.get("logs", [])
-    tables.require_array(raw, "tlog.logs")
-    if len(raw) > _MAX_TLOGS:
-        raise ConfigError(f"tlog.logs: {len(raw)} logs is more than {_MAX_TLOGS}")
-    pins: list[LogPin] = []
-    for index, entry in enumerate(raw):
-        where = f"tlog.logs[{index}]"
+        return None
+    member = keys[0]
+    tables.require_table(table, name)
+    tables.reject_unknown(table, keys, name)
+    raw = table.get(member, [])
+    tables.require_array(raw, f"{name}.{member}")
+    if len(raw) > limit:
+        raise ConfigError(f"{name}.{member}: {len(raw)} {noun} is more than {limit}")
+    items = tuple(parse_item(value, f"{name}.{member}[{index}]") for index, value in enumerate(raw))
+    required = table.get(keys[1], False)
+    tables.require_bool(required, f"{name}.{keys[1]}")
+    if not items and not required:
+        raise ConfigError(
+            f"{name}: empty; name {member} or set required = true (or leave the table out)"
+        )
+    return _EvidenceTable(items, required)
+
+
+def _parse_tlog(table: Any, base_dir: Path | None) -> TlogSettings:
+    def pin(entry: Any, where: str) -> LogPin:
         tables.require_table(entry, where)
         tables.reject_unknown(entry, _LOG_KEYS, where)
         for name in _LOG_KEYS:
@@ -343,37 +376,26 @@ def _parse_tlog(table: Any, base_dir: Path | None) -> TlogSettings:
         origin = tables.require_string(entry["origin"], f"{where}.origin")
         if not origin or "\n" in origin:
             raise ConfigError(f"{where}.origin: one non-empty line (the checkpoint's first)")
-        pins.append(LogPin(key, origin))
-    required = table.get("required", False)
-    tables.require_bool(required, "tlog.required")
-    if not pins and not required:
-        raise ConfigError("tlog: empty; name logs or set required = true (or leave the table out)")
-    return TlogSettings(logs=tuple(pins), required=required)
+        return LogPin(key, origin)
+
+    read = _parse_evidence_table(table, "tlog", _TLOG_KEYS, "logs", _MAX_TLOGS, pin)
+    if read is None:
+        return TlogSettings()
+    return TlogSettings(logs=read.items, required=read.required)
 
 
 def _parse_timestamps(table: Any, base_dir: Path | None) -> TimestampSettings:
-    if table is None:
-        return TimestampSettings()
-    tables.require_table(table, "timestamps")
-    tables.reject_unknown(table, _TIMESTAMP_KEYS, "timestamps")
-    raw = table.get("authorities", [])
-    tables.require_array(raw, "timestamps.authorities")
-    if len(raw) > _MAX_TIMESTAMP_AUTHORITIES:
-        raise ConfigError(
-            f"timestamps.authorities: {len(raw)} chains is more than {_MAX_TIMESTAMP_AUTHORITIES}"
-        )
-    paths: list[Path] = []
-    for index, value in enumerate(raw):
-        path = _parse_path(value, f"timestamps.authorities[{index}]", base_dir)
+    def authority(value: Any, where: str) -> Path:
+        path = _parse_path(value, where, base_dir)
         assert path is not None
-        paths.append(path)
-    required = table.get("required", False)
-    tables.require_bool(required, "timestamps.required")
-    if not paths and not required:
-        raise ConfigError(
-            "timestamps: empty; name authorities or set required = true (or leave the table out)"
-        )
-    return TimestampSettings(authorities=tuple(paths), required=required)
+        return path
+
+    read = _parse_evidence_table(
+        table, "timestamps", _TIMESTAMP_KEYS, "chains", _MAX_TIMESTAMP_AUTHORITIES, authority
+    )
+    if read is None:
+        return TimestampSettings()
+    return TimestampSettings(authorities=read.items, required=read.required)
 
 
 def _construct(path: str, factory: Callable[[], Policy]) -> Policy:
@@ -531,7 +553,7 @@ def _parse_rule(rule: Any, path: str, *, depth: int, extra_keys: Sequence[str] =
         sub = tables.require_string(value, key_path)
         return _construct(key_path, lambda: Subject(sub))
     if kind in ("github", "gitlab"):
-        return _parse_preset(kind, value, key_path)
+        return _parse_workload(kind, value, key_path)
     if kind in ("all_of", "any_of"):
         tables.require_array(value, key_path)
         if not value:
@@ -583,7 +605,7 @@ def _parse_claim_rule(rule: Mapping[str, Any], path: str, extra_keys: Sequence[s
     return _construct(key_path, lambda: ClaimRegex(name, pattern, allow_non_ascii=allow))
 
 
-def _parse_preset(kind: str, table: Any, path: str) -> Policy:
+def _parse_workload(kind: str, table: Any, path: str) -> Policy:
     tables.require_table(table, path)
     cls: type[GitHubWorkflow] | type[GitLabPipeline]
     cls = GitHubWorkflow if kind == "github" else GitLabPipeline
@@ -620,10 +642,10 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
         kind = "github" if isinstance(policy, GitHubWorkflow) else "gitlab"
         default = GITHUB_ACTIONS_ISSUER if kind == "github" else GITLAB_ISSUER
         table = {name: getattr(policy, name) for name in policy.CLAIMS}
-        preset = {k: v for k, v in table.items() if v is not None}
+        pins = {k: v for k, v in table.items() if v is not None}
         if policy.issuer != default:
-            preset["issuer"] = policy.issuer
-        return {kind: preset}
+            pins["issuer"] = policy.issuer
+        return {kind: pins}
     if isinstance(policy, (AllOf, AnyOf)):
         kind = "all_of" if isinstance(policy, AllOf) else "any_of"
         return {kind: [policy_to_dict(member) for member in policy.policies]}

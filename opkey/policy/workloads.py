@@ -30,7 +30,7 @@ _NUMERIC_ID = re.compile(r"[1-9][0-9]*")
 _GIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
-def _check_preset_value(what: str, name: str, value: object, rules: Mapping[str, str]) -> None:
+def _check_workload_value(what: str, name: str, value: object, rules: Mapping[str, str]) -> None:
     _require_text(what, value, strip_check=True)
     assert isinstance(value, str)
     rule = rules.get(name, "").split()
@@ -119,7 +119,7 @@ class _Workload:
         """
         if name != "issuer" and name not in cls.CLAIMS:
             raise ConfigError(f"{label}: {cls.__name__} has no field {name!r}", found=name)
-        _check_preset_value(label, name, value, cls._RULES)
+        _check_workload_value(label, name, value, cls._RULES)
 
     def check(self, claims: Mapping[str, Any]) -> None:
         """Raise :class:`PolicyError` at the first claim (issuer first) that differs."""
@@ -177,7 +177,7 @@ class GitHubWorkflow(_Workload):
     runner_environment: str | None = None
     issuer: str = GITHUB_ACTIONS_ISSUER
 
-    #: The claims this preset can pin, in checking order.
+    #: The claims this workload policy can pin, in checking order.
     CLAIMS: ClassVar[tuple[str, ...]] = (
         "repository_id",
         "repository_owner_id",
@@ -240,7 +240,7 @@ class GitLabPipeline(_Workload):
     runner_environment: str | None = None
     issuer: str = GITLAB_ISSUER
 
-    #: The claims this preset can pin, in checking order.
+    #: The claims this workload policy can pin, in checking order.
     CLAIMS: ClassVar[tuple[str, ...]] = (
         "project_id",
         "namespace_id",

@@ -4,7 +4,8 @@
 * :class:`ForgejoActionsProvider`: a Forgejo Actions job (GitHub's scheme, per-instance issuer);
 * :class:`GitLabCIProvider`: a GitLab CI job's ``id_tokens`` (GQ-bound commitment);
 * :class:`BrowserProvider`: a person signing in through a browser (``nonce`` commitment),
-  with presets :data:`GOOGLE`, :data:`MICROSOFT`, :data:`GITLAB_USER` or any issuer;
+  with the built-in clients :data:`GOOGLE`, :data:`MICROSOFT`, :data:`GITLAB_USER`
+  (:data:`LOGIN_CLIENTS` by name) or any issuer;
 * :class:`DeviceFlowProvider`: the same on a headless machine (RFC 8628);
 * :class:`StaticProvider`: an ID token the integrator obtained itself;
 * :func:`auto_provider`: the ambient CI provider.
@@ -22,14 +23,14 @@ from opkey.providers.device import DeviceFlowProvider, DevicePrompt
 from opkey.providers.forgejo import ForgejoActionsProvider
 from opkey.providers.github import GitHubActionsProvider
 from opkey.providers.gitlab import GitLabCIProvider
-from opkey.providers.oidc import GITLAB_USER, GOOGLE, MICROSOFT, PRESETS, OidcClient
+from opkey.providers.oidc import GITLAB_USER, GOOGLE, LOGIN_CLIENTS, MICROSOFT, OidcClient
 from opkey.providers.static import StaticProvider
 
 __all__ = [
     "GITLAB_USER",
     "GOOGLE",
+    "LOGIN_CLIENTS",
     "MICROSOFT",
-    "PRESETS",
     "BrowserProvider",
     "DeviceFlowProvider",
     "DevicePrompt",

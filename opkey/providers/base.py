@@ -14,15 +14,16 @@ why, instead of surfacing as a confusing verification failure on someone else's 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from opkey import gq
 from opkey._httpjson import body_snippet, check_status
 from opkey.cic import ClientInstanceClaims
-from opkey.errors import FormatError, ProviderError, VerificationError
-from opkey.http import HttpResponse
+from opkey.errors import FormatError, ProviderError, SignatureError, VerificationError
+from opkey.http import HttpResponse, Transport
 from opkey.issuers import IssuerConfig
 from opkey.jose import CompactJWS, parse_compact, parse_json_object
 from opkey.jwks.client import JwksClient
@@ -32,6 +33,7 @@ from opkey.remote_text import printable
 from opkey.verify import VerifiedPKToken, verify_pktoken
 
 __all__ = [
+    "CIJobProvider",
     "Provider",
     "check_token_response",
     "new_cic",
@@ -163,3 +165,58 @@ def self_verify(
         raise ProviderError(
             f"{what}: the PK token it produced does not verify ({type(exc).__name__}: {exc})"
         ) from None
+
+
+class CIJobProvider:
+    """What the ambient CI providers (GitHub Actions, Forgejo Actions, GitLab CI) share.
+
+    A CI job's identity is its platform's: the job is recognised by one variable the platform
+    sets to ``true``, the keys are its issuer's (a JWKS client for ``issuer`` unless one is
+    given), and its ID token, a bearer credential, is GQ-signed before it is published
+    (OpenPubkey's rule for CI providers) and wrapped the same way whichever platform issued it.
+    """
+
+    #: The variable a job of this platform sets to ``true``.
+    JOB_VARIABLE: ClassVar[str]
+    issuer: str
+    transport: Transport
+    jwks: JwksClient | None
+
+    @classmethod
+    def detected(cls, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether this process runs in a job of this platform (``JOB_VARIABLE=true``)."""
+        env = os.environ if environ is None else environ
+        return env.get(cls.JOB_VARIABLE) == "true"
+
+    def issuer_config(self) -> IssuerConfig:
+        """How a verifier must check PK tokens from this platform."""
+        raise NotImplementedError
+
+    def _use_issuer_keys(self) -> None:
+        """Look the issuer's keys up with a JWKS client of its own unless one was given."""
+        if self.jwks is None:
+            self.jwks = JwksClient([self.issuer], transport=self.transport)
+
+    def _gq_pktoken(
+        self,
+        id_token: str,
+        jws: CompactJWS,
+        cic: ClientInstanceClaims,
+        signing_key: SigningKey,
+        *,
+        what: str,
+        gq_cic: str | None = None,
+    ) -> PKToken:
+        """GQ-sign the job's ``id_token`` (``jws``, parsed) with its issuer's key, wrap it
+        with ``cic`` and verify the result as a verifier would. ``gq_cic`` is the commitment
+        for the GQ header when the token does not carry it already (GitLab's)."""
+        assert self.jwks is not None
+        kid = jws.header.get("kid")
+        key = self.jwks.find_key(self.issuer, kid=kid if isinstance(kid, str) else None)
+        try:
+            gq_token = gq.sign_jwt(id_token, key, cic=gq_cic)
+        except (FormatError, SignatureError) as exc:
+            raise ProviderError(f"{what} cannot be GQ-signed: {exc}") from None
+        pktoken = PKToken.create(gq_token, cic, signing_key)
+        self_verify(pktoken, self.issuer_config(), self.jwks, what=what)
+        return pktoken

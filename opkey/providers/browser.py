@@ -33,7 +33,7 @@ from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import new_cic
 from opkey.providers.loopback import LoopbackListener
-from opkey.providers.oidc import LoginProvider, endpoint, finish_nonce_login
+from opkey.providers.oidc import LoginProvider, endpoint
 from opkey.remote_text import printable
 
 __all__ = ["BrowserProvider", "Opener"]
@@ -89,19 +89,17 @@ class BrowserProvider(LoginProvider):
 
         from opkey.providers.oauth import BoundedOAuth2Session, OAuthRefusal, call
 
-        assert self.jwks is not None
         client = self.client
         what = f"browser login at {client.issuer}"
-        metadata = self.jwks.metadata(client.issuer)
+        metadata = self._metadata()
         methods = metadata.code_challenge_methods_supported
         if methods and "S256" not in methods:
             raise ProviderError(
                 f"{client.issuer} does not support PKCE S256 (it offers {list(methods)})"
             )
         authorize_url = endpoint(metadata, "authorization_endpoint")
-        token_url = endpoint(metadata, "token_endpoint")
-        session = BoundedOAuth2Session(
-            client, self.transport, token_endpoint=token_url, timeout=self.request_timeout
+        session = BoundedOAuth2Session.at_token_endpoint(
+            client, self.transport, metadata, timeout=self.request_timeout
         )
         cic = new_cic(signing_key, extra_claims)
         verifier = generate_token(64)
@@ -153,11 +151,4 @@ class BrowserProvider(LoginProvider):
             raise ProviderError(
                 f"{what}: the token endpoint refused the code: {document}", found=document.error
             )
-        return finish_nonce_login(
-            document,
-            client=client,
-            cic=cic,
-            signing_key=signing_key,
-            jwks=self.jwks,
-            what=what,
-        )
+        return self._finish_login(document, cic, signing_key, what=what)

@@ -24,7 +24,7 @@ from opkey.errors import ProviderError
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import new_cic
-from opkey.providers.oidc import LoginProvider, endpoint, finish_nonce_login
+from opkey.providers.oidc import LoginProvider, endpoint
 from opkey.remote_text import printable
 
 __all__ = ["DEVICE_GRANT_TYPE", "DeviceFlowProvider", "DevicePrompt"]
@@ -89,14 +89,12 @@ class DeviceFlowProvider(LoginProvider):
         """Run the device login and return the PK token."""
         from opkey.providers.oauth import BoundedOAuth2Session, OAuthRefusal
 
-        assert self.jwks is not None
         client = self.client
         what = f"device login at {client.issuer}"
-        metadata = self.jwks.metadata(client.issuer)
+        metadata = self._metadata()
         device_url = endpoint(metadata, "device_authorization_endpoint")
-        token_url = endpoint(metadata, "token_endpoint")
-        session = BoundedOAuth2Session(
-            client, self.transport, token_endpoint=token_url, timeout=self.request_timeout
+        session = BoundedOAuth2Session.at_token_endpoint(
+            client, self.transport, metadata, timeout=self.request_timeout
         )
         cic = new_cic(signing_key, extra_claims)
         document = session.post_form(
@@ -156,11 +154,4 @@ class DeviceFlowProvider(LoginProvider):
                 + (f": {description}" if description else ""),
                 found=error,
             )
-        return finish_nonce_login(
-            token,
-            client=client,
-            cic=cic,
-            signing_key=signing_key,
-            jwks=self.jwks,
-            what=what,
-        )
+        return self._finish_login(token, cic, signing_key, what=what)

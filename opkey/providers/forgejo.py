@@ -17,13 +17,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from opkey import issuers
 from opkey.errors import ProviderError
-from opkey.http import RequestsTransport, Transport
 from opkey.issuers import IssuerConfig
-from opkey.jwks.client import JwksClient
-from opkey.providers.github import DEV_ISSUER_VARIABLE, GitHubActionsProvider
+from opkey.providers.github import GitHubActionsProvider
 
 __all__ = ["ForgejoActionsProvider"]
 
@@ -31,7 +30,8 @@ __all__ = ["ForgejoActionsProvider"]
 @dataclass
 class ForgejoActionsProvider(GitHubActionsProvider):
     """PK tokens from a Forgejo Actions job (see module doc). ``issuer`` is required unless
-    it can be derived from ``request_url``."""
+    it can be derived from ``request_url``; :meth:`from_env` takes it from the caller, else
+    ``OPKEY_DEV_ISSUER``, else the instance of the request URL."""
 
     issuer: str = ""
 
@@ -47,8 +47,11 @@ class ForgejoActionsProvider(GitHubActionsProvider):
             self.issuer = derived
         super().__post_init__()
 
-    @staticmethod
-    def detected(environ: Mapping[str, str] | None = None) -> bool:
+    #: Every instance is its own issuer: derived from the request URL when none is named.
+    DEFAULT_ISSUER: ClassVar[str] = ""
+
+    @classmethod
+    def detected(cls, environ: Mapping[str, str] | None = None) -> bool:
         """Whether this process runs in a Forgejo Actions job: a request URL on a Forgejo
         instance (Forgejo runners also set ``GITHUB_ACTIONS=true``)."""
         env = os.environ if environ is None else environ
@@ -58,32 +61,13 @@ class ForgejoActionsProvider(GitHubActionsProvider):
         )
 
     @classmethod
-    def from_env(
-        cls,
-        environ: Mapping[str, str] | None = None,
-        *,
-        issuer: str | None = None,
-        transport: Transport | None = None,
-        jwks: JwksClient | None = None,
-    ) -> ForgejoActionsProvider:
-        """The provider for the current job; the issuer is ``issuer``, else
-        ``OPKEY_DEV_ISSUER``, else the instance of the request URL."""
-        env = os.environ if environ is None else environ
-        url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL", "")
-        token = env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
-        if not url or not token:
-            raise ProviderError(
-                "Forgejo Actions ID token request variables are not set "
-                "(ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN): the workflow "
-                "job needs `permissions: id-token: write`",
-                expected="permissions: id-token: write",
-            )
-        return cls(
-            request_url=url,
-            request_token=token,
-            issuer=issuer or env.get(DEV_ISSUER_VARIABLE) or "",
-            transport=transport if transport is not None else RequestsTransport(),
-            jwks=jwks,
+    def variables_missing(cls, missing: list[str]) -> ProviderError:
+        """The error for a job without the token request variables."""
+        return ProviderError(
+            "Forgejo Actions ID token request variables are not set "
+            "(ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN): the workflow "
+            "job needs `permissions: id-token: write`",
+            expected="permissions: id-token: write",
         )
 
     def issuer_config(self) -> IssuerConfig:

@@ -20,10 +20,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from opkey import gq, issuers
-from opkey.errors import FormatError, ProviderError, SignatureError
+from opkey import issuers
+from opkey.errors import ProviderError
 from opkey.http import RequestsTransport, Transport, check_url
 from opkey.issuers import GITHUB_ACTIONS_ISSUER, IssuerConfig
 from opkey.jwks.client import JwksClient
@@ -31,11 +32,11 @@ from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
 from opkey.providers.base import (
     TOKEN_RESPONSE_MAX_BYTES,
+    CIJobProvider,
     check_token_response,
     new_cic,
     parse_id_token,
     require_issuer,
-    self_verify,
 )
 
 __all__ = [
@@ -64,12 +65,19 @@ def with_audience(url: str, audience: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment))
 
 
+_Job = TypeVar("_Job", bound="GitHubActionsProvider")
+
+
 @dataclass
-class GitHubActionsProvider:
+class GitHubActionsProvider(CIJobProvider):
     """PK tokens from a GitHub Actions job (see module doc).
 
     Build it with :meth:`from_env` inside a job, or directly with the request URL and token.
     """
+
+    JOB_VARIABLE: ClassVar[str] = "GITHUB_ACTIONS"
+    #: The issuer when neither the caller nor ``OPKEY_DEV_ISSUER`` names one.
+    DEFAULT_ISSUER: ClassVar[str] = GITHUB_ACTIONS_ISSUER
 
     request_url: str
     request_token: str = field(repr=False)
@@ -83,27 +91,21 @@ class GitHubActionsProvider:
             raise ProviderError(
                 f"GitHub Actions ID token request is not possible: {_PERMISSION_HINT}"
             )
-        if self.jwks is None:
-            self.jwks = JwksClient([self.issuer], transport=self.transport)
-
-    @staticmethod
-    def detected(environ: Mapping[str, str] | None = None) -> bool:
-        """Whether this process runs in a GitHub Actions job (``GITHUB_ACTIONS=true``)."""
-        env = os.environ if environ is None else environ
-        return env.get("GITHUB_ACTIONS") == "true"
+        self._use_issuer_keys()
 
     @classmethod
     def from_env(
-        cls,
+        cls: type[_Job],
         environ: Mapping[str, str] | None = None,
         *,
         issuer: str | None = None,
         transport: Transport | None = None,
         jwks: JwksClient | None = None,
-    ) -> GitHubActionsProvider:
+    ) -> _Job:
         """The provider for the current job, from its environment variables.
 
-        The issuer is ``issuer``, else ``OPKEY_DEV_ISSUER`` (the dev provider), else GitHub's.
+        The issuer is ``issuer``, else ``OPKEY_DEV_ISSUER`` (the dev provider), else
+        :attr:`DEFAULT_ISSUER` (GitHub's).
         """
         env = os.environ if environ is None else environ
         url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL", "")
@@ -117,19 +119,23 @@ class GitHubActionsProvider:
                 )
                 if not value
             ]
-            raise ProviderError(
-                f"GitHub Actions ID token request variables are not set ({', '.join(missing)}): "
-                f"{_PERMISSION_HINT}",
-                expected="permissions: id-token: write",
-                found=missing,
-            )
-        chosen = issuer or env.get(DEV_ISSUER_VARIABLE) or GITHUB_ACTIONS_ISSUER
+            raise cls.variables_missing(missing)
         return cls(
             request_url=url,
             request_token=token,
-            issuer=chosen,
+            issuer=issuer or env.get(DEV_ISSUER_VARIABLE) or cls.DEFAULT_ISSUER,
             transport=transport if transport is not None else RequestsTransport(),
             jwks=jwks,
+        )
+
+    @classmethod
+    def variables_missing(cls, missing: list[str]) -> ProviderError:
+        """The error for a job without the token request variables ``missing``."""
+        return ProviderError(
+            f"GitHub Actions ID token request variables are not set ({', '.join(missing)}): "
+            f"{_PERMISSION_HINT}",
+            expected="permissions: id-token: write",
+            found=missing,
         )
 
     def issuer_config(self) -> IssuerConfig:
@@ -189,12 +195,4 @@ class GitHubActionsProvider:
                 expected=commitment,
                 found=claims.get("aud"),
             )
-        kid = jws.header.get("kid")
-        key = self.jwks.find_key(self.issuer, kid=kid if isinstance(kid, str) else None)
-        try:
-            gq_token = gq.sign_jwt(id_token, key)
-        except (FormatError, SignatureError) as exc:
-            raise ProviderError(f"{what} cannot be GQ-signed: {exc}") from None
-        pktoken = PKToken.create(gq_token, cic, signing_key)
-        self_verify(pktoken, self.issuer_config(), self.jwks, what=what)
-        return pktoken
+        return self._gq_pktoken(id_token, jws, cic, signing_key, what=what)

@@ -22,15 +22,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
-from opkey import gq, issuers
-from opkey.errors import FormatError, ProviderError, SignatureError
+from opkey import issuers
+from opkey.errors import ProviderError
 from opkey.http import RequestsTransport, Transport
 from opkey.issuers import GITLAB_ISSUER, GQ_AUDIENCE_PREFIX, IssuerConfig
 from opkey.jwks.client import JwksClient
 from opkey.keys import SigningKey
 from opkey.pktoken import PKToken
-from opkey.providers.base import new_cic, parse_id_token, require_issuer, self_verify
+from opkey.providers.base import CIJobProvider, new_cic, parse_id_token, require_issuer
 from opkey.providers.github import DEV_ISSUER_VARIABLE
 
 __all__ = [
@@ -47,8 +48,10 @@ def _id_tokens_hint(variable: str) -> str:
 
 
 @dataclass
-class GitLabCIProvider:
+class GitLabCIProvider(CIJobProvider):
     """PK tokens from a GitLab CI ID token (see module doc)."""
+
+    JOB_VARIABLE: ClassVar[str] = "GITLAB_CI"
 
     id_token: str = field(repr=False)
     issuer: str = GITLAB_ISSUER
@@ -59,14 +62,7 @@ class GitLabCIProvider:
     def __post_init__(self) -> None:
         if not self.id_token:
             raise ProviderError(f"no GitLab CI ID token; {_id_tokens_hint(DEFAULT_TOKEN_VARIABLE)}")
-        if self.jwks is None:
-            self.jwks = JwksClient([self.issuer], transport=self.transport)
-
-    @staticmethod
-    def detected(environ: Mapping[str, str] | None = None) -> bool:
-        """Whether this process runs in a GitLab CI job (``GITLAB_CI=true``)."""
-        env = os.environ if environ is None else environ
-        return env.get("GITLAB_CI") == "true"
+        self._use_issuer_keys()
 
     @classmethod
     def from_env(
@@ -127,12 +123,6 @@ class GitLabCIProvider:
         if jws.alg != "RS256":
             raise ProviderError(f"{what} must be RS256-signed to be GQ-bound, found {jws.alg!r}")
         cic = new_cic(signing_key, extra_claims)
-        kid = jws.header.get("kid")
-        key = self.jwks.find_key(self.issuer, kid=kid if isinstance(kid, str) else None)
-        try:
-            gq_token = gq.sign_jwt(self.id_token, key, cic=cic.commitment())
-        except (FormatError, SignatureError) as exc:
-            raise ProviderError(f"{what} cannot be GQ-signed: {exc}") from None
-        pktoken = PKToken.create(gq_token, cic, signing_key)
-        self_verify(pktoken, self.issuer_config(), self.jwks, what=what)
-        return pktoken
+        return self._gq_pktoken(
+            self.id_token, jws, cic, signing_key, what=what, gq_cic=cic.commitment()
+        )

@@ -42,8 +42,9 @@ from requests.structures import CaseInsensitiveDict
 from opkey.errors import FormatError, ProviderError
 from opkey.http import Transport
 from opkey.jose import parse_json_object
+from opkey.jwks.discovery import ProviderMetadata
 from opkey.providers.base import TOKEN_RESPONSE_MAX_BYTES, check_token_response
-from opkey.providers.oidc import OidcClient
+from opkey.providers.oidc import OidcClient, endpoint
 from opkey.remote_text import printable
 
 __all__ = ["BoundedOAuth2Session", "OAuthRefusal", "call"]
@@ -102,6 +103,16 @@ class BoundedOAuth2Session(OAuth2Session):  # type: ignore[misc]  # authlib ship
         self._transport = transport
         self._timeout = timeout
         self.what = "OAuth request"
+
+    @classmethod
+    def at_token_endpoint(
+        cls, client: OidcClient, transport: Transport, metadata: ProviderMetadata, *, timeout: float
+    ) -> BoundedOAuth2Session:
+        """A session for ``client`` at the token endpoint ``metadata`` names (checked as every
+        endpoint opkey connects to is, :func:`~opkey.providers.oidc.endpoint`)."""
+        return cls(
+            client, transport, token_endpoint=endpoint(metadata, "token_endpoint"), timeout=timeout
+        )
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Send ``request`` through the transport; refuse what opkey refuses (module doc)."""

@@ -1,12 +1,12 @@
-"""OpenID Connect clients for interactive logins: registrations, presets and shared steps.
+"""OpenID Connect clients for interactive logins: registrations, the built-in clients and
+shared steps.
 
 Browser and device logins put the CIC commitment in the ``nonce``; verifiers then check that
-the ID token was issued to the expected client (``aud`` contains the client id). The presets
-are OpenPubkey's public client registrations, so PK tokens made with them verify under
-OpenPubkey's default provider settings. Their redirect URIs are the loopback URIs those
-registrations allow; the Google "secret" is public by design (Google requires one even for
-public clients).
-"""
+the ID token was issued to the expected client (``aud`` contains the client id). The built-in
+login clients (:data:`LOGIN_CLIENTS`) are OpenPubkey's public client registrations, so PK
+tokens made with them verify under OpenPubkey's default provider settings. Their redirect URIs
+are the loopback URIs those registrations allow; the Google "secret" is public by design
+(Google requires one even for public clients)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from opkey.providers.base import parse_id_token, require_issuer, self_verify
 __all__ = [
     "GITLAB_USER",
     "GOOGLE",
+    "LOGIN_CLIENTS",
     "MICROSOFT",
     "OPENPUBKEY_REDIRECT_URIS",
-    "PRESETS",
     "LoginProvider",
     "OidcClient",
 ]
@@ -110,8 +110,9 @@ GITLAB_USER = OidcClient(
     redirect_uris=OPENPUBKEY_REDIRECT_URIS,
     extra_auth_params=_OFFLINE_CONSENT,
 )
-#: Presets by name, as the command line offers them.
-PRESETS: Mapping[str, OidcClient] = MappingProxyType(
+#: The built-in login clients by provider name, as ``--issuer google|microsoft|gitlab`` offers
+#: them (how verifiers check each issuer's tokens, its preset, is :mod:`opkey.issuers`).
+LOGIN_CLIENTS: Mapping[str, OidcClient] = MappingProxyType(
     {"google": GOOGLE, "microsoft": MICROSOFT, "gitlab": GITLAB_USER}
 )
 
@@ -138,6 +139,44 @@ class LoginProvider:
         """``nonce`` commitment, audience = client id."""
         return issuers.oidc(self.client.issuer, self.client.client_id)
 
+    def _metadata(self) -> ProviderMetadata:
+        """The issuer's discovery document (through the JWKS client's cache)."""
+        assert self.jwks is not None
+        return self.jwks.metadata(self.client.issuer)
+
+    def _finish_login(
+        self,
+        token_response: Mapping[str, Any],
+        cic: ClientInstanceClaims,
+        signing_key: SigningKey,
+        *,
+        what: str,
+    ) -> PKToken:
+        """Check the ID token of an interactive login and wrap it into a verified PK token:
+        however the browser or the device got it, the token must carry the commitment in its
+        ``nonce`` and verify as this client's."""
+        assert self.jwks is not None
+        client = self.client
+        id_token = token_response.get("id_token")
+        if not isinstance(id_token, str):
+            raise ProviderError(
+                f"{what}: the token response has no id_token (is 'openid' in the scopes?)",
+                expected="id_token",
+                found=sorted(token_response),
+            )
+        _, claims = parse_id_token(id_token, what=f"{what} ID token")
+        require_issuer(claims, client.issuer, what=f"{what} ID token")
+        commitment = cic.commitment()
+        if claims.get("nonce") != commitment:
+            raise ProviderError(
+                f"{what}: the ID token's nonce is not the commitment that was requested",
+                expected=commitment,
+                found=claims.get("nonce"),
+            )
+        pktoken = PKToken.create(id_token, cic, signing_key)
+        self_verify(pktoken, issuers.oidc(client.issuer, client.client_id), self.jwks, what=what)
+        return pktoken
+
 
 def endpoint(metadata: ProviderMetadata, name: str) -> str:
     """A discovery endpoint opkey may connect to (checked with :func:`check_url`)."""
@@ -147,34 +186,3 @@ def endpoint(metadata: ProviderMetadata, name: str) -> str:
         raise ProviderError(str(exc)) from None
     check_url(url, what=f"{metadata.issuer} {name}")
     return url
-
-
-def finish_nonce_login(
-    token_response: Mapping[str, Any],
-    *,
-    client: OidcClient,
-    cic: ClientInstanceClaims,
-    signing_key: SigningKey,
-    jwks: JwksClient,
-    what: str,
-) -> PKToken:
-    """Check the ID token of an interactive login and wrap it into a verified PK token."""
-    id_token = token_response.get("id_token")
-    if not isinstance(id_token, str):
-        raise ProviderError(
-            f"{what}: the token response has no id_token (is 'openid' in the scopes?)",
-            expected="id_token",
-            found=sorted(token_response),
-        )
-    _, claims = parse_id_token(id_token, what=f"{what} ID token")
-    require_issuer(claims, client.issuer, what=f"{what} ID token")
-    commitment = cic.commitment()
-    if claims.get("nonce") != commitment:
-        raise ProviderError(
-            f"{what}: the ID token's nonce is not the commitment that was requested",
-            expected=commitment,
-            found=claims.get("nonce"),
-        )
-    pktoken = PKToken.create(id_token, cic, signing_key)
-    self_verify(pktoken, issuers.oidc(client.issuer, client.client_id), jwks, what=what)
-    return pktoken

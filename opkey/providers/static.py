@@ -202,5 +202,5 @@ def _config(
         algorithms=frozenset({"GQ256"}) if gq_needed else frozenset({"RS256"}),
         require_gq=gq_needed,
         client_id=client_id,
-        expiry=ExpiryPolicy.never(),  # as the presets: see spec/time.md
+        expiry=ExpiryPolicy.never(),  # as the issuer presets: see spec/time.md
     )

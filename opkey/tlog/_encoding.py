@@ -9,11 +9,22 @@ for base64url: what was verified must be what is stored.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from opkey.errors import FormatError
 from opkey.jose import b64std_decode, b64std_encode
 
-__all__ = ["b64std_decode", "b64std_encode", "check_bytes", "check_uint", "hex_decode", "json_uint"]
+__all__ = [
+    "b64std_decode",
+    "b64std_encode",
+    "check_bytes",
+    "check_uint",
+    "hex_decode",
+    "json_member",
+    "json_object",
+    "json_uint",
+]
 
 _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
@@ -32,6 +43,21 @@ def hex_decode(text: object, *, what: str, length: int | None = None) -> bytes:
     if _HEX.fullmatch(text) is None:
         raise FormatError(f"{what}: not lowercase hex")
     return bytes.fromhex(text)
+
+
+def json_object(value: object, what: str) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object: every log document opkey reads is walked through this
+    and :func:`json_member`, so each wrong shape is named the same way."""
+    if not isinstance(value, Mapping):
+        raise FormatError(f"{what}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def json_member(obj: Mapping[str, Any], name: str, what: str) -> Any:
+    """The member ``name`` of a JSON object that must have it."""
+    if name not in obj:
+        raise FormatError(f"{what}: missing member {name!r}")
+    return obj[name]
 
 
 def json_uint(value: object, *, what: str, maximum: int = 2**63 - 1) -> int:

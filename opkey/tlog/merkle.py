@@ -18,7 +18,7 @@ bounded to ``2**63 - 1`` (what Rekor's signed integers can carry); every hash mu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from opkey.errors import FormatError, TransparencyLogError
@@ -93,6 +93,28 @@ def _check_path(hashes: object, limit: int, what: str) -> tuple[bytes, ...]:
     return hashes
 
 
+def _walk(
+    fn: int, sn: int, path: Sequence[bytes], count: int, what: str
+) -> Iterator[tuple[bytes, bool]]:
+    """Each hash of a proof path with whether it is a left sibling (hashed before the value
+    so far), for the node numbers ``fn`` and ``sn`` (RFC 9162 §2.1.3.2 and §2.1.4.2 walk them
+    alike). A path longer or shorter than the tree needs raises :class:`TransparencyLogError`
+    (``count`` hashes in the proof as received, named in ``what``'s message)."""
+    for hash_ in path:
+        if sn == 0:
+            raise TransparencyLogError(f"{what}: {count} hashes is too many")
+        left = bool(fn & 1) or fn == sn
+        if left:
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        yield hash_, left
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise TransparencyLogError(f"{what}: {count} hashes is too few")
+
+
 @dataclass(frozen=True, slots=True)
 class InclusionProof:
     """An audit path from the leaf at ``index`` to the root of the tree of ``tree_size`` leaves.
@@ -125,27 +147,10 @@ class InclusionProof:
         """
         _check_hash(leaf, "leaf hash")
         # RFC 9162 §2.1.3.2, steps 2 to 5.
-        fn, sn, r = self.index, self.tree_size - 1, leaf
-        for p in self.hashes:
-            if sn == 0:
-                raise TransparencyLogError(
-                    f"inclusion proof for index {self.index} of {self.tree_size}: "
-                    f"{len(self.hashes)} hashes is too many"
-                )
-            if fn & 1 or fn == sn:
-                r = node_hash(p, r)
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-            else:
-                r = node_hash(r, p)
-            fn >>= 1
-            sn >>= 1
-        if sn != 0:
-            raise TransparencyLogError(
-                f"inclusion proof for index {self.index} of {self.tree_size}: "
-                f"{len(self.hashes)} hashes is too few"
-            )
+        r = leaf
+        what = f"inclusion proof for index {self.index} of {self.tree_size}"
+        for p, left in _walk(self.index, self.tree_size - 1, self.hashes, len(self.hashes), what):
+            r = node_hash(p, r) if left else node_hash(r, p)
         return r
 
     def verify(self, leaf: bytes, root: bytes) -> None:
@@ -219,27 +224,13 @@ class ConsistencyProof:
             fn >>= 1
             sn >>= 1
         fr = sr = path[0]
-        for c in path[1:]:
-            if sn == 0:
-                raise TransparencyLogError(
-                    f"consistency proof from {self.old_size} to {self.new_size}: "
-                    f"{len(self.hashes)} hashes is too many"
-                )
-            if fn & 1 or fn == sn:
+        what = f"consistency proof from {self.old_size} to {self.new_size}"
+        for c, left in _walk(fn, sn, path[1:], len(self.hashes), what):
+            if left:
                 fr = node_hash(c, fr)
                 sr = node_hash(c, sr)
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
             else:
                 sr = node_hash(sr, c)
-            fn >>= 1
-            sn >>= 1
-        if sn != 0:
-            raise TransparencyLogError(
-                f"consistency proof from {self.old_size} to {self.new_size}: "
-                f"{len(self.hashes)} hashes is too few"
-            )
         if fr != old_root:
             raise TransparencyLogError(
                 f"consistency proof does not lead to the root hash of size {self.old_size}",

@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -172,14 +172,14 @@ class WatchedEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form ``opkey monitor --json`` reports."""
-        return {
-            "index": self.index,
-            "kind": self.kind,
-            "issuer": self.issuer,
-            "subject": self.subject,
-            "integrated_time": self.integrated_time,
-            **{name: _text(self.claims[name]) for name in _REPORTED if name in self.claims},
-        }
+        reported = {name: _text(self.claims[name]) for name in _REPORTED if name in self.claims}
+        return {**_fields(self, but="claims"), **reported}
+
+
+def _fields(finding: WatchedEntry | SpoofedEntry, *, but: str = "") -> dict[str, Any]:
+    """A finding's fields by name, in declaration order (all values JSON scalars): the JSON
+    report names exactly what the finding holds."""
+    return {f.name: getattr(finding, f.name) for f in fields(finding) if f.name != but}
 
 
 def _text(value: object) -> Any:
@@ -197,12 +197,7 @@ class SpoofedEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form ``opkey monitor --json`` reports."""
-        return {
-            "index": self.index,
-            "issuer": self.issuer,
-            "subject": self.subject,
-            "reason": self.reason,
-        }
+        return _fields(self)
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,18 @@ exactly the expected type and encoding, or a :class:`FormatError` says which one
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from opkey.errors import FormatError
 from opkey.jose import parse_json_object
-from opkey.tlog._encoding import b64std_decode, b64std_encode, hex_decode, json_uint
+from opkey.tlog._encoding import (
+    b64std_decode,
+    b64std_encode,
+    hex_decode,
+    json_member,
+    json_object,
+    json_uint,
+)
 from opkey.tlog.checkpoint import SignedCheckpoint
 from opkey.tlog.entry import MAX_BODY_LENGTH, LogEntry
 from opkey.tlog.merkle import HASH_SIZE, InclusionProof
@@ -41,18 +47,6 @@ _MAX_BODY_B64 = 4 * ((MAX_BODY_LENGTH + 2) // 3)
 _MAX_HASHES = 63
 _HASH_B64 = 44
 _MAX_SIGNATURE_B64 = 1024
-
-
-def _object(value: object, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise FormatError(f"{what}: expected a JSON object, found {type(value).__name__}")
-    return value
-
-
-def _member(obj: Mapping[str, Any], name: str, what: str) -> Any:
-    if name not in obj:
-        raise FormatError(f"{what}: missing member {name!r}")
-    return obj[name]
 
 
 def _list(value: object, what: str, limit: int) -> list[Any]:
@@ -77,40 +71,41 @@ def entry_from_rekor_v1(response: object) -> LogEntry:
     The UUID must end with the hex leaf hash of the body, so the key a client looked the
     entry up by names the body it got.
     """
-    outer = _object(response, "Rekor v1 entry")
+    outer = json_object(response, "Rekor v1 entry")
     if len(outer) != 1:
         raise FormatError(f"Rekor v1 entry: expected one entry, found {len(outer)}")
     ((uuid, value),) = outer.items()
-    entry = _object(value, "Rekor v1 entry")
+    entry = json_object(value, "Rekor v1 entry")
     what = "Rekor v1 entry"
     body = b64std_decode(
-        _member(entry, "body", what), what=f"{what} body", max_length=_MAX_BODY_B64
+        json_member(entry, "body", what), what=f"{what} body", max_length=_MAX_BODY_B64
     )
-    verification = _object(_member(entry, "verification", what), f"{what} verification")
-    proof = _object(
-        _member(verification, "inclusionProof", f"{what} verification"), f"{what} inclusion proof"
+    verification = json_object(json_member(entry, "verification", what), f"{what} verification")
+    proof = json_object(
+        json_member(verification, "inclusionProof", f"{what} verification"),
+        f"{what} inclusion proof",
     )
     pwhat = f"{what} inclusion proof"
     hashes = tuple(
         hex_decode(h, what=f"{pwhat} hash", length=HASH_SIZE)
-        for h in _list(_member(proof, "hashes", pwhat), f"{pwhat} hashes", _MAX_HASHES)
+        for h in _list(json_member(proof, "hashes", pwhat), f"{pwhat} hashes", _MAX_HASHES)
     )
     set_b64 = verification.get("signedEntryTimestamp")
     parsed = LogEntry(
         body=body,
-        log_index=json_uint(_member(entry, "logIndex", what), what=f"{what} logIndex"),
-        log_id=hex_decode(_member(entry, "logID", what), what=f"{what} logID", length=32),
+        log_index=json_uint(json_member(entry, "logIndex", what), what=f"{what} logIndex"),
+        log_id=hex_decode(json_member(entry, "logID", what), what=f"{what} logID", length=32),
         inclusion_proof=InclusionProof(
-            index=json_uint(_member(proof, "logIndex", pwhat), what=f"{pwhat} logIndex"),
-            tree_size=json_uint(_member(proof, "treeSize", pwhat), what=f"{pwhat} treeSize"),
+            index=json_uint(json_member(proof, "logIndex", pwhat), what=f"{pwhat} logIndex"),
+            tree_size=json_uint(json_member(proof, "treeSize", pwhat), what=f"{pwhat} treeSize"),
             hashes=hashes,
         ),
         root_hash=hex_decode(
-            _member(proof, "rootHash", pwhat), what=f"{pwhat} rootHash", length=HASH_SIZE
+            json_member(proof, "rootHash", pwhat), what=f"{pwhat} rootHash", length=HASH_SIZE
         ),
-        checkpoint=_checkpoint(_member(proof, "checkpoint", pwhat), f"{pwhat} checkpoint"),
+        checkpoint=_checkpoint(json_member(proof, "checkpoint", pwhat), f"{pwhat} checkpoint"),
         integrated_time=json_uint(
-            _member(entry, "integratedTime", what), what=f"{what} integratedTime"
+            json_member(entry, "integratedTime", what), what=f"{what} integratedTime"
         ),
         signed_entry_timestamp=None
         if set_b64 is None
@@ -135,47 +130,47 @@ def entry_from_transparency_log_entry(tle: object) -> LogEntry:
     signed by anyone (Rekor v2 always writes 0), and the spec says to ignore it.
     """
     what = "transparency log entry"
-    entry = _object(tle, what)
-    proof = _object(_member(entry, "inclusionProof", what), f"{what} inclusionProof")
+    entry = json_object(tle, what)
+    proof = json_object(json_member(entry, "inclusionProof", what), f"{what} inclusionProof")
     pwhat = f"{what} inclusionProof"
     hashes = tuple(
         _hash_b64(h, f"{pwhat} hash")
         for h in _list(proof.get("hashes", []), f"{pwhat} hashes", _MAX_HASHES)
     )
-    checkpoint = _object(_member(proof, "checkpoint", pwhat), f"{pwhat} checkpoint")
-    log_id = _object(_member(entry, "logId", what), f"{what} logId")
+    checkpoint = json_object(json_member(proof, "checkpoint", pwhat), f"{pwhat} checkpoint")
+    log_id = json_object(json_member(entry, "logId", what), f"{what} logId")
     promise = entry.get("inclusionPromise")
     signed_entry_timestamp = None
     integrated_time = None
     if promise is not None:
-        promise = _object(promise, f"{what} inclusionPromise")
+        promise = json_object(promise, f"{what} inclusionPromise")
         signed_entry_timestamp = b64std_decode(
-            _member(promise, "signedEntryTimestamp", f"{what} inclusionPromise"),
+            json_member(promise, "signedEntryTimestamp", f"{what} inclusionPromise"),
             what=f"{what} signedEntryTimestamp",
             max_length=_MAX_SIGNATURE_B64,
         )
         integrated_time = json_uint(
-            _member(entry, "integratedTime", what), what=f"{what} integratedTime"
+            json_member(entry, "integratedTime", what), what=f"{what} integratedTime"
         )
     log_id_bytes = b64std_decode(
-        _member(log_id, "keyId", f"{what} logId"), what=f"{what} logId.keyId", max_length=64
+        json_member(log_id, "keyId", f"{what} logId"), what=f"{what} logId.keyId", max_length=64
     )
     return LogEntry(
         body=b64std_decode(
-            _member(entry, "canonicalizedBody", what),
+            json_member(entry, "canonicalizedBody", what),
             what=f"{what} canonicalizedBody",
             max_length=_MAX_BODY_B64,
         ),
-        log_index=json_uint(_member(entry, "logIndex", what), what=f"{what} logIndex"),
+        log_index=json_uint(json_member(entry, "logIndex", what), what=f"{what} logIndex"),
         log_id=log_id_bytes,
         inclusion_proof=InclusionProof(
-            index=json_uint(_member(proof, "logIndex", pwhat), what=f"{pwhat} logIndex"),
-            tree_size=json_uint(_member(proof, "treeSize", pwhat), what=f"{pwhat} treeSize"),
+            index=json_uint(json_member(proof, "logIndex", pwhat), what=f"{pwhat} logIndex"),
+            tree_size=json_uint(json_member(proof, "treeSize", pwhat), what=f"{pwhat} treeSize"),
             hashes=hashes,
         ),
-        root_hash=_hash_b64(_member(proof, "rootHash", pwhat), f"{pwhat} rootHash"),
+        root_hash=_hash_b64(json_member(proof, "rootHash", pwhat), f"{pwhat} rootHash"),
         checkpoint=_checkpoint(
-            _member(checkpoint, "envelope", f"{pwhat} checkpoint"), f"{pwhat} checkpoint"
+            json_member(checkpoint, "envelope", f"{pwhat} checkpoint"), f"{pwhat} checkpoint"
         ),
         integrated_time=integrated_time,
         signed_entry_timestamp=signed_entry_timestamp,

@@ -26,6 +26,7 @@ Pure: bytes in, values or errors out.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from opkey.errors import FormatError, TransparencyLogError
 from opkey.jose import parse_json_object
 from opkey.pktoken import PKToken
-from opkey.tlog._encoding import b64std_decode, b64std_encode, hex_decode
+from opkey.tlog._encoding import b64std_decode, b64std_encode, hex_decode, json_member, json_object
 from opkey.tlog.certificate import MAX_CERTIFICATE_BYTES, PKTokenCertificate, read_certificate
 from opkey.tlog.entry import MAX_BODY_LENGTH
 
@@ -198,18 +199,6 @@ class LoggedSignature:
         return read_certificate(self.certificate, parsed=self.parsed, parse_pktoken=parse_pktoken)
 
 
-def _obj(value: object, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise FormatError(f"{what}: expected a JSON object")
-    return value
-
-
-def _get(obj: dict[str, Any], name: str, what: str) -> Any:
-    if name not in obj:
-        raise FormatError(f"{what}: missing member {name!r}")
-    return obj[name]
-
-
 def _pem_verifier(
     text: object, what: str
 ) -> tuple[bytes | None, bytes | None, x509.Certificate | None]:
@@ -250,109 +239,90 @@ def _pem_der(pem: bytes, what: str) -> bytes:
         raise FormatError(f"{what}: not a PEM certificate") from None
 
 
+def _b64_member(obj: Mapping[str, Any], name: str, what: str, max_length: int) -> bytes:
+    """The base64 member ``name`` of the object ``what`` (signatures, keys, certificates: the
+    bodies' binary members), named ``<what>.<name>`` in errors."""
+    return b64std_decode(json_member(obj, name, what), what=f"{what}.{name}", max_length=max_length)
+
+
+def _raw_bytes(verifier: Mapping[str, Any], name: str, what: str) -> bytes:
+    """The ``rawBytes`` of a hashedrekord v0.0.2 verifier's ``name`` member (certificate or
+    public key)."""
+    table = json_object(verifier[name], f"{what} {name}")
+    return _b64_member(table, "rawBytes", f"{what} {name}", _MAX_B64)
+
+
 def _hash_hex(obj: object, what: str) -> bytes:
-    table = _obj(obj, what)
-    if _get(table, "algorithm", what) != "sha256":
+    table = json_object(obj, what)
+    if json_member(table, "algorithm", what) != "sha256":
         raise FormatError(f"{what}: only sha256 is read, found {table['algorithm']!r:.40}")
-    return hex_decode(_get(table, "value", what), what=f"{what} value", length=32)
+    return hex_decode(json_member(table, "value", what), what=f"{what} value", length=32)
 
 
 def read_entry_body(body: bytes) -> LoggedSignature:
     """Parse a canonicalized entry body; raises :class:`FormatError` for any other shape."""
     document = parse_json_object(body, what="log entry body", max_length=MAX_BODY_LENGTH)
     kind, version = document.get("kind"), document.get("apiVersion")
-    spec = _obj(document.get("spec"), "log entry body spec")
+    spec = json_object(document.get("spec"), "log entry body spec")
+    entry_kind: EntryKind
     if (kind, version) == ("hashedrekord", "0.0.1"):
-        what = "hashedrekord v0.0.1"
-        data = _obj(_get(spec, "data", what), f"{what} data")
-        digest = _hash_hex(_get(data, "hash", f"{what} data"), f"{what} data.hash")
-        signature = _obj(_get(spec, "signature", what), f"{what} signature")
-        key = _obj(_get(signature, "publicKey", f"{what} signature"), f"{what} publicKey")
+        what, entry_kind = "hashedrekord v0.0.1", "hashedrekord"
+        data = json_object(json_member(spec, "data", what), f"{what} data")
+        digest = _hash_hex(json_member(data, "hash", f"{what} data"), f"{what} data.hash")
+        signature = json_object(json_member(spec, "signature", what), f"{what} signature")
+        key = json_object(
+            json_member(signature, "publicKey", f"{what} signature"), f"{what} publicKey"
+        )
         certificate, public_key, parsed = _pem_verifier(
-            _get(key, "content", f"{what} publicKey"), f"{what} publicKey.content"
+            json_member(key, "content", f"{what} publicKey"), f"{what} publicKey.content"
         )
-        return LoggedSignature(
-            "hashedrekord",
-            str(version),
-            digest,
-            b64std_decode(
-                _get(signature, "content", f"{what} signature"),
-                what=f"{what} signature.content",
-                max_length=_MAX_SIGNATURE,
-            ),
-            certificate,
-            public_key,
-            parsed=parsed,
-        )
-    if (kind, version) == ("hashedrekord", "0.0.2"):
-        what = "hashedrekord v0.0.2"
-        inner = _obj(_get(spec, "hashedRekordV002", what), what)
-        data = _obj(_get(inner, "data", what), f"{what} data")
-        if _get(data, "algorithm", f"{what} data") != "SHA2_256":
+        signed = _b64_member(signature, "content", f"{what} signature", _MAX_SIGNATURE)
+        envelope_hash = None
+    elif (kind, version) == ("hashedrekord", "0.0.2"):
+        what, entry_kind = "hashedrekord v0.0.2", "hashedrekord"
+        inner = json_object(json_member(spec, "hashedRekordV002", what), what)
+        data = json_object(json_member(inner, "data", what), f"{what} data")
+        if json_member(data, "algorithm", f"{what} data") != "SHA2_256":
             raise FormatError(f"{what}: only SHA2_256 is read, found {data['algorithm']!r:.40}")
-        digest = b64std_decode(_get(data, "digest", f"{what} data"), what=what, max_length=44)
+        digest = b64std_decode(
+            json_member(data, "digest", f"{what} data"), what=what, max_length=44
+        )
         if len(digest) != 32:
             raise FormatError(f"{what}: a SHA-256 digest is 32 bytes, found {len(digest)}")
-        signature = _obj(_get(inner, "signature", what), f"{what} signature")
-        verifier = _obj(_get(signature, "verifier", f"{what} signature"), f"{what} verifier")
+        signature = json_object(json_member(inner, "signature", what), f"{what} signature")
+        verifier = json_object(
+            json_member(signature, "verifier", f"{what} signature"), f"{what} verifier"
+        )
         certificate = public_key = None
         if "x509Certificate" in verifier:
-            raw = _obj(verifier["x509Certificate"], f"{what} x509Certificate")
-            certificate = b64std_decode(
-                _get(raw, "rawBytes", f"{what} x509Certificate"),
-                what=f"{what} x509Certificate.rawBytes",
-                max_length=_MAX_B64,
-            )
+            certificate = _raw_bytes(verifier, "x509Certificate", what)
         elif "publicKey" in verifier:
-            raw = _obj(verifier["publicKey"], f"{what} publicKey")
-            public_key = b64std_decode(
-                _get(raw, "rawBytes", f"{what} publicKey"),
-                what=f"{what} publicKey.rawBytes",
-                max_length=_MAX_B64,
-            )
+            public_key = _raw_bytes(verifier, "publicKey", what)
         else:
             raise FormatError(f"{what}: the verifier is neither a certificate nor a key")
-        return LoggedSignature(
-            "hashedrekord",
-            str(version),
-            digest,
-            b64std_decode(
-                _get(signature, "content", f"{what} signature"),
-                what=f"{what} signature.content",
-                max_length=_MAX_SIGNATURE,
-            ),
-            certificate,
-            public_key,
-        )
-    if (kind, version) == ("dsse", "0.0.1"):
-        what = "dsse v0.0.1"
-        payload_hash = _hash_hex(_get(spec, "payloadHash", what), f"{what} payloadHash")
-        envelope_hash = _hash_hex(_get(spec, "envelopeHash", what), f"{what} envelopeHash")
-        signatures = _get(spec, "signatures", what)
+        signed = _b64_member(signature, "content", f"{what} signature", _MAX_SIGNATURE)
+        envelope_hash = parsed = None
+    elif (kind, version) == ("dsse", "0.0.1"):
+        what, entry_kind = "dsse v0.0.1", "dsse"
+        digest = _hash_hex(json_member(spec, "payloadHash", what), f"{what} payloadHash")
+        envelope_hash = _hash_hex(json_member(spec, "envelopeHash", what), f"{what} envelopeHash")
+        signatures = json_member(spec, "signatures", what)
         if not isinstance(signatures, list) or len(signatures) != 1:
             raise FormatError(f"{what}: opkey reads envelopes with exactly one signature")
-        entry = _obj(signatures[0], f"{what} signatures[0]")
+        entry = json_object(signatures[0], f"{what} signatures[0]")
         certificate, public_key, parsed = _pem_verifier(
-            _get(entry, "verifier", f"{what} signatures[0]"), f"{what} signatures[0].verifier"
+            json_member(entry, "verifier", f"{what} signatures[0]"),
+            f"{what} signatures[0].verifier",
         )
-        return LoggedSignature(
-            "dsse",
-            str(version),
-            payload_hash,
-            b64std_decode(
-                _get(entry, "signature", f"{what} signatures[0]"),
-                what=f"{what} signatures[0].signature",
-                max_length=_MAX_SIGNATURE,
-            ),
-            certificate,
-            public_key,
-            envelope_hash,
-            parsed=parsed,
+        signed = _b64_member(entry, "signature", f"{what} signatures[0]", _MAX_SIGNATURE)
+    else:
+        raise FormatError(
+            f"log entry body: kind {kind!r:.40} version {version!r:.20} is not one opkey reads "
+            "(hashedrekord 0.0.1 or 0.0.2, dsse 0.0.1)",
+            found=f"{kind} {version}",
         )
-    raise FormatError(
-        f"log entry body: kind {kind!r:.40} version {version!r:.20} is not one opkey reads "
-        "(hashedrekord 0.0.1 or 0.0.2, dsse 0.0.1)",
-        found=f"{kind} {version}",
+    return LoggedSignature(
+        entry_kind, str(version), digest, signed, certificate, public_key, envelope_hash, parsed
     )
 
 

@@ -53,11 +53,11 @@ signed integrated time meets :attr:`Trust.require_signing_time` as a timestamp d
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from opkey.errors import ConfigError
 from opkey.issuers import IssuerConfig
@@ -266,29 +266,56 @@ class Trust:
         return cls.build([IssuerEntry(config) for config in configs], options)
 
 
+_Source = TypeVar("_Source")
+_Anchor = TypeVar("_Anchor")
+
+
+def _trust_anchors(
+    own: Sequence[_Source],
+    named: Sequence[_Source],
+    options: KeyOptions,
+    read: Callable[[_Source], _Anchor],
+    *,
+    refusal: str,
+    found: list[str],
+) -> tuple[_Anchor, ...]:
+    """The verifier's own anchors, then the policy file's (``named``), each read once and kept
+    once, in order. A policy file states requirements: the anchors it names are trust, taken
+    only when its reader says it is trusted configuration (``--trust-policy-anchors``);
+    otherwise they are refused with ``refusal`` (and ``found``, what the file named)."""
+    if named and not options.policy_anchors:
+        raise ConfigError(refusal, found=found)
+    anchors: list[_Anchor] = []
+    for source in (*own, *named):
+        anchor = read(source)
+        if anchor not in anchors:
+            anchors.append(anchor)
+    return tuple(anchors)
+
+
 def _timestamp_authorities(
     options: KeyOptions, settings: TimestampSettings | None
 ) -> tuple[TimestampAuthority, ...]:
     """The verifier's own TSA chains, then (if trusted) the policy file's; each read once."""
     from opkey.timestamp import TimestampAuthority
 
-    named = settings.authorities if settings is not None else ()
-    if named and not options.policy_anchors:
-        raise ConfigError(
-            "timestamps.authorities: the policy file names time-stamping authorities, which "
-            "are trust, not a requirement; pass their chains yourself (--timestamp-certs), "
-            "or, if the policy file is trusted configuration, allow it with "
-            "--trust-policy-anchors",
-            found=[str(path) for path in named],
-        )
-    authorities: list[TimestampAuthority] = []
-    for path in (*options.timestamp_certs, *named):
-        authority = TimestampAuthority.from_pem(
+    def read(path: Path) -> TimestampAuthority:
+        return TimestampAuthority.from_pem(
             _read_chain(path), what=f"time-stamping authority chain {path}"
         )
-        if authority not in authorities:
-            authorities.append(authority)
-    return tuple(authorities)
+
+    named = settings.authorities if settings is not None else ()
+    return _trust_anchors(
+        options.timestamp_certs,
+        named,
+        options,
+        read,
+        refusal="timestamps.authorities: the policy file names time-stamping authorities, which "
+        "are trust, not a requirement; pass their chains yourself (--timestamp-certs), "
+        "or, if the policy file is trusted configuration, allow it with "
+        "--trust-policy-anchors",
+        found=[str(path) for path in named],
+    )
 
 
 def _transparency_logs(
@@ -300,16 +327,7 @@ def _transparency_logs(
     from opkey.tlog.log import TrustedLog
     from opkey.tlog.note import load_log_public_key
 
-    named = settings.logs if settings is not None else ()
-    if named and not options.policy_anchors:
-        raise ConfigError(
-            "tlog.logs: the policy file names transparency logs, which are trust, not a "
-            "requirement; pin them yourself (--tlog-key, --tlog-origin), or, if the policy file "
-            "is trusted configuration, allow it with --trust-policy-anchors",
-            found=[str(pin.key_file) for pin in named],
-        )
-    logs: list[TrustedLog] = []
-    for pin in (*options.tlogs, *named):
+    def read(pin: LogPin) -> TrustedLog:
         data = read_regular_file(
             Path(pin.key_file).expanduser(),
             limit=16 * 1024,
@@ -317,14 +335,23 @@ def _transparency_logs(
             error=ConfigError,
         )
         try:
-            log = TrustedLog.pinned(
+            return TrustedLog.pinned(
                 pin.origin, load_log_public_key(data, what=f"transparency log key {pin.key_file}")
             )
         except FormatError as exc:
             raise ConfigError(exc.message) from None
-        if log not in logs:
-            logs.append(log)
-    return tuple(logs)
+
+    named = settings.logs if settings is not None else ()
+    return _trust_anchors(
+        options.tlogs,
+        named,
+        options,
+        read,
+        refusal="tlog.logs: the policy file names transparency logs, which are trust, not a "
+        "requirement; pin them yourself (--tlog-key, --tlog-origin), or, if the policy file "
+        "is trusted configuration, allow it with --trust-policy-anchors",
+        found=[str(pin.key_file) for pin in named],
+    )
 
 
 #: A PEM chain of a few certificates is a few KiB (``opkey.timestamp`` bounds it again).

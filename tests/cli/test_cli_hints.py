@@ -13,7 +13,7 @@ from opkey import ConfigError, ExpiredError, KeyNotFoundError, NetworkError
 from opkey.cli import main
 from opkey.cli._common import with_hint
 from opkey.cli.providers import PROVIDERS
-from opkey.providers import PRESETS
+from opkey.providers import LOGIN_CLIENTS
 from opkey.sandbox.devidp import DevIdP
 from tests.cli.conftest import REPO_ID, enter_environment
 
@@ -119,7 +119,7 @@ def test_outside_ci_the_hint_names_only_accepted_choices(
             assert choice in PROVIDERS, f"--provider {choice} is not accepted: {err}"
     for group in re.findall(r"--issuer ([a-z|]+)(?= |,|;|$)", err):
         for name in group.split("|"):
-            assert name in PRESETS, f"--issuer {name} is not a built-in client: {err}"
+            assert name in LOGIN_CLIENTS, f"--issuer {name} is not a built-in client: {err}"
     assert re.search(r"\bgithub\b(?!-)", err) is None  # `--provider github` is refused
 
 

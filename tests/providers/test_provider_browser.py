@@ -24,7 +24,7 @@ from opkey.issuers import CommitmentType
 from opkey.jwks.client import JwksClient
 from opkey.keys import generate_signing_key
 from opkey.pktoken import PKToken
-from opkey.providers import PRESETS, BrowserProvider, OidcClient
+from opkey.providers import LOGIN_CLIENTS, BrowserProvider, OidcClient
 from opkey.providers.loopback import LoopbackListener
 from opkey.sandbox.devidp import DevIdP, DevIdPSettings
 from opkey.verify import verify_pktoken
@@ -206,16 +206,16 @@ def test_issuer_must_be_https_off_loopback() -> None:
         BrowserProvider(OidcClient(issuer="http://login.example", client_id="x"))
 
 
-def test_presets_are_openpubkeys_clients() -> None:
-    assert PRESETS["google"].issuer == "https://accounts.google.com"
-    assert PRESETS["google"].client_id.startswith("206584157355-")
-    assert PRESETS["microsoft"].issuer == (
+def test_login_clients_are_openpubkeys_clients() -> None:
+    assert LOGIN_CLIENTS["google"].issuer == "https://accounts.google.com"
+    assert LOGIN_CLIENTS["google"].client_id.startswith("206584157355-")
+    assert LOGIN_CLIENTS["microsoft"].issuer == (
         "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
     )
-    assert PRESETS["microsoft"].client_id == "096ce0a3-5e72-4da8-9c86-12924b294a01"
-    assert PRESETS["gitlab"].issuer == "https://gitlab.com"
-    assert "offline_access" in PRESETS["microsoft"].scopes
-    for client in PRESETS.values():
+    assert LOGIN_CLIENTS["microsoft"].client_id == "096ce0a3-5e72-4da8-9c86-12924b294a01"
+    assert LOGIN_CLIENTS["gitlab"].issuer == "https://gitlab.com"
+    assert "offline_access" in LOGIN_CLIENTS["microsoft"].scopes
+    for client in LOGIN_CLIENTS.values():
         assert client.redirect_uris[0] == "http://localhost:3000/login-callback"
         config = issuers.oidc(client.issuer, client.client_id)
         assert config.client_id == client.client_id

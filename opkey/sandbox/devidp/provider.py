@@ -510,7 +510,12 @@ class DevProvider:
             return _oauth_error("invalid_client", "client authentication failed", 401, invalid)
         return client
 
-    def _token(self, query: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    def _client_request(
+        self, query: str, headers: Mapping[str, str]
+    ) -> tuple[dict[str, list[str]], DevClient] | Reply:
+        """The parameters and the authenticated client of a request to the token or the
+        device authorization endpoint (RFC 6749 §3.2: no parameter twice, the client
+        authenticated alike), or the error reply."""
         params = _params(query)
         try:
             for name in params:
@@ -520,6 +525,13 @@ class DevProvider:
         client = self._authenticate(params, headers)
         if isinstance(client, Reply):
             return client
+        return params, client
+
+    def _token(self, query: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        request = self._client_request(query, headers)
+        if isinstance(request, Reply):
+            return request
+        params, client = request
         grant_type = _single(params, "grant_type")
         if grant_type == "authorization_code":
             return self._exchange_code(params, client)
@@ -641,15 +653,10 @@ class DevProvider:
     # -- device flow ----------------------------------------------------------------------
 
     def _device_authorization(self, query: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        params = _params(query)
-        try:
-            for name in params:
-                _single(params, name)
-        except _ParamError as exc:
-            return _oauth_error("invalid_request", str(exc))
-        client = self._authenticate(params, headers)
-        if isinstance(client, Reply):
-            return client
+        request = self._client_request(query, headers)
+        if isinstance(request, Reply):
+            return request
+        params, client = request
         scope = _single(params, "scope") or ""
         if "openid" not in scope.split():
             return _oauth_error("invalid_scope", "scope must include 'openid'")
