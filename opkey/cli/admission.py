@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from opkey.cli.key_options import add_key_arguments
-from opkey.cli.registry_options import add_insecure_registry_argument, add_registry_ca_argument
+from opkey.cli.registry_options import add_registry_access_arguments
 from opkey.cli.timestamp_options import add_timestamp_verify_arguments
 from opkey.cli.tlog_options import add_tlog_verify_arguments
 
@@ -160,8 +160,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "they changed; 0: the rules and policies only at start (default: %(default)g)",
     )
     registry = serve.add_argument_group("registries")
-    add_insecure_registry_argument(registry)
-    add_registry_ca_argument(registry)
+    add_registry_access_arguments(registry)
     registry.add_argument(
         "--registry-private-addresses",
         action="store_true",

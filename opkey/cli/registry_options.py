@@ -32,9 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_PASSWORD_BYTES",
     "RegistryOptions",
-    "add_insecure_registry_argument",
+    "add_registry_access_arguments",
     "add_registry_arguments",
-    "add_registry_ca_argument",
 ]
 
 #: Longest password read from standard input (registry tokens are a few KiB at most).
@@ -44,14 +43,13 @@ MAX_PASSWORD_BYTES = 64 * 1024
 def add_registry_arguments(parser: Any) -> None:
     """Add the registry flags (see the module doc) to ``parser``."""
     group = parser.add_argument_group("registry (images)")
-    add_insecure_registry_argument(group)
+    add_registry_access_arguments(group)
     group.add_argument("--registry-username", metavar="USER", help="registry user name")
     group.add_argument(
         "--registry-password-stdin",
         action="store_true",
         help="read the registry password or token from standard input",
     )
-    add_registry_ca_argument(group)
     group.add_argument(
         "--registry-token-host",
         action="append",
@@ -61,8 +59,9 @@ def add_registry_arguments(parser: Any) -> None:
     )
 
 
-def add_insecure_registry_argument(group: Any) -> None:
-    """``--insecure-registry HOST``: also taken by the admission gate, which reads images only."""
+def add_registry_access_arguments(group: Any) -> None:
+    """``--insecure-registry`` and ``--registry-ca-file``: how to reach a registry at all, also
+    taken by the admission gate (which reads images with the cluster's credentials only)."""
     group.add_argument(
         "--insecure-registry",
         action="append",
@@ -70,10 +69,6 @@ def add_insecure_registry_argument(group: Any) -> None:
         metavar="HOST",
         help="allow plain http to this registry (loopback always may)",
     )
-
-
-def add_registry_ca_argument(group: Any) -> None:
-    """``--registry-ca-file FILE``: also taken by the admission gate."""
     group.add_argument(
         "--registry-ca-file", metavar="FILE", help="CA bundle (PEM) for the registry's TLS"
     )

@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from opkey.cosign import SIGNATURE_TAG_SUFFIX, signature_tag
 from opkey.digest import Digest
 from opkey.errors import ConfigError
 from opkey.registry.client import RegistryClient
@@ -97,7 +98,7 @@ MAX_SIGNATURE_BYTES = MAX_LAYER_BYTES
 #: cosign's signature tag: ``sha256-<hex>.sig``, one simple-signing layer per signature.
 SIGNATURES = LayerCollection(
     kind="signature",
-    suffix=".sig",
+    suffix=SIGNATURE_TAG_SUFFIX,
     layer_media_type=COSIGN_SIMPLESIGNING,
     holds="a cosign signature manifest",
 )
@@ -106,11 +107,6 @@ SIGNATURES = LayerCollection(
 SignatureLayer = Layer
 #: The signature layers of one image, streamed (see :class:`opkey.registry.journal.Layers`).
 SignatureLayers = Layers
-
-
-def signature_tag(digest: Digest) -> str:
-    """The cosign signature tag of the image ``digest``: ``sha256-<hex>.sig``."""
-    return SIGNATURES.tag(digest)
 
 
 def journal_tag(digest: Digest, layer: Descriptor) -> str:
