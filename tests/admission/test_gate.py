@@ -20,7 +20,6 @@ import pytest
 from opkey.admission import ImageCheck, Mode, parse_admission_review, plan_admission
 from opkey.admission.gate import Gate, Judgement, Source
 from opkey.admission.policies import load_gate_policy
-from opkey.admission.service import ServeOptions, build_gate
 from opkey.images import attest_image
 from opkey.jwks.archive import JwksArchive
 from opkey.policy.file import LogPin
@@ -28,6 +27,7 @@ from opkey.registry.reference import ImageReference
 from opkey.sandbox.devidp import DevIdP
 from opkey.sandbox.registry import LocalRegistry, seed_image
 from opkey.verification.trust import KeyOptions
+from tests.admission.gates import judge, make_gate
 from tests.admission.serving import (
     OTHER_REPO_ID,
     image_in,
@@ -41,6 +41,7 @@ from tests.conftest import make_registry_client
 from tests.registry.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.registry
+__all__ = ["make_gate"]  # fixtures
 
 
 class Registry:
@@ -89,31 +90,6 @@ def registry(registry_server: LocalRegistry) -> Iterator[Registry]:
 @pytest.fixture
 def idp(make_dev_idp: Callable[..., DevIdP]) -> DevIdP:
     return make_dev_idp()
-
-
-@pytest.fixture
-def make_gate(tmp_path: Path) -> Iterator[Callable[..., Gate]]:
-    made: list[Gate] = []
-
-    def make(policy: Path, **options: object) -> Gate:
-        settings = ServeOptions(
-            listen="127.0.0.1:0",
-            tls_cert=tmp_path / "unused.pem",
-            tls_key=tmp_path / "unused-key.pem",
-            policy=policy,
-            **options,  # type: ignore[arg-type]
-        )
-        gate = build_gate(settings)
-        made.append(gate)
-        return gate
-
-    yield make
-    for gate in made:
-        gate.close()
-
-
-def judge(gate: Gate, *images: str, namespace: str = "apps") -> Judgement:
-    return asyncio.run(gate.judge(review(pod("web", *images, namespace=namespace))))
 
 
 def test_a_signed_image_is_admitted_then_answered_from_the_cache_without_the_registry(
