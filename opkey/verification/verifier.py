@@ -285,7 +285,8 @@ class Verifier:
                 log = self._trusted_log(entry.log_id)
                 if log is None:
                     skipped.append(
-                        f"log entry {index}: from log {entry.log_id.hex()}, which is not pinned"
+                        f"log entry {index}: from log {entry.log_id.hex()[:16]}…, which is not pinned "
+                        f"({self._pinned_logs()})"
                     )
                     continue
                 if expected is None:
@@ -304,6 +305,14 @@ class Verifier:
                 found=len(entries),
             )
         return tuple(verified)
+
+    def _pinned_logs(self) -> str:
+        """The pinned logs as a reader can tell them apart: a wrong origin on Rekor v2 and a
+        wrong key both give another log id, so both are shown."""
+        logs = self.trust.transparency_logs
+        if not logs:
+            return "no log is pinned"
+        return "pinned: " + ", ".join(f"{log.origin!r} id {log.log_id.hex()[:16]}…" for log in logs)
 
     def _verified_timestamp(
         self, token: TimestampToken | bytes, signature: bytes
