@@ -33,7 +33,7 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opkey.bundle import (
     MAX_BUNDLE_TIMESTAMPS,
@@ -46,8 +46,9 @@ from opkey.dsse import MAX_ENVELOPE_BYTES, Envelope
 from opkey.errors import FormatError
 from opkey.jose import b64url_encode, parse_json_object
 from opkey.pktoken import PKToken
-from opkey.tlog.entry import LogEntry
-from opkey.tlog.rekor import transparency_log_entry
+
+if TYPE_CHECKING:
+    from opkey.tlog.entry import LogEntry
 
 __all__ = [
     "ATTESTATION_BUNDLE_MEDIA_TYPE",
@@ -148,6 +149,8 @@ class SignedAttestation:
             if len(self.tlog_entries) > 1:
                 raise FormatError("an attestation layer carries one transparency log entry")
             (entry,) = self.tlog_entries
+            from opkey.tlog.rekor import transparency_log_entry
+
             annotations[OPKEY_TLOG] = json.dumps(
                 transparency_log_entry(entry), separators=(",", ":")
             )
@@ -166,6 +169,8 @@ class SignedAttestation:
         if self.timestamps:
             document["timestamps"] = [base64.b64encode(t).decode("ascii") for t in self.timestamps]
         if self.tlog_entries:
+            from opkey.tlog.rekor import transparency_log_entry
+
             document["tlogEntries"] = [transparency_log_entry(e) for e in self.tlog_entries]
         return document
 

@@ -30,13 +30,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opkey.errors import FormatError
 from opkey.jose import CompactJWS, b64std_decode, b64std_encode, parse_compact, parse_json_object
 from opkey.pktoken import PKToken
-from opkey.tlog.entry import LogEntry
-from opkey.tlog.rekor import entry_from_transparency_log_entry, transparency_log_entry
+
+if TYPE_CHECKING:
+    # The log modules are loaded when a bundle carries entries: most bundles do not, and
+    # start-up time is part of every verification.
+    from opkey.tlog.entry import LogEntry
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
@@ -86,6 +89,8 @@ class Bundle:
         object.__setattr__(self, "timestamps", stamps)
         entries = tuple(self.tlog_entries)
         _check_count(len(entries), "log entries", MAX_BUNDLE_TLOG_ENTRIES)
+        if entries:
+            from opkey.tlog.entry import LogEntry
         seen: set[tuple[bytes, int]] = set()
         for index, entry in enumerate(entries):
             if not isinstance(entry, LogEntry):
@@ -152,6 +157,8 @@ class Bundle:
         if self.timestamps:
             document["timestamps"] = [b64std_encode(der) for der in self.timestamps]
         if self.tlog_entries:
+            from opkey.tlog.rekor import transparency_log_entry
+
             document["tlogEntries"] = [transparency_log_entry(e) for e in self.tlog_entries]
         return document
 
@@ -202,6 +209,8 @@ def read_tlog_entries(value: Any) -> tuple[LogEntry, ...]:
     items = _bounded_array(
         value, "tlogEntries", "log entries", "log entries", MAX_BUNDLE_TLOG_ENTRIES
     )
+    from opkey.tlog.rekor import entry_from_transparency_log_entry
+
     entries: list[LogEntry] = []
     for index, item in enumerate(items):
         try:

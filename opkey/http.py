@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import heapq
-import http.client
 import ipaddress
 import os
 import socket
@@ -596,6 +595,8 @@ class RequestsTransport:
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> HttpResponse:
         """Send the request; see :class:`Transport`."""
+        import http.client  # loaded by requests anyway; not at start-up
+
         import requests
 
         session = self._get_session()

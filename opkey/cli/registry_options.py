@@ -93,9 +93,8 @@ class RegistryOptions:
         stdin: IO[bytes] | None = None,
     ) -> RegistryOptions:
         """Read the flags (and, with ``--registry-password-stdin``, standard input)."""
-        from opkey.http import check_ca_bundle
-        from opkey.registry.auth import credentials_from_env
-
+        # The HTTP and registry modules are imported only when used: a verification of files
+        # never needs them, and start-up time is part of every command.
         username = getattr(args, "registry_username", None)
         from_stdin = bool(getattr(args, "registry_password_stdin", False))
         if (username or from_stdin) and not getattr(args, "image", None):
@@ -120,11 +119,15 @@ class RegistryOptions:
                 raise ConfigError("standard input cannot hold both a bundle and the password")
             password = _read_password(stdin or sys.stdin.buffer)
         elif getattr(args, "image", None):
+            from opkey.registry.auth import credentials_from_env
+
             ambient = credentials_from_env(os.environ if env is None else env)
             if ambient is not None:
                 username, password = ambient.username, ambient.password
         ca_file = getattr(args, "registry_ca_file", None)
         if ca_file:
+            from opkey.http import check_ca_bundle
+
             check_ca_bundle(ca_file, what="--registry-ca-file")
         return cls(
             insecure=tuple(getattr(args, "insecure_registry", None) or ()),

@@ -447,8 +447,8 @@ def _parse_signer(entry: Any, path: str, trusted: set[str] | None) -> SignerRequ
     pinned = pinned_issuers(policy)
     if pinned is None and not accepts_any_signer(policy):
         raise ConfigError(
-            f"{path}: signer {name!r} does not pin an issuer; add an issuer rule (in all_of) "
-            "or use a github/gitlab workload rule, so that no other trusted issuer's tokens can match"
+            f"{path}: signer {name!r} does not pin an issuer; add an issuer rule (in all_of) or "
+            "use a github/gitlab workload rule, so that no other trusted issuer's tokens can match"
         )
     if pinned is not None and not pinned:
         raise ConfigError(f"{path}: signer {name!r} requires conflicting issuers; none can match")

@@ -297,9 +297,11 @@ def _timestamp_authorities(
     options: KeyOptions, settings: TimestampSettings | None
 ) -> tuple[TimestampAuthority, ...]:
     """The verifier's own TSA chains, then (if trusted) the policy file's; each read once."""
-    from opkey.timestamp import TimestampAuthority
 
     def read(path: Path) -> TimestampAuthority:
+        # Imported only when a chain is configured: x509 costs start-up time.
+        from opkey.timestamp import TimestampAuthority
+
         return TimestampAuthority.from_pem(
             _read_chain(path), what=f"time-stamping authority chain {path}"
         )
@@ -322,12 +324,14 @@ def _transparency_logs(
     options: KeyOptions, settings: TlogSettings | None
 ) -> tuple[TrustedLog, ...]:
     """The verifier's own pinned logs, then (if trusted) the policy file's; each key read once."""
-    from opkey.errors import FormatError
-    from opkey.files import read_regular_file
-    from opkey.tlog.log import TrustedLog
-    from opkey.tlog.note import load_log_public_key
 
     def read(pin: LogPin) -> TrustedLog:
+        # Imported only when a log is pinned, as the TSA chains are.
+        from opkey.errors import FormatError
+        from opkey.files import read_regular_file
+        from opkey.tlog.log import TrustedLog
+        from opkey.tlog.note import load_log_public_key
+
         data = read_regular_file(
             Path(pin.key_file).expanduser(),
             limit=16 * 1024,

@@ -230,7 +230,7 @@ class Verifier:
         proofs: list[SigningTime] = []
         skipped: list[str] = []
         authorities = self.trust.timestamp_authorities
-        if not authorities:
+        if not authorities and tokens:
             # Nothing can be proven, but a malformed token is still a malformed signature:
             # parse strictly whatever is carried.
             from opkey.timestamp import TimestampToken
@@ -285,8 +285,8 @@ class Verifier:
                 log = self._trusted_log(entry.log_id)
                 if log is None:
                     skipped.append(
-                        f"log entry {index}: from log {entry.log_id.hex()[:16]}…, which is not pinned "
-                        f"({self._pinned_logs()})"
+                        f"log entry {index}: from log {entry.log_id.hex()[:16]}…, which is not "
+                        f"pinned ({self._pinned_logs()})"
                     )
                     continue
                 if expected is None:
