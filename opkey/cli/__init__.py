@@ -233,6 +233,11 @@ def _error_document(message: str, kind: str, code: int) -> None:
 
 
 def _run(argv: Sequence[str]) -> int:
+    if list(argv) == ["--version"]:
+        # Answered before the parser is built: building it imports every subcommand's module,
+        # and scripts that ask for the version should not pay for that.
+        print(f"opkey {__version__}")
+        return 0
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -72,11 +72,14 @@ def add_key_arguments(parser: Any, *, offline_note: str = "") -> None:
 
 
 def check_key_flags(flags: KeyFlags, *, policy_file: str | None) -> None:
-    """Refuse ``--offline`` with no keys to use (a policy file may name them)."""
+    """Refuse ``--offline`` with no keys to use (a policy file may name them), and
+    ``--trust-policy-anchors`` with no policy file to trust (it would be silently ignored)."""
     from opkey.errors import ConfigError
 
     if flags.offline and not (flags.jwks or flags.jwks_archive or policy_file):
         raise ConfigError("--offline needs the issuer's keys: pass --jwks or --jwks-archive")
+    if flags.trust_policy_anchors and not policy_file:
+        raise ConfigError("--trust-policy-anchors applies to a --policy file")
 
 
 def key_options(flags: KeyFlags, transport: Transport | None) -> KeyOptions:

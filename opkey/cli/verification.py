@@ -222,8 +222,6 @@ class VerificationRequest:
             if self.github and self.gitlab:
                 raise ConfigError("--github-* and --gitlab-* flags cannot be combined")
         check_key_flags(self, policy_file=self.policy_file)
-        if self.trust_policy_anchors and not self.policy_file:
-            raise ConfigError("--trust-policy-anchors applies to a --policy file")
         if self.image is None and not self.bundles and not self.file:
             raise ConfigError("--bundle is required with --digest")
         if self.image is not None and self.bundles:
