@@ -8,6 +8,7 @@ The signatures are then checked with ``opkey verify`` as a verifier would.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -157,16 +158,30 @@ def test_action_signs_an_image_and_reuses_its_environment(
     assert first.ok, first.log
     assert first.outputs["bundles"] == ""
     assert "signed" in first.steps[2].stderr
+    # The second use also attests the image: a layer of its .att tag.
+    (workspace / "scan.json").write_text(json.dumps({"scanner": {"result": "PASSED"}}))
     second = use_action(
-        dev_idp, runner_temp, dependency_wheels, workspace, image=str(registry_image)
+        dev_idp,
+        runner_temp,
+        dependency_wheels,
+        workspace,
+        image=str(registry_image),
+        attest_type="vuln",
+        attest_predicate="scan.json",
     )
     assert second.ok, second.log
+    assert second.outputs["attestations"] == ""  # an image's attestation is in its registry
     # the same job's second use installs nothing again
     assert "Collecting" not in second.steps[1].stdout + second.steps[1].stderr
     assert len(list(runner_temp.glob("opkey-*"))) == 1
     assert verify(str(registry_image), issuer=dev_idp.issuer) == 0
     out = capsys.readouterr().out
     assert out.count("repo:octo-org/octo-repo") >= 2  # both signatures verified
+    identity = ["--issuer", dev_idp.issuer, "--github-repository-id", REPO_ID]
+    attested = ["verify-attestation", str(registry_image), *identity]
+    assert main([*attested, "--type", "vuln"]) == 0
+    assert main([*attested, "--type", "slsaprovenance1"]) == 1
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize(
@@ -313,3 +328,78 @@ def test_action_stamps_every_signature_with_one_id_token(
         )
     assert len(pktokens) == 1  # one ID token for every target
     capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_action_attests_every_target_after_signing_it(
+    dev_idp: DevIdP,
+    runner_temp: Path,
+    dependency_wheels: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workspace = tmp_path / "workspace"
+    (workspace / "dist").mkdir(parents=True)
+    (workspace / "dist" / "app.tar.gz").write_bytes(b"release 2.0")
+    (workspace / "scan.json").write_text(json.dumps({"scanner": {"result": "PASSED"}}))
+    run = use_action(
+        dev_idp,
+        runner_temp,
+        dependency_wheels,
+        workspace,
+        files="dist/app.tar.gz",
+        digest=DIGEST,
+        attest_type="vuln",
+        attest_predicate="scan.json",
+    )
+    assert run.ok, run.log
+    assert run.outputs["bundles"].splitlines() == [
+        "opkey-bundle.json",
+        "dist/app.tar.gz.opkey.json",
+    ]
+    attestations = run.outputs["attestations"].splitlines()
+    assert attestations == ["opkey-bundle.att.json", "dist/app.tar.gz.att.opkey.json"]
+    artifact = str(workspace / "dist" / "app.tar.gz")
+    identity = ["--issuer", dev_idp.issuer, "--github-repository-id", REPO_ID]
+    # Each target keeps its signature and gains an attestation of the given predicate.
+    assert main(["verify", "--file", artifact, *identity]) == 0
+    assert main(["verify-attestation", "--file", artifact, "--type", "vuln", *identity]) == 0
+    digest_statement = str(workspace / "opkey-bundle.att.json")
+    assert (
+        main(
+            [
+                "verify-attestation",
+                "--digest",
+                DIGEST,
+                "--bundle",
+                digest_statement,
+                "--type",
+                "vuln",
+                *identity,
+            ]
+        )
+        == 0
+    )
+    bundle = json.loads((workspace / "dist" / "app.tar.gz.att.opkey.json").read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert statement["predicate"] == {"scanner": {"result": "PASSED"}}
+    # The check can fail: another predicate type is not what was attested.
+    assert (
+        main(["verify-attestation", "--file", artifact, "--type", "slsaprovenance1", *identity])
+        == 1
+    )
+    capsys.readouterr()
+
+
+def test_action_refuses_a_predicate_without_a_type(
+    dev_idp: DevIdP, runner_temp: Path, dependency_wheels: Path, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "a.txt").write_text("a")
+    run = use_action(
+        dev_idp, runner_temp, dependency_wheels, workspace, files="a.txt", attest_predicate="p.json"
+    )
+    assert not run.ok
+    assert "attest-predicate needs attest-type" in run.log
+    assert not (workspace / "a.txt.opkey.json").exists()
