@@ -7,7 +7,8 @@ return the answers as dicts; a missing Go toolchain skips the test (fails it und
 through :func:`tests.toolchain.go_tool`.
 
 Verifier styles are the settings Go's own providers give ``providers.NewProviderVerifier``:
-``github`` (AUD_CLAIM, GQ only, no client id check; Forgejo's ``ForgejoOp`` uses the same),
+``github`` (AUD_CLAIM, GQ only, no client id check; Forgejo's tokens have the same shape, and
+v0.26.0 has no Forgejo provider),
 ``gitlab`` (GQ_BOUND, GQ only, no client id check), ``standard`` (NONCE_CLAIM with the client
 id, as ``StandardOp``; ``gq_only`` when it GQ-signs) and ``keybound`` (KEY_BOUND with the
 client id, as ``KeyBindingOp``). The provider's keys are always a pinned JWKS.

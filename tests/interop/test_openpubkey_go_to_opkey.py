@@ -1,14 +1,16 @@
 """OpenPubkey Go → opkey: PK tokens and signed messages made by OpenPubkey's own client.
 
 Go's mock provider (GQ on and off, every commit type), its key-binding provider through a real
-loopback login against Go's mock OP, and its real GitLab CI provider pointed at opkey's dev
-IdP make the tokens; opkey parses both serializations, computes the same bytes, and verifies
-them through the library and through the command line.
+loopback login against Go's mock OP, and its real GitLab CI and GitHub Actions providers
+pointed at opkey's dev IdP (the GitHub one's built-in issuer routed to it) make the tokens;
+opkey parses both serializations, computes the same bytes, and verifies them through the
+library and through the command line.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -224,4 +226,60 @@ def test_cli_verifies_go_key_bound_tokens(
     args += ["--jwks", str(jwks), "--issuer", minted["issuer"], "--commitment", "key-bound"]
     args += ["--client-id", minted["client_id"], "--subject", "me"]
     assert main(args) == 0
+    capsys.readouterr()
+
+
+# -- OpenPubkey's GitHub Actions provider ----------------------------------------------------
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+@pytest.fixture
+def github_named_idp() -> Iterator[DevIdP]:
+    """A dev IdP that calls itself GitHub's issuer: OpenPubkey's GithubOp accepts no other
+    (the harness routes its requests for that origin to the dev IdP's loopback address)."""
+    with DevIdP(issuer=GITHUB_ISSUER) as idp:
+        yield idp
+
+
+def _github_mint(idp: DevIdP, **request: Any) -> dict[str, Any]:
+    return go_mint(
+        provider="github",
+        request_url=idp.github_request_url,
+        request_token=idp.request_token,
+        github_route=idp.loopback_url,
+        **request,
+    )
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_opkey_accepts_go_github_actions_provider_tokens(
+    github_named_idp: DevIdP, alg: str
+) -> None:
+    """Go's real GithubOp: it asks the job's token URL for an ID token with the commitment as
+    its audience, GQ-signs it under the keys it discovers, and checks it with its own verifier;
+    opkey verifies the PK token under the well-known GitHub issuer's settings."""
+    minted = _github_mint(github_named_idp, alg=alg, messages=MESSAGES)
+    assert minted["issuer"] == GITHUB_ISSUER
+    assert minted["jwks"] == github_named_idp.keyring.jwks()
+    keys = KeySet.from_dict(github_named_idp.keyring.jwks())
+    pktoken = check_go_token(minted, issuers.github_actions(), keys)
+    assert pktoken.op.alg == "GQ256"
+    assert pktoken.claims["repository"] == github_named_idp.settings.github.repository
+
+
+def test_cli_verifies_go_github_tokens_with_a_workflow_policy(
+    github_named_idp: DevIdP, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = Digest.of_bytes(b"an artifact signed by OpenPubkey Go's GitHub provider")
+    minted = _github_mint(github_named_idp, messages=[artifact_statement(digest)])
+    bundle = write_bundle(tmp_path, minted)
+    jwks = tmp_path / "github-jwks.json"
+    jwks.write_text(json.dumps(github_named_idp.keyring.jwks()))
+    repository = github_named_idp.settings.github.repository
+    args = ["verify", "--digest", str(digest), "--bundle", str(bundle), "--offline"]
+    args += ["--issuer", GITHUB_ISSUER, "--jwks", str(jwks)]
+    assert main([*args, "--github-repository", repository]) == 0
+    # Another repository's policy rejects the same bundle.
+    assert main([*args, "--github-repository", "someone/else"]) == 1
     capsys.readouterr()

@@ -101,7 +101,10 @@ class DevIdP:
     """A running development OpenID provider (start/stop, or use as a context manager).
 
     ``port=0`` picks a free port. ``clock`` (seconds since the epoch) drives token times and
-    code expiry, so tests can move time forward.
+    code expiry, so tests can move time forward. ``issuer`` names the provider instead of its
+    loopback URL (``iss``, the discovery document and every endpoint URL), for clients that
+    only accept a well-known issuer: their requests to it must then be routed to the loopback
+    address (:attr:`loopback_url`).
     """
 
     def __init__(
@@ -111,7 +114,9 @@ class DevIdP:
         settings: DevIdPSettings | None = None,
         clock: Callable[[], float] = time.time,
         verbose: bool = False,
+        issuer: str | None = None,
     ) -> None:
+        self._issuer = issuer
         self.settings = settings if settings is not None else DevIdPSettings()
         self.keyring = KeyRing()
         self._port = port
@@ -129,7 +134,7 @@ class DevIdP:
         server = _Server(
             self._port,
             lambda issuer: DevProvider(
-                issuer, self.settings, keyring=self.keyring, clock=self._clock
+                self._issuer or issuer, self.settings, keyring=self.keyring, clock=self._clock
             ),
         )
         server.verbose = self._verbose
@@ -189,8 +194,13 @@ class DevIdP:
 
     @property
     def issuer(self) -> str:
-        """``http://127.0.0.1:<port>``: the ``iss`` of every token this provider mints."""
+        """``http://127.0.0.1:<port>`` (or the ``issuer`` given): the ``iss`` of every token."""
         return self.provider.issuer
+
+    @property
+    def loopback_url(self) -> str:
+        """``http://127.0.0.1:<port>``: where the provider answers, whatever its name."""
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def client_id(self) -> str:

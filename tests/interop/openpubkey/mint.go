@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 
 	"github.com/openpubkey/openpubkey/client"
@@ -19,8 +20,9 @@ import (
 
 type mintRequest struct {
 	// Provider is "mock" (providers.MockProvider), "gitlab" (providers.GitlabCiOp reading the
-	// ID token from an environment variable) or "keybound" (the key-binding Hello provider
-	// against Go's mock OP, through a real loopback browser flow).
+	// ID token from an environment variable), "github" (providers.GithubOp from the job's
+	// environment, requesting its ID token over HTTP) or "keybound" (the key-binding Hello
+	// provider against Go's mock OP, through a real loopback browser flow).
 	Provider string `json:"provider"`
 	// CommitType for the mock provider: "nonce", "aud" or "gq_bound".
 	CommitType string `json:"commit_type,omitempty"`
@@ -29,6 +31,12 @@ type mintRequest struct {
 	ClientID   string `json:"client_id,omitempty"`
 	// IDToken is the GitLab CI job's ID token (for "gitlab").
 	IDToken string `json:"id_token,omitempty"`
+	// RequestURL and RequestToken are the job's ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, and
+	// GithubRoute the loopback base URL (http://127.0.0.1:PORT) that serves the GitHub issuer
+	// (for "github").
+	RequestURL   string `json:"request_url,omitempty"`
+	RequestToken string `json:"request_token,omitempty"`
+	GithubRoute  string `json:"github_route,omitempty"`
 	// Alg is the ephemeral key's algorithm: ES256 (default), EdDSA or RS256.
 	Alg         string            `json:"alg,omitempty"`
 	ExtraClaims map[string]string `json:"extra_claims,omitempty"`
@@ -126,6 +134,53 @@ func gitlabProvider(ctx context.Context, request mintRequest) (providers.OpenIdP
 	return op, jwks, err
 }
 
+// githubIssuer is the issuer OpenPubkey's GithubOp requires (a constant in the library).
+const githubIssuer = "https://token.actions.githubusercontent.com"
+
+// routedTransport sends the requests for one https origin to a loopback http server instead:
+// GithubOp has its issuer built in, and fetches that issuer's discovery document and keys with
+// Go's default HTTP client, so this is how it reaches a test provider on this machine.
+type routedTransport struct {
+	origin string
+	target *url.URL
+	inner  http.RoundTripper
+}
+
+func (t routedTransport) RoundTrip(request *http.Request) (*http.Response, error) {
+	if request.URL.Scheme+"://"+request.URL.Host == t.origin {
+		routed := request.Clone(request.Context())
+		routed.URL.Scheme = t.target.Scheme
+		routed.URL.Host = t.target.Host
+		routed.Host = t.target.Host
+		return t.inner.RoundTrip(routed)
+	}
+	return t.inner.RoundTrip(request)
+}
+
+// githubProvider is OpenPubkey's own GitHub Actions provider (GithubOp, from the job's
+// environment), its requests to the GitHub issuer routed to the provider at GithubRoute.
+func githubProvider(ctx context.Context, request mintRequest) (providers.OpenIdProvider, []byte, error) {
+	target, err := url.Parse(request.GithubRoute)
+	if err != nil || target.Scheme != "http" {
+		return nil, nil, fmt.Errorf("github_route must be an http URL, got %q", request.GithubRoute)
+	}
+	http.DefaultTransport = routedTransport{origin: githubIssuer, target: target, inner: http.DefaultTransport}
+	for name, value := range map[string]string{
+		"ACTIONS_ID_TOKEN_REQUEST_URL":   request.RequestURL,
+		"ACTIONS_ID_TOKEN_REQUEST_TOKEN": request.RequestToken,
+	} {
+		if err := os.Setenv(name, value); err != nil {
+			return nil, nil, err
+		}
+	}
+	op, err := providers.NewGithubOpFromEnvironment()
+	if err != nil {
+		return nil, nil, err
+	}
+	jwks, err := discover.GetJwksByIssuer(ctx, githubIssuer, nil)
+	return op, jwks, err
+}
+
 func mint(input []byte) (any, error) {
 	var request mintRequest
 	if err := json.Unmarshal(input, &request); err != nil {
@@ -142,6 +197,8 @@ func mint(input []byte) (any, error) {
 		op, jwks, err = keyBoundProvider(ctx, request)
 	case "gitlab":
 		op, jwks, err = gitlabProvider(ctx, request)
+	case "github":
+		op, jwks, err = githubProvider(ctx, request)
 	default:
 		err = fmt.Errorf("unknown provider %q", request.Provider)
 	}

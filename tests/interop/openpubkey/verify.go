@@ -15,7 +15,7 @@ import (
 type verifierConfig struct {
 	Issuer string `json:"issuer"`
 	// Style is the Go provider whose verifier settings to use: "github" (AUD_CLAIM, GQ only,
-	// no client id; also Forgejo's), "aud" (AUD_CLAIM without GQ, for RS256 comparisons),
+	// no client id; Forgejo tokens have the same shape, and v0.26.0 has no Forgejo provider), "aud" (AUD_CLAIM without GQ, for RS256 comparisons),
 	// "gitlab" (GQ_BOUND, GQ only, no client id), "standard"
 	// (NONCE_CLAIM with the client id, as StandardOp), "keybound" (KEY_BOUND with the client
 	// id, as KeyBindingOp).
