@@ -2,17 +2,20 @@
 
 Run from the checkout root with the harness built (``python tests/tools/build.py openpubkey``)::
 
-    .venv/bin/python -m tests.interop.make_openpubkey_vectors
+    .venv/bin/python -m tests.interop.make_openpubkey_vectors [NAME ...]
 
 Each vector is what the harness's ``mint`` answered (Go's own client, providers, hash and
 serializations), plus the messages it signed and the settings opkey verifies it with. The
-GitLab vector is made by Go's ``GitlabCiOp`` from an ID token of a dev IdP started here.
+GitLab vector is made by Go's ``GitlabCiOp`` from an ID token of a dev IdP started here, the
+GitHub one by Go's ``GithubOp`` against a dev IdP named by GitHub's issuer.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +55,31 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"provider": "gitlab", "alg": "EdDSA"},
         {"commitment": "gq-bound", "algorithms": ["GQ256"]},
     ),
+    "github-actions-dev-idp-es256": (
+        {"provider": "github", "alg": "ES256"},
+        {"commitment": "aud", "algorithms": ["GQ256"]},
+    ),
 }
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 
-def main() -> None:
+def main(names: Sequence[str] = ()) -> None:
+    """Write every vector, or only those ``names`` (the others are left as they are)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    with DevIdP() as idp:
+    with DevIdP() as idp, DevIdP(issuer=GITHUB_ISSUER) as github:
         for name, (request, verify) in CASES.items():
+            if names and name not in names:
+                continue
             call = dict(request)
             if call["provider"] == "gitlab":
                 call.update(issuer=idp.issuer, id_token=idp.mint_gitlab_token())
+            if call["provider"] == "github":
+                # GithubOp has GitHub's issuer built in: the harness routes it to this dev IdP.
+                call.update(
+                    request_url=github.github_request_url,
+                    request_token=github.request_token,
+                    github_route=github.loopback_url,
+                )
             minted = go_mint(messages=MESSAGES, **call)
             vector = {
                 "request": request,
@@ -80,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
