@@ -355,6 +355,7 @@ def verify_image(
     *,
     at: datetime | None = None,
     deadline: Deadline | None = None,
+    until_met: bool = False,
 ) -> ImageVerdict:
     """Verify every signature of ``image`` and decide ``requirement``; raise unless it is met.
 
@@ -364,6 +365,8 @@ def verify_image(
     referrers. The returned :class:`ImageVerdict` says which signature or attestation met
     which requirement and why each other one did not. Everything is done within ``deadline``
     (default: :data:`DEFAULT_VERIFY_TIMEOUT` from now), registry requests and waits included.
+    ``until_met`` stops once the requirement is met (:meth:`Verifier.verdict`): the referrers
+    are then not listed when the ``.sig`` tag's signatures suffice.
     """
     client = client.within(deadline or Deadline.after(DEFAULT_VERIFY_TIMEOUT))
     ref = image if isinstance(image, ImageReference) else ImageReference.parse(image)
@@ -373,7 +376,7 @@ def verify_image(
     if not found.total:
         kind = "signatures" if requirement.needs_signatures else "attestations"
         raise SignatureError(f"{resolved} has no {kind} ({found.where})")
-    verdict = verifier.verdict(requirement, digest, found.evidence, at=at)
+    verdict = verifier.verdict(requirement, digest, found.evidence, at=at, until_met=until_met)
     try:
         verdict.raise_if_rejected()
     except VerificationError as exc:

@@ -364,8 +364,14 @@ class Gate:
         problems.failed = False
         started = time.perf_counter()
         try:
+            # The gate needs the decision only: reading stops once the requirement is met.
             verify_image(
-                self.registry, reference, policy.verifier, policy.requirement, deadline=deadline
+                self.registry,
+                reference,
+                policy.verifier,
+                policy.requirement,
+                deadline=deadline,
+                until_met=True,
             )
         except VerificationError as exc:
             # A rejection while a key source failed may be the outage's doing: not remembered.

@@ -17,7 +17,7 @@ then decides the requirement over the genuine signatures only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -234,8 +234,14 @@ def decide(
     evidence: Iterable[Evidence],
     *,
     at: datetime | None = None,
+    until_met: bool = False,
 ) -> Verdict:
-    """Check each piece of ``evidence`` for ``subject``, then decide ``requirement``."""
+    """Check each piece of ``evidence`` for ``subject``, then decide ``requirement``.
+
+    ``until_met`` stops reading evidence as soon as the genuine signatures so far meet the
+    requirement: more signatures can never turn a met requirement into an unmet one, so the
+    decision is the same, and a lazy source (an image's referrers) is not read for nothing.
+    """
     outcomes: list[SignatureOutcome] = []
     for index, item in enumerate(evidence):
         try:
@@ -250,6 +256,8 @@ def decide(
             outcomes.append(SignatureOutcome(index, item.label, error=exc))
         else:
             outcomes.append(SignatureOutcome(index, item.label, identity=identity))
+            if until_met and _met(requirement, outcomes):
+                break
     genuine = [o for o in outcomes if o.identity is not None]
     identities = [o.identity for o in genuine if o.identity is not None]
     result = requirement.evaluate(
@@ -273,3 +281,13 @@ def decide(
     return Verdict(
         subject, tuple(outcomes), requirements, requirement.distinct, requirement.sign_off_named
     )
+
+
+def _met(requirement: Requirement, outcomes: Sequence[SignatureOutcome]) -> bool:
+    """Whether the genuine signatures among ``outcomes`` already meet ``requirement``."""
+    identities = [o.identity for o in outcomes if o.identity is not None]
+    return requirement.evaluate(
+        [identity.claims for identity in identities],
+        labels=[o.label for o in outcomes if o.identity is not None],
+        statements=[identity.statement for identity in identities],
+    ).ok

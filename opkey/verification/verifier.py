@@ -430,6 +430,7 @@ class Verifier:
         evidence: Iterable[Evidence],
         *,
         at: datetime | None = None,
+        until_met: bool = False,
     ) -> Verdict:
         """Check every piece of ``evidence`` for ``subject``, then decide ``requirement``.
 
@@ -437,13 +438,15 @@ class Verifier:
         lazy sequence (signature layers streamed from a registry) costs little memory. The
         verdict never raises for a bad signature: it records why. Call
         :meth:`~opkey.verification.verdict.Verdict.raise_if_rejected` to turn a rejection into
-        the error that explains it.
+        the error that explains it. ``until_met``: stop reading evidence once the requirement
+        is met (the verdict then lists what was read), for a gate that needs the decision, not
+        the inventory; a rejection still reads everything.
         """
         if not isinstance(requirement, Requirement):
             raise ConfigError("a requirement is required (Requirement.of(policy) for one policy)")
         if at is not None:
             timestamp(at)  # a time no token can be checked at is the caller's error, not theirs
-        return decide(self, requirement, subject, evidence, at=at)
+        return decide(self, requirement, subject, evidence, at=at, until_met=until_met)
 
 
 def _require_policy(policy: object) -> None:
