@@ -31,7 +31,7 @@ from opkey.errors import (
     SignatureError,
     VerificationError,
 )
-from opkey.policy.signoff import Requirement, SignerRequirement
+from opkey.policy.signoff import Requirement, SignerRequirement, SignOffResult
 from opkey.remote_text import printable
 
 if TYPE_CHECKING:
@@ -256,15 +256,10 @@ def decide(
             outcomes.append(SignatureOutcome(index, item.label, error=exc))
         else:
             outcomes.append(SignatureOutcome(index, item.label, identity=identity))
-            if until_met and _met(requirement, outcomes):
+            if until_met and _evaluate(requirement, outcomes).ok:
                 break
     genuine = [o for o in outcomes if o.identity is not None]
-    identities = [o.identity for o in genuine if o.identity is not None]
-    result = requirement.evaluate(
-        [identity.claims for identity in identities],
-        labels=[o.label for o in genuine],
-        statements=[identity.statement for identity in identities],
-    )
+    result = _evaluate(requirement, genuine)
     unmet = {u.name: u.reason for u in result.unmet}
     requirements = tuple(
         RequirementOutcome(
@@ -283,11 +278,12 @@ def decide(
     )
 
 
-def _met(requirement: Requirement, outcomes: Sequence[SignatureOutcome]) -> bool:
-    """Whether the genuine signatures among ``outcomes`` already meet ``requirement``."""
-    identities = [o.identity for o in outcomes if o.identity is not None]
+def _evaluate(requirement: Requirement, outcomes: Sequence[SignatureOutcome]) -> SignOffResult:
+    """``requirement`` over the genuine signatures among ``outcomes``, in their order."""
+    genuine = [o for o in outcomes if o.identity is not None]
+    identities = [o.identity for o in genuine if o.identity is not None]
     return requirement.evaluate(
         [identity.claims for identity in identities],
-        labels=[o.label for o in outcomes if o.identity is not None],
+        labels=[o.label for o in genuine],
         statements=[identity.statement for identity in identities],
-    ).ok
+    )
