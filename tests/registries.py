@@ -50,7 +50,7 @@ class GgcrRegistry:
     """go-containerregistry's registry on ``127.0.0.1:<port>``, blobs under ``root``.
 
     Manifests and tags live in the process's memory (that is how this registry is built), so
-    unlike :class:`~opkey.registry.local.LocalRegistry` a restart forgets them; the fault tests
+    unlike :class:`~opkey.sandbox.registry.LocalRegistry` a restart forgets them; the fault tests
     that restart a registry therefore stay on distribution.
     """
 

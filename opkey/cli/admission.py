@@ -10,6 +10,7 @@ https://github.com/opkey-dev/opkey/blob/main/spec/admission.md
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from opkey.cli.key_options import add_key_arguments
@@ -33,7 +34,8 @@ def _positive(kind: type[int] | type[float]) -> Any:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
+        # NaN compares false with everything and infinity is no bound: both are refused.
+        if not math.isfinite(value) or value <= 0:
             raise argparse.ArgumentTypeError(f"{text!r}: give a positive number")
         return value
 
@@ -47,7 +49,7 @@ def _non_negative(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more seconds")
     return value
 

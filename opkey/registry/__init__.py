@@ -8,8 +8,12 @@
   concurrent signers.
 * :mod:`~opkey.registry.auth`: credentials (docker config, credential helpers, environment)
   and challenges; :mod:`~opkey.registry.responses`: parsers of registry answers.
-* :mod:`~opkey.registry.simplesigning`: the payload cosign signs for an image.
-* :mod:`~opkey.registry.local`: a real registry process on loopback for tests and demos.
+* :mod:`~opkey.registry.attestations` (the ``.att`` tag) and :mod:`~opkey.registry.referrers`
+  (OCI 1.1 referrers), both written through :mod:`~opkey.registry.journal`, the lost-update-safe
+  merge of collection tags.
+
+The payload cosign signs for an image is in :mod:`opkey.cosign`; a real registry process on
+loopback for tests and demos is in :mod:`opkey.sandbox.registry`, outside what a verifier runs.
 
 ``spec/registry.md`` describes the storage layout and the concurrency design.
 """

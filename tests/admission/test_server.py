@@ -357,6 +357,16 @@ def test_serve_options_are_checked_before_anything_listens(
     assert main(["admission", "serve", "--config", str(config), "--listen", "127.0.0.1:0",
                  "--tls-cert", "c", "--tls-key", "k", "--tlog-key", "log.pem"]) == 2  # fmt: skip
     assert "--tlog-key and --tlog-origin go together" in capsys.readouterr().err
+    # Times and sizes must be finite numbers: NaN would pass any comparison unnoticed.
+    for option, value, message in (
+        ("--deadline", "nan", "give a positive number"),
+        ("--workers", "0", "give a positive number"),
+        ("--cache-ttl", "inf", "give 0 or more seconds"),
+        ("--reload-interval", "nan", "give 0 or more seconds"),
+    ):
+        assert main(["admission", "serve", "--config", str(config), "--listen", "127.0.0.1:0",
+                     "--tls-cert", "c", "--tls-key", "k", option, value]) == 2  # fmt: skip
+        assert message in capsys.readouterr().err, option
 
 
 def test_a_changed_policy_file_is_reloaded_and_never_reuses_an_old_verdict(
