@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from opkey.background_server import serve_in_background, stop_serving
 from opkey.errors import ConfigError, ProviderError
 from opkey.http import is_loopback_host
 
@@ -115,13 +116,7 @@ class LoopbackListener:
             self._server = server
             self.redirect_uri = uri
             self._path = urlsplit(uri).path
-            self._thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name="opkey-login-redirect",
-                daemon=True,
-            )
-            self._thread.start()
+            self._thread = serve_in_background(server, name="opkey-login-redirect")
             return self
         raise ProviderError(
             "cannot listen for the login redirect on any of "
@@ -136,10 +131,7 @@ class LoopbackListener:
     ) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            stop_serving(server, self._thread)
 
     def _receive(self, raw_path: str) -> tuple[int, str, str]:
         parts = urlsplit(raw_path)

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from opkey.background_server import serve_in_background, stop_serving
 from opkey.sandbox.devidp.keyring import KeyRing
 from opkey.sandbox.devidp.provider import DevIdPSettings, DevProvider, Reply
 
@@ -138,27 +139,16 @@ class DevIdP:
             ),
         )
         server.verbose = self._verbose
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"opkey-dev-idp-{server.server_address[1]}",
-            daemon=True,
-        )
         self._server = server
-        self._thread = thread
-        thread.start()
+        self._thread = serve_in_background(server, name=f"opkey-dev-idp-{server.server_address[1]}")
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket (idempotent)."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        if server is not None:
+            stop_serving(server, thread)
 
     def __enter__(self) -> DevIdP:
         return self.start()
