@@ -13,7 +13,6 @@ plus optional extra string claims. Its commitment is
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from opkey.errors import FormatError
-from opkey.jose import b64url_encode, go_json
+from opkey.jose import go_json, sha3_b64url_once
 from opkey.keys import USER_ALGORITHMS, PublicJWK
 
 __all__ = ["RESERVED_CLAIMS", "ClientInstanceClaims"]
@@ -106,8 +105,4 @@ class ClientInstanceClaims:
 
         Computed once: the claims are immutable.
         """
-        if self._commitment is None:
-            value = b64url_encode(hashlib.sha3_256(self.header_bytes()).digest())
-            object.__setattr__(self, "_commitment", value)
-            return value
-        return self._commitment
+        return sha3_b64url_once(self, "_commitment", self.header_bytes)

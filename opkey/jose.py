@@ -18,11 +18,12 @@ signature check (DESIGN.md §4):
 from __future__ import annotations
 
 import binascii
+import hashlib
 import json
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "parse_compact",
     "parse_json",
     "parse_json_object",
+    "sha3_b64url_once",
     "thaw_json",
 ]
 
@@ -76,6 +78,22 @@ def b64url_encode(data: bytes) -> str:
     return (
         binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
     )
+
+
+def sha3_b64url_once(owner: object, slot: str, data: Callable[[], bytes]) -> str:
+    """``base64url(SHA3-256(data()))``, computed on first use and kept in ``owner.slot``.
+
+    For the identifiers of immutable (frozen, slotted) values, the CIC commitment and the
+    PK token hash: they are asked for repeatedly on the verification path, so the hash is
+    taken once and the stored string returned afterwards. ``data`` is only called when the
+    slot is still ``None``; the slot is set with ``object.__setattr__`` because the owner is
+    frozen.
+    """
+    value: str | None = getattr(owner, slot)
+    if value is None:
+        value = b64url_encode(hashlib.sha3_256(data()).digest())
+        object.__setattr__(owner, slot, value)
+    return value
 
 
 def check_size(

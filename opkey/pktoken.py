@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +38,7 @@ from opkey.jose import (
     go_json,
     parse_compact,
     parse_json_object,
+    sha3_b64url_once,
     thaw_json,
 )
 from opkey.keys import SigningKey
@@ -406,11 +406,7 @@ class PKToken:
 
         Computed once: the token is immutable.
         """
-        if self._hash is None:
-            digest = b64url_encode(hashlib.sha3_256(self.to_json()).digest())
-            object.__setattr__(self, "_hash", digest)
-            return digest
-        return self._hash
+        return sha3_b64url_once(self, "_hash", self.to_json)
 
     # -- convenience ----------------------------------------------------------------------
 

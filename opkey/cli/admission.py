@@ -11,7 +11,8 @@ https://github.com/opkey-dev/opkey/blob/main/spec/admission.md
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opkey.cli.key_options import add_key_arguments
 from opkey.cli.registry_options import add_registry_access_arguments
@@ -27,9 +28,9 @@ _SPEC = "https://github.com/opkey-dev/opkey/blob/main/spec/admission.md"
 
 
 def _positive(kind: type[int] | type[float]) -> Any:
-    import argparse
-
     def parse(text: str) -> int | float:
+        import argparse
+
         try:
             value = kind(text)
         except ValueError:
@@ -60,6 +61,94 @@ def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 0 or more")
     return int(text)
+
+
+class _Number(NamedTuple):
+    """One numeric ``serve`` option: its flag, the parser refusing bad values, and its help."""
+
+    flag: str
+    parse: Callable[[str], int | float]
+    default: int | float
+    metavar: str
+    help: str
+
+
+# The numeric options of ``serve``, declared once; :func:`_add_numbers` adds them where they
+# belong in the help (next to the options they relate to), by flag.
+_NUMBERS = {
+    row.flag: row
+    for row in (
+        _Number(
+            "--deadline",
+            _positive(float),
+            8.0,
+            "SECONDS",
+            "time one admission may take, well inside the webhook's timeoutSeconds; images "
+            "not verified by then are refused (default: %(default)g)",
+        ),
+        _Number(
+            "--workers",
+            _positive(int),
+            16,
+            "N",
+            "threads verifying images (default: %(default)s)",
+        ),
+        _Number(
+            "--cache-size",
+            _count,
+            100_000,
+            "N",
+            "verdicts kept, least recently used dropped first; 0 turns the cache off "
+            "(default: %(default)s)",
+        ),
+        _Number(
+            "--cache-ttl",
+            _non_negative,
+            600.0,
+            "SECONDS",
+            "how long a passed verdict is reused (default: %(default)g)",
+        ),
+        _Number(
+            "--negative-cache-ttl",
+            _non_negative,
+            30.0,
+            "SECONDS",
+            "how long a rejection is reused; failures to reach the registry or provider are "
+            "never cached (default: %(default)g)",
+        ),
+        _Number(
+            "--max-request-bytes",
+            _positive(int),
+            8 * 1024 * 1024,
+            "N",
+            "largest request body accepted, 413 beyond (default: %(default)s)",
+        ),
+        _Number(
+            "--refresh-interval",
+            _positive(float),
+            60.0,
+            "SECONDS",
+            "how often provider keys are fetched in the background (default: %(default)g)",
+        ),
+        _Number(
+            "--reload-interval",
+            _non_negative,
+            10.0,
+            "SECONDS",
+            "how often the certificate, rule and policy files are checked and reloaded when "
+            "they changed; 0: the rules and policies only at start (default: %(default)g)",
+        ),
+    )
+}
+
+
+def _add_numbers(group: Any, *flags: str) -> None:
+    """Add the :data:`_NUMBERS` rows named by ``flags`` to ``group``, in that order."""
+    for flag in flags:
+        row = _NUMBERS[flag]
+        group.add_argument(
+            row.flag, type=row.parse, default=row.default, metavar=row.metavar, help=row.help
+        )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -97,70 +186,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --policy: resolve tags to digests through the registry instead of refusing "
         "images not pinned by digest",
     )
-    serve.add_argument(
-        "--deadline",
-        type=_positive(float),
-        default=8.0,
-        metavar="SECONDS",
-        help="time one admission may take, well inside the webhook's timeoutSeconds; images "
-        "not verified by then are refused (default: %(default)g)",
-    )
-    serve.add_argument(
-        "--workers",
-        type=_positive(int),
-        default=16,
-        metavar="N",
-        help="threads verifying images (default: %(default)s)",
-    )
+    _add_numbers(serve, "--deadline", "--workers")
     cache = serve.add_argument_group("verdict cache")
-    cache.add_argument(
-        "--cache-size",
-        type=_count,
-        default=100_000,
-        metavar="N",
-        help="verdicts kept, least recently used dropped first; 0 turns the cache off "
-        "(default: %(default)s)",
-    )
-    cache.add_argument(
-        "--cache-ttl",
-        type=_non_negative,
-        default=600.0,
-        metavar="SECONDS",
-        help="how long a passed verdict is reused (default: %(default)g)",
-    )
-    cache.add_argument(
-        "--negative-cache-ttl",
-        type=_non_negative,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long a rejection is reused; failures to reach the registry or provider are "
-        "never cached (default: %(default)g)",
-    )
-    serve.add_argument(
-        "--max-request-bytes",
-        type=_positive(int),
-        default=8 * 1024 * 1024,
-        metavar="N",
-        help="largest request body accepted, 413 beyond (default: %(default)s)",
-    )
+    _add_numbers(cache, "--cache-size", "--cache-ttl", "--negative-cache-ttl")
+    _add_numbers(serve, "--max-request-bytes")
     add_key_arguments(serve, offline_note=" (and the policy files' key files)")
-    serve.add_argument(
-        "--refresh-interval",
-        type=_positive(float),
-        default=60.0,
-        metavar="SECONDS",
-        help="how often provider keys are fetched in the background (default: %(default)g)",
-    )
+    _add_numbers(serve, "--refresh-interval")
     add_timestamp_verify_arguments(serve)
     add_tlog_verify_arguments(serve)
-    serve.add_argument(
-        "--reload-interval",
-        type=_non_negative,
-        default=10.0,
-        metavar="SECONDS",
-        help="how often the certificate, rule and policy files are checked and reloaded when "
-        "they changed; 0: the rules and policies only at start (default: %(default)g)",
-    )
+    _add_numbers(serve, "--reload-interval")
     registry = serve.add_argument_group("registries")
     add_registry_access_arguments(registry)
     registry.add_argument(
