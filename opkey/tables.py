@@ -14,7 +14,6 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from opkey.errors import ConfigError
@@ -29,7 +28,6 @@ __all__ = [
     "MAX_CONFIG_BYTES",
     "join",
     "json_type_name",
-    "load_toml_file",
     "parse_toml",
     "read_config_file",
     "reject_unknown",
@@ -70,17 +68,6 @@ def parse_toml(text: str | bytes, *, source: str) -> Mapping[str, Any]:
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply") from None
     return data
-
-
-def load_toml_file(path: str | os.PathLike[str], *, what: str) -> tuple[Mapping[str, Any], Path]:
-    """A configuration file's decoded TOML, and the folder its relative paths resolve against.
-
-    Every ``load_*`` reader of a TOML configuration reads the same way (size-limited regular
-    file, errors naming the file), so that a policy file and a gate configuration report a bad
-    file alike; each then validates the table with its own ``*_from_dict``.
-    """
-    file = Path(path)
-    return parse_toml(read_config_file(file, what=what), source=str(file)), file.parent
 
 
 def require_version(table: Mapping[str, Any], version: int) -> None:

@@ -230,8 +230,9 @@ class AdmissionConfig:
 
 def load_admission_config(path: str | os.PathLike[str]) -> AdmissionConfig:
     """Read and parse a gate configuration; relative policy paths resolve against its folder."""
-    data, base_dir = tables.load_toml_file(path, what="admission config")
-    return admission_config_from_dict(data, base_dir=base_dir)
+    file = Path(path)
+    data = tables.read_config_file(file, what="admission config")
+    return parse_admission_config(data, base_dir=file.parent, source=str(file))
 
 
 def parse_admission_config(

@@ -265,8 +265,9 @@ class PolicyFile:
 
 def load_policy_file(path: str | os.PathLike[str]) -> PolicyFile:
     """Read and parse a policy file; relative key paths resolve against its directory."""
-    data, base_dir = tables.load_toml_file(path, what="policy file")
-    return policy_file_from_dict(data, base_dir=base_dir)
+    file = Path(path)
+    data = tables.read_config_file(file, what="policy file")
+    return parse_policy_file(data, base_dir=file.parent, source=str(file))
 
 
 def parse_policy_file(
