@@ -15,11 +15,10 @@ import socket
 import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from opkey.background_server import serve_in_background, stop_serving
+from opkey.background_server import BackgroundServer
 from opkey.errors import ConfigError, ProviderError
 from opkey.http import is_loopback_host
 
@@ -83,20 +82,21 @@ def _bind(redirect_uri: str) -> tuple[_Server, str]:
     return server, f"http://{netloc_host}:{bound_port}{path}"
 
 
-class LoopbackListener:
+class LoopbackListener(BackgroundServer[_Server]):
     """Listens for the one authorization redirect of a login (use as a context manager).
 
     ``candidates`` are redirect URIs tried in order until one can be bound (a port in use is
     skipped); :attr:`redirect_uri` is the one bound, with the actual port.
     """
 
+    thread_name = "opkey-login-redirect"
+
     def __init__(self, candidates: Sequence[str], *, expected_state: str) -> None:
         if not candidates:
             raise ConfigError("at least one loopback redirect URI is required")
+        super().__init__()
         self._candidates = tuple(candidates)
         self._state = expected_state
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._path = "/"
         self._result: dict[str, str] | None = None
         self._arrived = threading.Event()
@@ -104,7 +104,7 @@ class LoopbackListener:
         self.rejected = 0
         self.redirect_uri = ""
 
-    def __enter__(self) -> LoopbackListener:
+    def _bind(self) -> _Server:
         errors = []
         for candidate in self._candidates:
             try:
@@ -113,25 +113,13 @@ class LoopbackListener:
                 errors.append(f"{candidate}: {exc.strerror or exc}")
                 continue
             server.listener = self
-            self._server = server
             self.redirect_uri = uri
             self._path = urlsplit(uri).path
-            self._thread = serve_in_background(server, name="opkey-login-redirect")
-            return self
+            return server
         raise ProviderError(
             "cannot listen for the login redirect on any of "
             f"{', '.join(self._candidates)} ({'; '.join(errors)})"
         )
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            stop_serving(server, self._thread)
 
     def _receive(self, raw_path: str) -> tuple[int, str, str]:
         parts = urlsplit(raw_path)

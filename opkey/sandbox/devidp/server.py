@@ -14,15 +14,13 @@ in opkey is exercised end to end in tests and in ``opkey demo``::
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from opkey.background_server import serve_in_background, stop_serving
+from opkey.background_server import BackgroundServer
 from opkey.sandbox.devidp.keyring import KeyRing
 from opkey.sandbox.devidp.provider import DevIdPSettings, DevProvider, Reply
 
@@ -98,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
             sys.stderr.write(f"dev-idp: {self.address_string()} {format % args}\n")
 
 
-class DevIdP:
+class DevIdP(BackgroundServer[_Server]):
     """A running development OpenID provider (start/stop, or use as a context manager).
 
     ``port=0`` picks a free port. ``clock`` (seconds since the epoch) drives token times and
@@ -117,21 +115,20 @@ class DevIdP:
         verbose: bool = False,
         issuer: str | None = None,
     ) -> None:
+        super().__init__()
         self._issuer = issuer
         self.settings = settings if settings is not None else DevIdPSettings()
         self.keyring = KeyRing()
         self._port = port
         self._clock = clock
         self._verbose = verbose
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> DevIdP:
-        """Bind ``127.0.0.1:<port>`` and serve in a background thread."""
-        if self._server is not None:
-            raise RuntimeError("the dev IdP is already running")
+    thread_name = "opkey-dev-idp"
+
+    def _bind(self) -> _Server:
+        """Bind ``127.0.0.1:<port>`` (:meth:`start` then serves it in a background thread)."""
         server = _Server(
             self._port,
             lambda issuer: DevProvider(
@@ -139,32 +136,7 @@ class DevIdP:
             ),
         )
         server.verbose = self._verbose
-        self._server = server
-        self._thread = serve_in_background(server, name=f"opkey-dev-idp-{server.server_address[1]}")
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket (idempotent)."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            stop_serving(server, thread)
-
-    def __enter__(self) -> DevIdP:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        """Whether the server is serving."""
-        return self._server is not None
+        return server
 
     @property
     def provider(self) -> DevProvider:
