@@ -57,8 +57,12 @@ class BackgroundServer(Generic[ServerT]):
             name=f"{self.thread_name}-{port}",
             daemon=True,
         )
+        try:
+            thread.start()
+        except BaseException:
+            server.server_close()  # never recorded as running: stop() would wait on shutdown()
+            raise
         self._server, self._thread = server, thread
-        thread.start()
         return self
 
     def stop(self) -> None:
