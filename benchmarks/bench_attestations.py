@@ -103,7 +103,7 @@ def _pipeline(
     def verify_with(verifier: Any) -> Callable[[tuple[bytes, dict[str, str]]], object]:
         def verify(item: tuple[bytes, dict[str, str]]) -> object:
             evidence = AttestationEvidence.from_layer(item[0], item[1])
-            identity = evidence.verify(verifier, _IMAGE, at=None)
+            identity = verifier.check(evidence, _IMAGE)
             requirement.check(identity.claims, identity.statement)
             return identity
 

@@ -305,7 +305,7 @@ def _pipeline(
         def verify_with(verifier: Any) -> Callable[[Any], object]:
             def verify(layer: SignatureLayer) -> object:
                 evidence = CosignLayerEvidence(layer.payload, layer.annotations)
-                identity = evidence.verify(verifier, image_digest, at=None)
+                identity = verifier.check(evidence, image_digest)
                 policy.check(identity.claims)
                 return identity
 

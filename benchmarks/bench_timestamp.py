@@ -250,7 +250,7 @@ def _whole_signatures(
     def layer_check(v: Verifier, stamped: bool) -> Callable[[SignatureLayer], object]:
         def check(layer: SignatureLayer) -> object:
             evidence = CosignLayerEvidence(layer.payload, layer.annotations)
-            identity = evidence.verify(v, image_digest, at=None)
+            identity = v.check(evidence, image_digest)
             policy.check(identity.claims)
             assert (identity.signed_at is not None) == stamped
             return identity

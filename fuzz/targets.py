@@ -410,7 +410,7 @@ def _attestation(world: World) -> Callable[[bytes], str]:
         again = _again("attestation", SignedAttestation.from_json, attestation.to_json())
         _roundtrip("attestation", again, attestation)
         evidence = AttestationEvidence.from_bundle(attestation)
-        identity = evidence.verify(world.verifier, DIGEST, at=None)
+        identity = world.verifier.check(evidence, DIGEST)
         world.policy.check(identity.claims)
         envelope = attestation.envelope
         content = (

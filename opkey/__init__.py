@@ -109,6 +109,7 @@ if TYPE_CHECKING:
     from opkey.timestamp import verify_timestamp as verify_timestamp
     from opkey.verification.evidence import AttestationEvidence as AttestationEvidence
     from opkey.verification.evidence import BundleEvidence as BundleEvidence
+    from opkey.verification.evidence import ClaimedSignature as ClaimedSignature
     from opkey.verification.evidence import CosignLayerEvidence as CosignLayerEvidence
     from opkey.verification.evidence import Evidence as Evidence
     from opkey.verification.identity import VerifiedIdentity as VerifiedIdentity
@@ -164,7 +165,7 @@ _EXPORTS = {
         "check_signed_while_valid verify_timestamp"
     ),
     "opkey.verification.evidence": (
-        "AttestationEvidence BundleEvidence CosignLayerEvidence Evidence"
+        "AttestationEvidence BundleEvidence ClaimedSignature CosignLayerEvidence Evidence"
     ),
     "opkey.verification.identity": "VerifiedIdentity VerifiedMessage",
     "opkey.verification.signing_time": "SigningTime",

@@ -41,6 +41,7 @@ def test_the_trust_and_verdict_layer_is_public() -> None:
     assert opkey.Verifier is Verifier
     for name in (
         "BundleEvidence",
+        "ClaimedSignature",
         "CosignLayerEvidence",
         "IssuerEntry",
         "RequirementOutcome",
@@ -52,6 +53,9 @@ def test_the_trust_and_verdict_layer_is_public() -> None:
     ):
         assert name in opkey.__all__, name
     assert callable(opkey.issuers.issuer_config)
+    # Evidence only claims; the verifier is what checks every kind of it.
+    assert callable(Verifier.check)
+    assert callable(Verifier.open_signature)
 
 
 def test_unknown_attribute() -> None:

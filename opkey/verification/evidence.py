@@ -1,9 +1,11 @@
 """Evidence: the signatures a verdict is decided over, whatever carries them.
 
-Every kind of signature opkey reads is an :class:`Evidence`: it knows how to check itself
-against the subject digest with a :class:`~opkey.verification.Verifier` and says who made it,
-or raises the :class:`~opkey.errors.OpkeyError` that explains why not. Deciding *who must*
-have signed is not its job; that is the requirement's, in the verdict.
+Every kind of signature opkey reads is an :class:`Evidence`. It parses what it carries and
+binds it to the subject digest (:meth:`Evidence.claim`), or raises the
+:class:`~opkey.errors.OpkeyError` that explains why it cannot be a signature of that subject;
+checking the claim is the verifier's job (:meth:`~opkey.verification.verifier.Verifier.check`),
+and deciding *who must* have signed is the requirement's, in the verdict. Evidence holds no
+trust and does no cryptography, so a new kind of evidence cannot check less than the others.
 
 * :class:`BundleEvidence`: a bundle document (``spec/bundle.md``) for a file or a digest;
 * :class:`CosignLayerEvidence`: one layer of an image's cosign signature manifest
@@ -17,21 +19,20 @@ have signed is not its job; that is the requirement's, in the verdict.
   annotations) or from an attestation bundle. Its identity carries the verified statement,
   which requirements with a predicate type judge.
 
-Both read the RFC 3161 timestamps they carry (the bundle's ``timestamps`` member; cosign's
+A layer and an attestation both claim a :class:`ClaimedSignature`: a signature made with the
+PK token's key, with the RFC 3161 timestamps it carries (cosign's
 ``dev.sigstore.cosign/rfc3161timestamp`` layer annotation, over the raw bytes of cosign's
-signature) and the transparency log entries (the bundle's ``tlogEntries``; the layer's
-``dev.opkey/tlog``, the entry of cosign's signature) and hand them to the verifier, which
-proves the signing time and the log entries from them
-(:meth:`~opkey.verification.verifier.Verifier.prove`) and applies the time rule.
+signature) and its transparency log entries (the layer's ``dev.opkey/tlog``, the entry of
+cosign's signature), from which the verifier proves the signing time and applies the time
+rule (:meth:`~opkey.verification.verifier.Verifier.prove`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from opkey.attestation import (
@@ -55,62 +56,49 @@ from opkey.dsse import Envelope
 from opkey.errors import ForeignSignatureError, FormatError, SignatureError
 from opkey.intoto import INTOTO_PAYLOAD_TYPE, Statement
 from opkey.jose import b64url_encode
-from opkey.keys import verify_cosign_signature
 from opkey.pktoken import PKToken
 
 if TYPE_CHECKING:
     from opkey.timestamp import TimestampToken
     from opkey.tlog.entry import LogEntry
     from opkey.tlog.signature_entry import ExpectedSignature
-    from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
-    from opkey.verification.signing_time import SignatureProof, SigningTime
 
 __all__ = [
     "AttestationEvidence",
     "BundleEvidence",
+    "ClaimedSignature",
     "CosignLayerEvidence",
     "Evidence",
-    "SignatureChecker",
     "foreign_signature_note",
 ]
 
 
-class SignatureChecker(Protocol):
-    """What evidence needs of a verifier (:class:`opkey.verification.verifier.Verifier`)."""
+@dataclass(frozen=True, slots=True)
+class ClaimedSignature:
+    """A signature made with a PK token's key, as a layer or an attestation claims it.
 
-    def open_message(
-        self,
-        pktoken: PKToken,
-        signature: str,
-        *,
-        at: datetime | None = None,
-        signed_at: SigningTime | None = None,
-    ) -> VerifiedMessage:
-        """Verify an OSM made with ``pktoken``'s key under the trust; who signed and what,
-        with the time rule for ``signed_at`` (a time :meth:`signing_time` proved)."""
-        ...
+    Parsed strictly and bound to the subject, but nothing here is checked yet: the verifier
+    proves its time from ``timestamps`` and ``log_entries``, verifies ``osm`` and the PK token
+    under its trust, and ``signature`` over ``signed`` under the PK token's key
+    (:meth:`~opkey.verification.verifier.Verifier.open_signature`). Keeping the checks out of
+    evidence means every kind of evidence is judged by the same code.
+    """
 
-    def signing_time(
-        self, signature: bytes, tokens: Sequence[TimestampToken | bytes]
-    ) -> SigningTime | None:
-        """The signing time the RFC 3161 ``tokens`` prove for the raw ``signature`` bytes."""
-        ...
-
-    def prove(
-        self,
-        signature: bytes,
-        tokens: Sequence[TimestampToken | bytes],
-        entries: Sequence[LogEntry] = (),
-        expected: ExpectedSignature | None = None,
-    ) -> SignatureProof:
-        """What the RFC 3161 ``tokens`` and the log ``entries`` prove for a signature."""
-        ...
-
-    def open_bundle(
-        self, bundle: Bundle, digest: Digest, *, at: datetime | None = None
-    ) -> VerifiedIdentity:
-        """Verify that ``bundle`` is a genuine signature of exactly ``digest``; who made it."""
-        ...
+    pktoken: PKToken
+    #: The OSM with its payload attached (a compact JWS).
+    osm: str = field(repr=False)
+    #: The bytes ``signature`` covers: cosign's payload, or an envelope's PAE.
+    signed: bytes = field(repr=False)
+    #: The raw signature (DER for ECDSA), the bytes RFC 3161 tokens stamp.
+    signature: bytes = field(repr=False)
+    #: What ``signature`` is, for the error when it does not verify.
+    what: str = "cosign signature"
+    timestamps: tuple[TimestampToken | bytes, ...] = ()
+    log_entries: tuple[LogEntry, ...] = ()
+    #: What a log entry must record (the signed bytes, the signature, the PK token).
+    expected: ExpectedSignature | None = None
+    #: The in-toto statement an attestation makes (``None`` for a plain signature).
+    statement: Statement | None = None
 
 
 def foreign_signature_note(
@@ -146,10 +134,13 @@ class Evidence(Protocol):
         """Where the signature came from, for reports (``app.tar.gz.opkey.json``, ``layer 2``)."""
         ...
 
-    def verify(
-        self, verifier: SignatureChecker, subject: Digest, *, at: datetime | None
-    ) -> VerifiedIdentity:
-        """Who made this genuine signature of exactly ``subject``; raises otherwise."""
+    def claim(self, subject: Digest) -> Bundle | ClaimedSignature:
+        """What this evidence claims as a signature of ``subject``, parsed but not checked.
+
+        Raises when it is malformed, about another subject, or no opkey signature at all
+        (:class:`~opkey.errors.ForeignSignatureError`). A bundle's subject is checked with its
+        signature, by :meth:`~opkey.verification.verifier.Verifier.open_bundle`.
+        """
         ...
 
 
@@ -160,11 +151,9 @@ class BundleEvidence:
     bundle: Bundle
     label: str = "bundle"
 
-    def verify(
-        self, verifier: SignatureChecker, subject: Digest, *, at: datetime | None
-    ) -> VerifiedIdentity:
+    def claim(self, subject: Digest) -> Bundle:
         """See :class:`Evidence`."""
-        return verifier.open_bundle(self.bundle, subject, at=at)
+        return self.bundle
 
 
 @dataclass(frozen=True)
@@ -175,11 +164,9 @@ class CosignLayerEvidence:
     annotations: Mapping[str, str]
     label: str = "layer"
 
-    def verify(
-        self, verifier: SignatureChecker, subject: Digest, *, at: datetime | None
-    ) -> VerifiedIdentity:
-        """See :class:`Evidence`. Checks the payload names ``subject``, the OSM against the PK
-        token, the PK token under the trust, and cosign's signature under the same key."""
+    def claim(self, subject: Digest) -> ClaimedSignature:
+        """See :class:`Evidence`. The payload must name ``subject``; the PK token, the OSM
+        (its payload is the layer's) and cosign's signature come from the annotations."""
         annotations = self.annotations
         note = foreign_signature_note(annotations)
         if note is not None:
@@ -212,12 +199,15 @@ class CosignLayerEvidence:
             from opkey.tlog.signature_entry import ExpectedSignature
 
             expected = ExpectedSignature(self.payload, raw, pktoken)
-        proof = verifier.prove(raw, self._timestamps(), entries, expected)
-        message = verifier.open_message(pktoken, osm, at=at, signed_at=proof.signed_at)
-        verify_cosign_signature(pktoken.cic_claims.upk, self.payload, raw)
-        if proof.log_entries:
-            return replace(message.identity, log_entries=proof.log_entries)
-        return message.identity
+        return ClaimedSignature(
+            pktoken,
+            osm,
+            self.payload,
+            raw,
+            timestamps=self._timestamps(),
+            log_entries=entries,
+            expected=expected,
+        )
 
     def _timestamps(self) -> tuple[bytes, ...]:
         """The DER token in cosign's RFC 3161 annotation (none without it); the verifier
@@ -303,12 +293,10 @@ class AttestationEvidence:
         )
         return attestation, annotations.get(PREDICATE_TYPE_ANNOTATION)
 
-    def verify(
-        self, verifier: SignatureChecker, subject: Digest, *, at: datetime | None
-    ) -> VerifiedIdentity:
-        """See :class:`Evidence`. Checks the envelope holds an in-toto statement about
-        ``subject``, the OSM over the PAE against the PK token, the PK token under the trust,
-        and the envelope's signature under the same key."""
+    def claim(self, subject: Digest) -> ClaimedSignature:
+        """See :class:`Evidence`. The envelope must hold an in-toto statement about
+        ``subject`` (of the predicate type a layer names); the OSM is over its PAE, and so is
+        the envelope's signature."""
         attestation, annotated = self._read()
         envelope = attestation.envelope
         if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
@@ -343,16 +331,14 @@ class AttestationEvidence:
             expected = ExpectedSignature(
                 envelope.pae, attestation.signature, pktoken, payload=envelope.payload
             )
-        proof = verifier.prove(
-            attestation.signature, attestation.timestamps, attestation.tlog_entries, expected
+        return ClaimedSignature(
+            pktoken,
+            attestation.attached_osm,
+            envelope.pae,
+            attestation.signature,
+            what="envelope's signature",
+            timestamps=tuple(attestation.timestamps),
+            log_entries=tuple(attestation.tlog_entries),
+            expected=expected,
+            statement=statement,
         )
-        message = verifier.open_message(
-            pktoken, attestation.attached_osm, at=at, signed_at=proof.signed_at
-        )
-        try:
-            verify_cosign_signature(pktoken.cic_claims.upk, envelope.pae, attestation.signature)
-        except SignatureError:
-            raise SignatureError(
-                "the envelope's signature does not verify under the PK token's key"
-            ) from None
-        return replace(message.identity, statement=statement, log_entries=proof.log_entries)

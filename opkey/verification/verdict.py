@@ -9,22 +9,20 @@ command line prints it, image verification returns it, the admission gate caches
 * a :class:`RequirementOutcome` for every named signer requirement: the signature that met it,
   or why none did.
 
-:func:`decide` makes it (through :meth:`Verifier.verdict
-<opkey.verification.verifier.Verifier.verdict>`). It checks each signature on its own, never
-stopping at the first failure (a bad signature next to a good one must not hide the good one),
-then decides the requirement over the genuine signatures only.
+:meth:`Verifier.verdict <opkey.verification.verifier.Verifier.verdict>` checks each
+signature on its own, never stopping at the first failure (a bad signature next to a good one
+must not hide the good one); :func:`decide` then decides the requirement over the genuine
+signatures only. Deciding is pure: it takes the outcomes, never the evidence or a verifier.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from opkey.digest import Digest
 from opkey.errors import (
-    DeadlineError,
     ForeignSignatureError,
     OpkeyError,
     PolicyError,
@@ -35,10 +33,9 @@ from opkey.policy.signoff import Requirement, SignerRequirement, SignOffResult
 from opkey.remote_text import printable
 
 if TYPE_CHECKING:
-    from opkey.verification.evidence import Evidence, SignatureChecker
     from opkey.verification.identity import VerifiedIdentity
 
-__all__ = ["RequirementOutcome", "SignatureOutcome", "Verdict", "decide"]
+__all__ = ["RequirementOutcome", "SignatureOutcome", "Verdict", "decide", "requirement_met"]
 
 #: Signatures named, with their reasons, in one rejection message.
 _MAX_REASONS = 10
@@ -227,37 +224,19 @@ def _satisfies(signer: SignerRequirement, outcome: SignatureOutcome) -> bool:
     return True
 
 
-def decide(
-    verifier: SignatureChecker,
-    requirement: Requirement,
-    subject: Digest,
-    evidence: Iterable[Evidence],
-    *,
-    at: datetime | None = None,
-    until_met: bool = False,
-) -> Verdict:
-    """Check each piece of ``evidence`` for ``subject``, then decide ``requirement``.
+def requirement_met(requirement: Requirement, outcomes: Sequence[SignatureOutcome]) -> bool:
+    """Whether the genuine signatures among ``outcomes`` already meet ``requirement``.
 
-    ``until_met`` stops reading evidence as soon as the genuine signatures so far meet the
-    requirement: more signatures can never turn a met requirement into an unmet one, so the
-    decision is the same, and a lazy source (an image's referrers) is not read for nothing.
+    More signatures can never turn a met requirement into an unmet one, so a caller reading a
+    lazy source (an image's referrers) may stop here with the same decision.
     """
-    outcomes: list[SignatureOutcome] = []
-    for index, item in enumerate(evidence):
-        try:
-            identity = item.verify(verifier, subject, at=at)
-        except DeadlineError:
-            raise  # the whole verification's time is up: no verdict
-        except OpkeyError as exc:
-            # Kept without its traceback: the frames would keep the evidence (a layer's
-            # payload) alive, and only the outcome is to be kept.
-            exc.__traceback__ = None
-            exc.__context__ = None
-            outcomes.append(SignatureOutcome(index, item.label, error=exc))
-        else:
-            outcomes.append(SignatureOutcome(index, item.label, identity=identity))
-            if until_met and _evaluate(requirement, outcomes).ok:
-                break
+    return _evaluate(requirement, outcomes).ok
+
+
+def decide(
+    requirement: Requirement, subject: Digest, outcomes: Sequence[SignatureOutcome]
+) -> Verdict:
+    """The verdict over ``outcomes`` (every signature of ``subject``, checked, in order)."""
     genuine = [o for o in outcomes if o.identity is not None]
     result = _evaluate(requirement, genuine)
     unmet = {u.name: u.reason for u in result.unmet}

@@ -51,7 +51,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from opkey.artifact import artifact_statement, parse_artifact_statement
 from opkey.errors import (
     ConfigError,
+    DeadlineError,
     KeyNotFoundError,
+    OpkeyError,
     SignatureError,
     TimestampError,
     TransparencyLogError,
@@ -61,9 +63,11 @@ from opkey.expiry import ExpiryPolicy, timestamp, utc_datetime
 from opkey.issuers import IssuerConfig
 from opkey.jose import CompactJWS
 from opkey.jwks.sources import FallbackKeys, FoundKey
+from opkey.keys import verify_cosign_signature
 from opkey.message import OSM_TYP, verify_message
 from opkey.pktoken import PKToken
 from opkey.policy.signoff import Requirement
+from opkey.verification.evidence import ClaimedSignature
 from opkey.verification.identity import VerifiedIdentity, VerifiedMessage
 from opkey.verification.signing_time import (
     SignatureProof,
@@ -73,7 +77,7 @@ from opkey.verification.signing_time import (
     latest_second,
 )
 from opkey.verification.trust import Trust
-from opkey.verification.verdict import Verdict, decide
+from opkey.verification.verdict import SignatureOutcome, Verdict, decide, requirement_met
 from opkey.verify import VerifiedPKToken, check_op_algorithm, op_key_id, verify_pktoken
 
 if TYPE_CHECKING:
@@ -403,6 +407,28 @@ class Verifier:
             return dataclasses.replace(message.identity, log_entries=proof.log_entries)
         return message.identity
 
+    def open_signature(
+        self, claim: ClaimedSignature, *, at: datetime | None = None
+    ) -> VerifiedIdentity:
+        """Verify a signature made with a PK token's key (an image signature layer, an
+        attestation); who made it, *no policy applied*.
+
+        Its timestamps and log entries prove its time (:meth:`prove`), the OSM and the PK token
+        verify under the trust (:meth:`open_message`), and the raw signature verifies over
+        ``claim.signed`` under the PK token's key, as ``cosign verify --key`` checks it.
+        """
+        proof = self.prove(claim.signature, claim.timestamps, claim.log_entries, claim.expected)
+        message = self.open_message(claim.pktoken, claim.osm, at=at, signed_at=proof.signed_at)
+        try:
+            verify_cosign_signature(claim.pktoken.cic_claims.upk, claim.signed, claim.signature)
+        except SignatureError:
+            raise SignatureError(
+                f"the {claim.what} does not verify under the PK token's key"
+            ) from None
+        return dataclasses.replace(
+            message.identity, statement=claim.statement, log_entries=proof.log_entries
+        )
+
     def verify_bundle(
         self,
         bundle: Bundle,
@@ -446,7 +472,40 @@ class Verifier:
             raise ConfigError("a requirement is required (Requirement.of(policy) for one policy)")
         if at is not None:
             timestamp(at)  # a time no token can be checked at is the caller's error, not theirs
-        return decide(self, requirement, subject, evidence, at=at, until_met=until_met)
+        outcomes: list[SignatureOutcome] = []
+        for index, item in enumerate(evidence):
+            outcome = self._outcome(index, item, subject, at)
+            outcomes.append(outcome)
+            if until_met and outcome.genuine and requirement_met(requirement, outcomes):
+                break
+        return decide(requirement, subject, outcomes)
+
+    def check(
+        self, evidence: Evidence, subject: Digest, *, at: datetime | None = None
+    ) -> VerifiedIdentity:
+        """Who made this genuine signature of exactly ``subject``; raises otherwise.
+
+        No policy is applied: deciding who must have signed is :meth:`verdict`'s.
+        """
+        claim = evidence.claim(subject)
+        if isinstance(claim, ClaimedSignature):
+            return self.open_signature(claim, at=at)
+        return self.open_bundle(claim, subject, at=at)
+
+    def _outcome(
+        self, index: int, evidence: Evidence, subject: Digest, at: datetime | None
+    ) -> SignatureOutcome:
+        try:
+            identity = self.check(evidence, subject, at=at)
+        except DeadlineError:
+            raise  # the whole verification's time is up: no verdict
+        except OpkeyError as exc:
+            # Kept without its traceback: the frames would keep the evidence (a layer's
+            # payload) alive, and only the outcome is to be kept.
+            exc.__traceback__ = None
+            exc.__context__ = None
+            return SignatureOutcome(index, evidence.label, error=exc)
+        return SignatureOutcome(index, evidence.label, identity=identity)
 
 
 def _require_policy(policy: object) -> None:

@@ -151,7 +151,7 @@ def test_an_attestation_verifies_and_carries_its_statement(op: MiniOP, alg: str)
         signer.pktoken.cic_claims.upk, attestation.envelope.pae, attestation.signature
     )
     again = SignedAttestation.from_json(attestation.to_json())
-    identity = AttestationEvidence.from_bundle(again).verify(_verifier(op), DIGEST, at=None)
+    identity = _verifier(op).check(AttestationEvidence.from_bundle(again), DIGEST)
     assert identity.statement == _statement()
     assert identity.subject == "user-1234"
 
@@ -204,11 +204,11 @@ def test_tampered_envelopes_are_rejected(op: MiniOP) -> None:
     ]
     for evidence, error, message in cases:
         with pytest.raises(error, match=message):
-            evidence.verify(verifier, DIGEST, at=None)
+            verifier.check(evidence, DIGEST)
     # another PK token for the same key: the OSM names the original one
     other, _ = op.pktoken(signing_key=signer.signing_key, sub="someone-else")
     with pytest.raises(SignatureError, match="another PK token"):
-        _tampered(good, pktoken=other).verify(verifier, DIGEST, at=None)
+        verifier.check(_tampered(good, pktoken=other), DIGEST)
 
 
 def test_layers_name_the_predicate_type_they_sign(op: MiniOP) -> None:
@@ -218,13 +218,11 @@ def test_layers_name_the_predicate_type_they_sign(op: MiniOP) -> None:
     assert annotations["dev.cosignproject.cosign/signature"] == ""
     envelope = attestation.envelope_bytes()
     verifier = _verifier(op)
-    identity = AttestationEvidence.from_layer(envelope, annotations).verify(
-        verifier, DIGEST, at=None
-    )
+    identity = verifier.check(AttestationEvidence.from_layer(envelope, annotations), DIGEST)
     assert identity.statement is not None
     lying = {**annotations, "predicateType": SLSA_PROVENANCE_V1}
     with pytest.raises(FormatError, match="the layer says predicate type"):
-        AttestationEvidence.from_layer(envelope, lying).verify(verifier, DIGEST, at=None)
+        verifier.check(AttestationEvidence.from_layer(envelope, lying), DIGEST)
     verdict = verifier.verdict(
         Requirement.of(ANYONE, predicate_type=VULN),
         DIGEST,

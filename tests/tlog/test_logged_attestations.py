@@ -52,8 +52,8 @@ def test_a_logged_attestation_verifies_with_the_network_gone(
         attestation.envelope_bytes(), attestation.layer_annotations(_statement().predicate_type)
     )
     with network_gone():
-        from_bundle = AttestationEvidence.from_bundle(again).verify(verifier, DIGEST, at=None)
-        from_layer = layer.verify(verifier, DIGEST, at=None)
+        from_bundle = verifier.check(AttestationEvidence.from_bundle(again), DIGEST)
+        from_layer = verifier.check(layer, DIGEST)
     for identity in (from_bundle, from_layer):
         assert [e.log_index for e in identity.log_entries] == [entry.log_index]
         assert (identity.signed_at is not None) == (version == 1)
@@ -67,7 +67,7 @@ def test_an_attestation_with_another_signatures_entry_is_rejected(rekor_v1: Reko
     swapped = dataclasses.replace(attestation, tlog_entries=(signature_entry,))
     verifier = log_verifier([rekor_v1.trusted_log], require_tlog=True)
     with pytest.raises(TransparencyLogError, match="other signed bytes"):
-        AttestationEvidence.from_bundle(swapped).verify(verifier, DIGEST, at=None)
+        verifier.check(AttestationEvidence.from_bundle(swapped), DIGEST)
     # The layer's annotation is read the same way.
     annotations = attestation.layer_annotations(_statement().predicate_type)
     assert OPKEY_TLOG in annotations
