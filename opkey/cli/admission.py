@@ -214,11 +214,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT."""
     import asyncio
-    from dataclasses import replace
     from pathlib import Path
 
-    from opkey.cli.key_options import key_options
-    from opkey.cli.tlog_options import log_pins
+    from opkey.cli.key_options import trust_options
     from opkey.errors import ConfigError
 
     try:
@@ -243,13 +241,7 @@ def run(args: argparse.Namespace) -> int:
         cache_ttl=args.cache_ttl,
         negative_cache_ttl=args.negative_cache_ttl,
         max_request_bytes=args.max_request_bytes,
-        keys=replace(
-            key_options(args, None),
-            timestamp_certs=tuple(Path(p) for p in args.timestamp_certs),
-            require_timestamp=args.require_timestamp,
-            tlogs=log_pins(args),
-            require_tlog=args.require_tlog,
-        ),
+        keys=trust_options(args),
         refresh_interval=args.refresh_interval,
         reload_interval=args.reload_interval,
         insecure_registries=tuple(args.insecure_registry),

@@ -9,21 +9,27 @@
 * ``--trust-policy-anchors``: the ``--policy`` file is trusted configuration, so the key files
   and archives it names count.
 
-One declaration, one check and one translation into
-:class:`~opkey.verification.trust.KeyOptions`, so every command that verifies PK tokens reads
-them alike.
+One declaration, one translation into :class:`~opkey.verification.trust.KeyOptions` and one
+check of the result, so every command that verifies PK tokens reads them alike.
+:func:`trust_options` adds what a command verifying signatures also trusts (the
+time-stamping authorities and the pinned transparency log): ``opkey verify``,
+``opkey verify-attestation`` and ``opkey admission serve`` read all of it through that one
+function.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import argparse
+
     from opkey.http import Transport
     from opkey.verification.trust import KeyOptions
 
-__all__ = ["KeyFlags", "add_key_arguments", "check_key_flags", "key_options"]
+__all__ = ["KeyFlags", "add_key_arguments", "check_key_flags", "key_options", "trust_options"]
 
 
 class KeyFlags(Protocol):
@@ -71,18 +77,18 @@ def add_key_arguments(parser: Any, *, offline_note: str = "") -> None:
     )
 
 
-def check_key_flags(flags: KeyFlags, *, policy_file: str | None) -> None:
+def check_key_flags(keys: KeyOptions, *, policy_file: str | None) -> None:
     """Refuse ``--offline`` with no keys to use (a policy file may name them), and
     ``--trust-policy-anchors`` with no policy file to trust (it would be silently ignored)."""
     from opkey.errors import ConfigError
 
-    if flags.offline and not (flags.jwks or flags.jwks_archive or policy_file):
+    if keys.offline and not (keys.jwks_file or keys.archive or policy_file):
         raise ConfigError("--offline needs the issuer's keys: pass --jwks or --jwks-archive")
-    if flags.trust_policy_anchors and not policy_file:
+    if keys.policy_anchors and not policy_file:
         raise ConfigError("--trust-policy-anchors applies to a --policy file")
 
 
-def key_options(flags: KeyFlags, transport: Transport | None) -> KeyOptions:
+def key_options(flags: KeyFlags, transport: Transport | None = None) -> KeyOptions:
     """The library's key options for ``flags``; ``transport`` carries the live key requests
     (unused offline)."""
     from opkey.cli._common import archive_path
@@ -94,4 +100,22 @@ def key_options(flags: KeyFlags, transport: Transport | None) -> KeyOptions:
         offline=flags.offline,
         policy_anchors=flags.trust_policy_anchors,
         transport=None if flags.offline else transport,
+    )
+
+
+def trust_options(args: argparse.Namespace) -> KeyOptions:
+    """Everything a signature-verifying command was told to trust: the provider keys, the
+    time-stamping authorities (``--timestamp-certs``, ``--require-timestamp``) and the pinned
+    transparency log (``--tlog-key``/``--tlog-origin``, ``--require-tlog``).
+
+    No transport yet: the caller adds the one bounded by its own deadline.
+    """
+    from opkey.cli.tlog_options import log_pins
+
+    return replace(
+        key_options(args),
+        timestamp_certs=tuple(Path(path) for path in args.timestamp_certs or ()),
+        require_timestamp=args.require_timestamp,
+        tlogs=log_pins(args),
+        require_tlog=args.require_tlog,
     )

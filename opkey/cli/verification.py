@@ -16,12 +16,11 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opkey.bundle import Bundle
 from opkey.cli._common import MAX_INPUT
-from opkey.cli.key_options import check_key_flags, key_options
+from opkey.cli.key_options import check_key_flags, trust_options
 from opkey.cli.registry_options import RegistryOptions
 from opkey.cli.targets import ATTESTATION_SUFFIX, BUNDLE_SUFFIX, image_reference
 from opkey.cli.verification_options import CLAIM_MATCHERS, GITHUB_FLAGS, GITLAB_FLAGS
@@ -37,7 +36,6 @@ from opkey.issuers import (
 from opkey.policy import claims as policies
 from opkey.policy.file import (
     IssuerEntry,
-    LogPin,
     TimestampSettings,
     TlogSettings,
     load_policy_file,
@@ -93,15 +91,10 @@ class VerificationRequest:
     commitment: str | None = None
     client_id: str | None = None
     expiry: str | None = None
-    jwks: str | None = None
-    jwks_archive: str | None = None
-    offline: bool = False
-    trust_policy_anchors: bool = False
+    #: Whom the flags trust beyond the issuers: provider keys, time-stamping authorities and
+    #: the pinned log (no transport: :func:`plan` adds the bounded one).
+    keys: KeyOptions = field(default_factory=KeyOptions)
     at: datetime | None = None
-    timestamp_certs: tuple[str, ...] = ()
-    require_timestamp: bool = False
-    tlogs: tuple[LogPin, ...] = ()
-    require_tlog: bool = False
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     #: Seconds for all network work of the verification (``--timeout``).
     timeout: float = 120.0
@@ -135,7 +128,6 @@ class VerificationRequest:
         gitlab = {f.meaning: getattr(args, f.dest) for f in GITLAB_FLAGS if getattr(args, f.dest)}
         # Read once for all targets (a --registry-password-stdin password included).
         registry = RegistryOptions.from_args(args)
-        from opkey.cli.tlog_options import log_pins
 
         common = cls(
             bundles=tuple(args.bundle or ()),
@@ -149,15 +141,8 @@ class VerificationRequest:
             commitment=args.commitment,
             client_id=args.client_id,
             expiry=args.expiry,
-            jwks=args.jwks,
-            jwks_archive=args.jwks_archive,
-            offline=args.offline,
-            trust_policy_anchors=args.trust_policy_anchors,
+            keys=trust_options(args),
             at=args.at,
-            timestamp_certs=tuple(args.timestamp_certs or ()),
-            require_timestamp=args.require_timestamp,
-            tlogs=log_pins(args),
-            require_tlog=args.require_tlog,
             registry=registry,
             timeout=args.timeout,
             predicate_type=_predicate_type(args),
@@ -221,7 +206,7 @@ class VerificationRequest:
                 )
             if self.github and self.gitlab:
                 raise ConfigError("--github-* and --gitlab-* flags cannot be combined")
-        check_key_flags(self, policy_file=self.policy_file)
+        check_key_flags(self.keys, policy_file=self.policy_file)
         if self.image is None and not self.bundles and not self.file:
             raise ConfigError("--bundle is required with --digest")
         if self.image is not None and self.bundles:
@@ -326,13 +311,7 @@ def plan(request: VerificationRequest, *, key_transport: Transport | None = None
 
     ``key_transport`` carries the live key requests (discovery, JWKS) when not offline.
     """
-    keys = replace(
-        key_options(request, key_transport),
-        timestamp_certs=tuple(Path(path) for path in request.timestamp_certs),
-        require_timestamp=request.require_timestamp,
-        tlogs=request.tlogs,
-        require_tlog=request.require_tlog,
-    )
+    keys = replace(request.keys, transport=None if request.keys.offline else key_transport)
     if request.policy_file:
         policy_file = load_policy_file(request.policy_file)
         if not policy_file.issuers:
@@ -442,7 +421,7 @@ def verify_all(
 
     # One deadline for all network work: key fetches, registry requests, retries and waits.
     deadline = Deadline.after(first.timeout)
-    watch = None if first.offline else KeyFetchWatch(_bound(deadline))
+    watch = None if first.keys.offline else KeyFetchWatch(_bound(deadline))
     wanted = plan(first, key_transport=watch)
     verifier = Verifier(
         Trust.build(wanted.issuers, wanted.keys, timestamps=wanted.timestamps, tlog=wanted.tlog)
